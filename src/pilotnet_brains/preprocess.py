@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, Tuple
+from typing import Any
 
 import cv2
 import numpy as np
@@ -44,8 +44,8 @@ class Preprocessing:
     height: int = 66
     interpolation: str = "linear"
     scale: float = 1.0 / 255.0
-    mean: Tuple[float, float, float] = (0.0, 0.0, 0.0)
-    std: Tuple[float, float, float] = (1.0, 1.0, 1.0)
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
     v_scale: float = V_RANGE[1] - V_RANGE[0]
     v_offset: float = V_RANGE[0]
     w_scale: float = W_RANGE[1] - W_RANGE[0]
@@ -63,7 +63,7 @@ class Preprocessing:
         object.__setattr__(self, "_identity_norm", bool(np.all(mean == 0) and np.all(std == 1)))
 
     @property
-    def input_shape(self) -> Tuple[int, int, int]:
+    def input_shape(self) -> tuple[int, int, int]:
         """Network input, NHWC without the batch axis."""
         return (self.height, self.width, 3)
 
@@ -91,18 +91,18 @@ class Preprocessing:
         return np.stack([(v - self.v_offset) / self.v_scale, (w - self.w_offset) / self.w_scale],
                         axis=-1).astype(np.float32)
 
-    def outputs(self, p: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    def outputs(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Normalized network outputs (..., 2) -> (v m/s, w rad/s)."""
         p = np.asarray(p, np.float64)
         return p[..., 0] * self.v_scale + self.v_offset, p[..., 1] * self.w_scale + self.w_offset
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["mean"], d["std"] = list(self.mean), list(self.std)
         return d
 
     @classmethod
-    def from_dict(cls, d: Dict[str, Any]) -> Preprocessing:
+    def from_dict(cls, d: dict[str, Any]) -> Preprocessing:
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown preprocessing keys {sorted(unknown)}; "
@@ -126,15 +126,15 @@ class ModelMeta:
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
     parent: str = ""                     # sha256 of the model this one was derived from
     dataset: str = ""                    # sha256 of the training data listing
-    extra: Dict[str, Any] = field(default_factory=dict)   # method parameters, training command, MSE...
+    extra: dict[str, Any] = field(default_factory=dict)   # method parameters, training command, MSE...
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {"format": 1, "framework": self.framework, "method": self.method,
                 "preprocessing": self.preprocessing.to_dict(), "parent": self.parent,
                 "dataset": self.dataset, "extra": self.extra}
 
     @classmethod
-    def from_dict(cls, d: Dict[str, Any]) -> ModelMeta:
+    def from_dict(cls, d: dict[str, Any]) -> ModelMeta:
         try:
             return cls(framework=d["framework"], method=d["method"],
                        preprocessing=Preprocessing.from_dict(d.get("preprocessing", {})),
