@@ -40,7 +40,7 @@ ln -sfn "$root" "$ws/src/pilotnet_brains"
 build_hash=$( (cat CMakeLists.txt package.xml setup.py msg/*.msg; ls brains scripts) | sha256sum | cut -c1-16)
 if [ ! -f "$ws/devel/setup.bash" ] || [ "$(cat "$stamps/catkin" 2>/dev/null)" != "$build_hash" ]; then
   say "building the catkin workspace in $ws"
-  (cd "$ws" && catkin_make -DPYTHON_EXECUTABLE="$root/.venv/bin/python" -DCATKIN_ENABLE_TESTING=ON > "$root/.build/catkin_make.log" 2>&1) \
+  (cd "$ws" && catkin_make --force-cmake -DPYTHON_EXECUTABLE="$root/.venv/bin/python" -DCATKIN_ENABLE_TESTING=ON > "$root/.build/catkin_make.log" 2>&1) \
     || { tail -30 .build/catkin_make.log; echo "catkin_make failed: see .build/catkin_make.log" >&2; exit 1; }
   echo "$build_hash" > "$stamps/catkin"
 fi

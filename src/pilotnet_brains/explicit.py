@@ -1,0 +1,282 @@
+"""The explicit brain: a classical red-line follower that needs no model (the dataset expert).
+
+Perception: a few image rows of the lower half (chosen at fixed ground distances ahead) are
+thresholded in HSV for red; the line is tracked from the nearest row outwards (each row takes the
+red run closest to the line's extrapolation, so other parts of the track seen across a hairpin
+are ignored). Each row's line centre is back-projected to the ground plane (pinhole camera with no
+tilt over flat ground) as a point (x forward, y left) in metres in the car frame.
+
+Control: a quadratic y(x) = a0 + a1 x + a2 x^2 fitted to the near points gives the car's lateral
+offset from the line (a0, m), its heading error (atan a1, rad) and the line's curvature (2 a2,
+1/m). The commanded curvature is the line's curvature (feed-forward) plus a PID on the lateral
+offset (the D term is the heading error: d(offset)/d(distance)); w = v * curvature. The speed is
+scheduled by the largest curvature of the line ahead (v = sqrt(a_lat / |kappa|)), within the
+label range v in [6.5, 24] m/s, w in [-7.1, 7.1] rad/s (DLS labels, preprocess.V_RANGE/W_RANGE).
+
+The object plugs into :class:`pilotnet_brains.brain.Pipeline` like a PilotNet policy:
+``preprocess(rgb) -> LineObservation``, ``predict(obs) -> array([v, w])``, ``postprocess``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from pilotnet_brains.preprocess import V_RANGE, W_RANGE
+
+
+@dataclass(frozen=True)
+class CameraGeometry:
+    """The F1 camera (DESIGN §2): pinhole, no tilt, principal point at the image centre.
+
+    width/height in pixels, hfov in rad, mount_height (m above the ground), mount_forward (m ahead
+    of the car's reference point, the odometry origin).
+    """
+
+    width: int = 640
+    height: int = 480
+    hfov: float = 1.57
+    mount_height: float = 0.5
+    mount_forward: float = 0.0
+
+    @property
+    def focal(self) -> float:
+        """Focal length in pixels."""
+        return (self.width / 2.0) / math.tan(self.hfov / 2.0)
+
+    def row_at(self, x: float) -> float:
+        """Image row (px, may be fractional) where the ground at forward distance x (m, from the
+        camera) appears."""
+        return self.height / 2.0 + self.focal * self.mount_height / x
+
+    def ground(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel (column u, row v) below the horizon -> ground (x forward, y left) in m, car frame."""
+        f = self.focal
+        x = f * self.mount_height / (np.asarray(v, np.float64) - self.height / 2.0)
+        y = -(np.asarray(u, np.float64) - self.width / 2.0) * x / f
+        return x + self.mount_forward, y
+
+
+@dataclass
+class ExplicitParams:
+    """Tuning of the explicit brain. Distances in m, speeds m/s, accelerations m/s^2."""
+
+    #: ground distances (from the camera) of the scanned rows
+    distances: tuple[float, ...] = (1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0,
+                                    11.0, 12.0, 13.0, 14.0)
+    #: HSV red: hue within this many units (OpenCV 0-180) of 0, saturation and value at least
+    hue_tol: int = 12
+    sat_min: int = 90
+    val_min: int = 60
+    #: a row's line must be within this lateral distance (m) of the extrapolation from nearer rows
+    track_gate: float = 1.5
+    #: points up to this distance (m) enter the control fit
+    fit_range: float = 7.0
+    #: PID on the lateral offset: curvature (1/m) per m of offset, per m*s, per (m/m) heading
+    kp: float = 0.08
+    ki: float = 0.0
+    kd: float = 0.6
+    #: speed schedule: lateral acceleration budget and limits
+    lateral_accel: float = 6.0
+    v_min: float = V_RANGE[0]
+    v_max: float = 14.0
+    w_max: float = W_RANGE[1]
+    #: distance (m) over which the curvature ahead is looked at for the speed schedule
+    preview: float = 14.0
+    #: frame period (s) for the integral term (the camera's 20 Hz)
+    dt: float = 0.05
+
+
+@dataclass
+class LineObservation:
+    """The line found in one frame: ground points (x forward, y left), m, car frame, near first."""
+
+    x: np.ndarray
+    y: np.ndarray
+    columns: np.ndarray = field(default_factory=lambda: np.zeros(0))   # image columns (px) of the points
+    rows: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def found(self) -> bool:
+        return len(self.x) > 0
+
+    def lateral_offset(self) -> float | None:
+        """Signed lateral position of the line at the car (m, + = line to the left), from the
+        nearest points; None when no line was seen."""
+        if len(self.x) == 0:
+            return None
+        if len(self.x) == 1:
+            return float(self.y[0])
+        n = min(len(self.x), 4)
+        a1, a0 = np.polyfit(self.x[:n], self.y[:n], 1)
+        return float(a0)
+
+
+def _runs(mask_row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive) columns of the True runs of a boolean row."""
+    d = np.diff(np.concatenate(([0], mask_row.view(np.int8), [0])))
+    return np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+
+
+class LineFinder:
+    """Finds the red line in an RGB frame at the rows of ``params.distances``."""
+
+    def __init__(self, camera: CameraGeometry | None = None, params: ExplicitParams | None = None):
+        self.camera = camera = camera or CameraGeometry()
+        self.params = params = params or ExplicitParams()
+        rows = [int(round(camera.row_at(d))) for d in params.distances]
+        keep = [(r, d) for r, d in zip(rows, params.distances) if camera.height / 2 < r < camera.height]
+        if not keep:
+            raise ValueError(f"no scan row falls in the lower half of a {camera.width}x{camera.height} image "
+                             f"for camera height {camera.mount_height} m")
+        rows_u = sorted({r for r, _ in keep}, reverse=True)   # near (bottom) first
+        self.rows = np.array(rows_u, np.intp)
+        gx, _ = camera.ground(np.full(len(self.rows), camera.width / 2.0), self.rows)
+        self.row_x = gx
+        self.m_per_px = (gx - camera.mount_forward) / camera.focal   # lateral metres per pixel at each row
+        self.predicted_y: float | None = None     # lateral offset predicted for the nearest row
+
+    def find(self, rgb: np.ndarray) -> LineObservation:
+        cam, p = self.camera, self.params
+        if rgb.shape[0] != cam.height or rgb.shape[1] != cam.width:
+            raise ValueError(f"the explicit brain expects {cam.width}x{cam.height} frames, "
+                             f"got {rgb.shape[1]}x{rgb.shape[0]}")
+        hsv = cv2.cvtColor(np.ascontiguousarray(rgb[self.rows]), cv2.COLOR_RGB2HSV)   # (rows, W, 3)
+        h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
+        mask = ((h <= p.hue_tol) | (h >= 180 - p.hue_tol)) & (s >= p.sat_min) & (v >= p.val_min)
+        cx = cam.width / 2.0
+        xs: list[float] = []
+        ys: list[float] = []
+        us: list[float] = []
+        vs: list[int] = []
+        for i, row in enumerate(self.rows):
+            starts, ends = _runs(mask[i])
+            if len(starts) == 0:
+                if xs:
+                    break          # the line leaves the view (or is hidden): stop scanning outwards
+                continue
+            centres = (starts + ends - 1) / 2.0
+            ylat = -(centres - cx) * self.m_per_px[i]
+            x = self.row_x[i]
+            if xs:
+                if len(xs) >= 2:   # extrapolate linearly from the two last points
+                    slope = (ys[-1] - ys[-2]) / max(xs[-1] - xs[-2], 1e-6)
+                    pred = ys[-1] + slope * (x - xs[-1])
+                else:
+                    pred = ys[-1]
+                gate = p.track_gate + 0.15 * (x - xs[-1])
+            elif self.predicted_y is not None:
+                pred, gate = self.predicted_y, p.track_gate * 2
+            else:
+                pred, gate = 0.0, float("inf")
+            j = int(np.argmin(np.abs(ylat - pred)))
+            if abs(ylat[j] - pred) > gate:
+                if xs:
+                    break
+                continue
+            xs.append(x)
+            ys.append(float(ylat[j]))
+            us.append(float(centres[j]))
+            vs.append(int(row))
+        obs = LineObservation(np.array(xs), np.array(ys), np.array(us), np.array(vs))
+        off = obs.lateral_offset()
+        self.predicted_y = None if off is None else float(obs.y[0])
+        return obs
+
+    def reset(self) -> None:
+        self.predicted_y = None
+
+
+class ExplicitBrain:
+    """Red-line follower: ``preprocess`` finds the line, ``predict`` runs the controller.
+
+    Stateful (PID integral, last command, lost-line memory); one instance per car.
+    """
+
+    label = "explicit"
+
+    def __init__(self, camera: CameraGeometry | None = None, params: ExplicitParams | None = None):
+        self.camera = camera = camera or CameraGeometry()
+        self.params = params = params or ExplicitParams()
+        self.finder = LineFinder(camera, params)
+        self.reset()
+
+    def reset(self) -> None:
+        self.finder.reset()
+        self.integral = 0.0
+        self.last_v = self.params.v_min
+        self.last_kappa = 0.0
+        self.lost = 0
+        self.last_offset = 0.0
+        self.last_state: dict = {}
+
+    # -- pipeline interface -------------------------------------------------------------------
+    def preprocess(self, rgb: np.ndarray) -> LineObservation:
+        return self.finder.find(rgb)
+
+    def predict(self, obs: LineObservation) -> np.ndarray:
+        v, w = self.control(obs)
+        return np.array([v, w], np.float64)
+
+    def postprocess(self, p: np.ndarray) -> tuple[float, float]:
+        return float(p[0]), float(p[1])
+
+    def describe(self) -> dict:
+        return {"brain": "explicit", "label": self.label, "camera": self.camera.__dict__,
+                "params": self.params.__dict__}
+
+    def __call__(self, rgb: np.ndarray) -> tuple[float, float]:
+        """RGB frame -> (v m/s, w rad/s)."""
+        return self.control(self.preprocess(rgb))
+
+    # -- control ------------------------------------------------------------------------------
+    def control(self, obs: LineObservation) -> tuple[float, float]:
+        p = self.params
+        if not obs.found:
+            # Lost: keep turning the way we were, at the lowest speed, harder as it lasts.
+            self.lost += 1
+            kappa = self.last_kappa if abs(self.last_kappa) > 0.02 else math.copysign(0.05, self.last_offset or 1.0)
+            kappa *= min(1.0 + 0.1 * self.lost, 3.0)
+            v = p.v_min
+            w = float(np.clip(v * kappa, -p.w_max, p.w_max))
+            self.last_state = {"found": False}
+            return v, w
+        self.lost = 0
+        x, y = obs.x, obs.y
+        near = x <= max(p.fit_range, x[0] + 1e-6)
+        xn, yn = x[near], y[near]
+        if len(xn) >= 3:
+            wts = 1.0 / (0.5 + xn)
+            a2, a1, a0 = np.polyfit(xn, yn, 2, w=wts)
+        elif len(xn) == 2:
+            a1, a0 = np.polyfit(xn, yn, 1)
+            a2 = 0.0
+        else:
+            a0, a1, a2 = float(yn[0]), 0.0, 0.0
+        kappa_line = 2.0 * a2 / (1.0 + a1 * a1) ** 1.5
+        # Curvature ahead for the speed schedule: the heading change along the visible line.
+        kappa_ahead = abs(kappa_line)
+        if len(x) >= 4:
+            hx = np.arctan2(np.diff(y), np.diff(x))
+            mx = 0.5 * (x[1:] + x[:-1])
+            sel = mx <= p.preview
+            if sel.sum() >= 3:
+                c = np.polyfit(mx[sel], np.unwrap(hx[sel]), 1)[0]
+                kappa_ahead = max(kappa_ahead, abs(c))
+        seen = x[-1]
+        # PID on the lateral offset a0 (line left of the car: positive -> turn left).
+        self.integral = float(np.clip(self.integral + a0 * p.dt, -2.0, 2.0))
+        kappa = kappa_line + p.kp * a0 + p.ki * self.integral + p.kd * a1
+        v = math.sqrt(p.lateral_accel / max(kappa_ahead, 1e-3))
+        if seen < p.preview * 0.5:      # little line visible: a sharp bend is coming
+            v = min(v, p.v_min + (p.v_max - p.v_min) * seen / p.preview)
+        v = float(np.clip(v, p.v_min, p.v_max))
+        w = float(np.clip(v * kappa, -p.w_max, p.w_max))
+        self.last_v, self.last_kappa, self.last_offset = v, kappa, float(a0)
+        self.last_state = {"found": True, "offset": float(a0), "heading": float(math.atan(a1)),
+                           "kappa_line": float(kappa_line), "kappa_ahead": float(kappa_ahead),
+                           "seen": float(seen)}
+        return v, w
+

@@ -1,0 +1,179 @@
+"""The brain node: camera frames in, drive commands and per-iteration stats out (thin ROS glue).
+
+The camera callback only hands the newest frame to a worker thread through a slot of one (a frame
+replaced before the worker took it is counted as skipped); the worker runs the
+:class:`pilotnet_brains.brain.Pipeline` and publishes the command, then the stats. The watchdog
+lives in the worker too and runs on the wall clock, so a simulator that stops (and with it
+``/clock``) still gets its car stopped.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Any
+
+import rospy
+from geometry_msgs.msg import Twist
+from sensor_msgs.msg import Image
+
+from pilotnet_brains import topics
+from pilotnet_brains.brain import BRAINS, BrainStartError, Pipeline, make_brain
+from pilotnet_brains.msg import BrainStats
+
+#: Receive buffer for camera frames (a 640x480 rgb8 frame is 0.9 MB).
+CAMERA_BUFF_SIZE = 2 ** 24
+
+
+class FrameSlot:
+    """A queue of one that keeps only the newest item and counts the ones it dropped."""
+
+    def __init__(self):
+        self._cond = threading.Condition(threading.Lock())
+        self._item: Any = None
+        self.skipped = 0
+        self.closed = False
+
+    def put(self, item: Any) -> None:
+        with self._cond:
+            if self._item is not None:
+                self.skipped += 1
+            self._item = item
+            self._cond.notify()
+
+    def take(self, timeout: float) -> Any:
+        """The newest item, or None after ``timeout`` wall seconds (or when closed)."""
+        with self._cond:
+            if self._item is None and not self.closed:
+                self._cond.wait(timeout)
+            item, self._item = self._item, None
+            return item
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+
+class BrainNode:
+    """Subscribes the camera, publishes Twist commands and BrainStats. See :func:`main`."""
+
+    def __init__(self, pipeline: Pipeline, watchdog_timeout: float = 1.0):
+        self.pipeline = pipeline
+        self.watchdog_timeout = float(watchdog_timeout)
+        self.slot = FrameSlot()
+        self.cmd_pub = rospy.Publisher(topics.CMD_VEL, Twist, queue_size=1, tcp_nodelay=True)
+        self.stats_pub = rospy.Publisher(topics.BRAIN_STATS, BrainStats, queue_size=10)
+        self._cmd = Twist()
+        self._stats = BrainStats(backend=pipeline.label)
+        self._last_start: float | None = None
+        self._last_good = time.monotonic()   # the watchdog counts from start-up
+        self._stopped_by_watchdog = False
+        self._worker = threading.Thread(target=self._run, name="brain_worker", daemon=True)
+        self._worker.start()
+        self.sub = rospy.Subscriber(topics.CAMERA_IMAGE, Image, self.slot.put, queue_size=1,
+                                    buff_size=CAMERA_BUFF_SIZE, tcp_nodelay=True)
+        rospy.on_shutdown(self.slot.close)
+
+    # -- worker ------------------------------------------------------------------------------
+    def _run(self) -> None:
+        poll = max(0.01, min(0.1, self.watchdog_timeout / 4)) if self.watchdog_timeout > 0 else 0.1
+        while not rospy.is_shutdown() and not self.slot.closed:
+            msg = self.slot.take(poll)
+            if msg is None:
+                self._watchdog()
+                continue
+            try:
+                self._handle(msg)
+            except Exception as e:  # never let one frame kill the worker
+                rospy.logerr_throttle(5.0, f"brain: frame failed: {type(e).__name__}: {e}")
+
+    def _watchdog(self) -> None:
+        if self.watchdog_timeout <= 0 or self._stopped_by_watchdog:
+            return
+        idle = time.monotonic() - self._last_good
+        if idle > self.watchdog_timeout:
+            self._stopped_by_watchdog = True
+            v, w = self.pipeline.stop()
+            self._publish_cmd(v, w)
+            rospy.logwarn(f"brain: no usable camera frame on {self.sub.resolved_name} for "
+                          f"{idle:.1f} s (watchdog_timeout {self.watchdog_timeout} s): commanded a stop")
+
+    def _publish_cmd(self, v: float, w: float) -> None:
+        self._cmd.linear.x = v
+        self._cmd.angular.z = w
+        self.cmd_pub.publish(self._cmd)
+
+    def _handle(self, msg: Image) -> None:
+        start = time.perf_counter()
+        step = self.pipeline.process_image(msg.encoding, msg.height, msg.width, msg.step, msg.data)
+        self._publish_cmd(step.v, step.w)   # a bad frame holds the last command (lockstep sims wait for one)
+        done = time.perf_counter()
+        if step.status == "bad_frame":
+            rospy.logwarn_throttle(5.0, f"brain: bad camera frame ({self.pipeline.bad_frames} so far): {step.error}")
+            return
+        if step.status == "bad_output":
+            rospy.logwarn_throttle(5.0, f"brain: {step.error} ({self.pipeline.bad_outputs} so far); "
+                                        f"commanded ({step.v}, {step.w})")
+        self._last_good = time.monotonic()
+        if self._stopped_by_watchdog:
+            self._stopped_by_watchdog = False
+            rospy.loginfo("brain: camera frames are back; driving again")
+        s = self._stats
+        s.header.stamp = msg.header.stamp
+        s.header.frame_id = msg.header.frame_id
+        s.iteration = self.pipeline.iterations
+        s.preprocess_time = step.preprocess_time
+        s.inference_time = step.inference_time
+        s.iteration_time = done - start
+        s.period = 0.0 if self._last_start is None else start - self._last_start
+        s.skipped_frames = self.slot.skipped
+        s.bad_frames = self.pipeline.bad_frames
+        s.bad_outputs = self.pipeline.bad_outputs
+        s.v = step.v
+        s.w = step.w
+        self._last_start = start
+        self.stats_pub.publish(s)
+
+
+def main(default_brain: str = "pilotnet") -> None:
+    """Run a brain node (``brains/pilotnet_brain``, ``brains/explicit_brain``).
+
+    Subscribes ``/F1ROS/cameraL/image_raw`` (sensor_msgs/Image; remap it), publishes
+    ``/F1ROS/cmd_vel`` (geometry_msgs/Twist: linear.x = v m/s, angular.z = w rad/s) and
+    ``/brain/stats`` (pilotnet_brains/BrainStats, one per processed frame).
+
+    ~params:
+      ~brain (str, default per executable: pilotnet | explicit): the policy, from brain.BRAINS.
+      ~backend (str, default tflite_int8): inference backend for the pilotnet brain.
+      ~model (str, default ""): model file; empty = the backend's default artifact under models/.
+      ~threads (int, default 1): inference threads.
+      ~watchdog_timeout (float s, default 1.0): wall seconds without a usable frame before a stop
+        command (0, 0) is published (logged once per stall); 0 disables it.
+      ~stop_on_bad_output (bool, default true): a NaN/inf command stops the car (else holds the last).
+      ~image_width, ~image_height (int px, default 640x480): the frame size the brain accepts;
+        0 accepts any size.
+
+    Exits non-zero with one message naming the brain, backend, path and what to do when the brain
+    cannot start (missing/corrupt model, runtime not installed, GPU backend without a GPU).
+    """
+    rospy.init_node("brain")
+    name = rospy.get_param("~brain", default_brain)
+    kwargs = {"backend": rospy.get_param("~backend", "tflite_int8"),
+              "model": rospy.get_param("~model", "") or "",
+              "threads": int(rospy.get_param("~threads", 1))}
+    try:
+        if name not in BRAINS:
+            raise BrainStartError(f"unknown brain {name!r} (~brain); choose one of {sorted(BRAINS)}")
+        policy = make_brain(name, **kwargs)
+    except BrainStartError as e:
+        rospy.logfatal(str(e))
+        rospy.signal_shutdown("brain cannot start")
+        sys.exit(1)
+    width = int(rospy.get_param("~image_width", 640))
+    height = int(rospy.get_param("~image_height", 480))
+    pipeline = Pipeline(policy, expected_size=(width, height) if width > 0 and height > 0 else None,
+                        stop_on_bad_output=bool(rospy.get_param("~stop_on_bad_output", True)))
+    BrainNode(pipeline, watchdog_timeout=float(rospy.get_param("~watchdog_timeout", 1.0)))
+    rospy.loginfo(f"brain: {name} ({pipeline.label}) ready on {topics.CAMERA_IMAGE} -> {topics.CMD_VEL}")
+    rospy.spin()
