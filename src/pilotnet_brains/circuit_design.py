@@ -1,0 +1,265 @@
+"""Design circuit files: turtle-style track layouts (straights and arcs) and random generated tracks.
+
+Used by ``scripts/make_circuits`` to (re)write ``config/circuits/*.yaml``. A layout is a list of
+segments in driving order, starting at the origin heading +x:
+
+- ``("S", length_m)`` a straight;
+- ``("L", angle_deg, radius_m)`` / ``("R", angle_deg, radius_m)`` a left / right arc.
+
+The net turning must be +-360 deg; the residual position gap is closed by stretching two chosen
+straights (their indices in ``close_with``). The path is sampled every ~``sample`` m into control
+points, scaled so the red-line lap (the spline through them) has the target length, then rotated
+and translated so that the point at ``start_at`` (segment index, fraction along it) lands on the
+Gazebo start pose with its heading equal to the start yaw.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence, Tuple
+
+import numpy as np
+
+from pilotnet_brains.circuits import Circuit, CircuitError
+
+Segment = Tuple
+
+
+def _walk(segments: Sequence[Segment], sample: float) -> tuple[np.ndarray, list[tuple[int, float]], np.ndarray]:
+    """Points of the turtle path every <= sample m; returns (points (N,2), tags, end pose)."""
+    x = y = th = 0.0
+    pts = [(x, y)]
+    tags = [(0, 0.0)]
+    for k, seg in enumerate(segments):
+        kind = seg[0]
+        if kind == "S":
+            length = float(seg[1])
+            n = max(1, int(math.ceil(length / sample)))
+            for i in range(1, n + 1):
+                d = length * i / n
+                pts.append((x + d * math.cos(th), y + d * math.sin(th)))
+                tags.append((k, i / n))
+            x, y = pts[-1]
+        elif kind in ("L", "R"):
+            ang = math.radians(float(seg[1])) * (1 if kind == "L" else -1)
+            r = float(seg[2])
+            n = max(2, int(math.ceil(abs(ang) * r / sample)))
+            cx, cy = x - r * math.sin(th) * np.sign(ang), y + r * math.cos(th) * np.sign(ang)
+            for i in range(1, n + 1):
+                a = th + ang * i / n
+                pts.append((cx + r * math.sin(a) * np.sign(ang), cy - r * math.cos(a) * np.sign(ang)))
+                tags.append((k, i / n))
+            th += ang
+            x, y = pts[-1]
+        else:
+            raise ValueError(f"unknown segment {seg!r}")
+    return np.array(pts), tags, np.array([x, y, th])
+
+
+def close_layout(segments: Sequence[Segment], close_with: tuple[int, int]) -> list[Segment]:
+    """Stretch the two straights ``close_with`` so the turtle path ends where it started."""
+    segs = [tuple(s) for s in segments]
+    _, _, end = _walk(segs, 1e9)
+    turn = math.degrees(end[2])
+    if abs(abs(turn) - 360.0) > 1e-6:
+        raise ValueError(f"layout turns {turn:.1f} deg in total, must be +-360")
+    headings = []
+    th = 0.0
+    for s in segs:
+        if s[0] == "S":
+            headings.append(th)
+        else:
+            th += math.radians(s[1]) * (1 if s[0] == "L" else -1)
+            headings.append(None)
+    i, j = close_with
+    a = np.array([[math.cos(headings[i]), math.cos(headings[j])],
+                  [math.sin(headings[i]), math.sin(headings[j])]])
+    if abs(np.linalg.det(a)) < 0.2:
+        raise ValueError(f"close_with straights {i} and {j} are (nearly) parallel; pick two that are not")
+    d = np.linalg.solve(a, -end[:2])
+    segs[i] = ("S", segs[i][1] + d[0])
+    segs[j] = ("S", segs[j][1] + d[1])
+    if segs[i][1] <= 0 or segs[j][1] <= 0:
+        raise ValueError(f"closing needs negative straights: {segs[i]}, {segs[j]}; adjust the layout")
+    return segs
+
+
+def layout_circuit_dict(name: str, segments: Sequence[Segment], close_with: tuple[int, int],
+                        start_at: tuple[int, float], start_pose: Sequence[float], length: float,
+                        road_width: float, line_width: float, role: str, description: str,
+                        sample: float = 4.0) -> dict[str, object]:
+    """A circuit-file mapping for a turtle layout (see the module docstring)."""
+    segs = close_layout(segments, close_with)
+    pts, tags, _ = _walk(segs, sample)
+    pts[-1] = pts[0]
+    # Start point in layout coordinates: the tagged sample closest to start_at.
+    k0, f0 = start_at
+    cand = [n for n, (k, f) in enumerate(tags) if k == k0]
+    n0 = min(cand, key=lambda n: abs(tags[n][1] - f0))
+    # Reorder so the loop starts at the start point (keeps the file readable).
+    loop = pts[:-1]
+    loop = np.concatenate([loop[n0:], loop[:n0]])
+    loop = np.concatenate([loop, loop[:1]])
+    return _fit(name, loop, start_pose, length, road_width, line_width, role, description)
+
+
+def _fit(name, loop, start_pose, length, road_width, line_width, role, description) -> dict[str, object]:
+    """Scale, rotate and translate a closed loop (first point = start) onto the start pose."""
+    def build(p):
+        return Circuit(name, p, road_width, line_width, (p[0, 0], p[0, 1], 0.0), source=f"<{name}>",
+                       validate=False)
+
+    c = build(loop)
+    loop = (loop - loop[0]) * (length / c.length)
+    c = build(loop)
+    rot = float(start_pose[2]) - float(c.heading_at(0.0)[0])
+    r = np.array([[math.cos(rot), -math.sin(rot)], [math.sin(rot), math.cos(rot)]])
+    loop = loop @ r.T + np.asarray(start_pose[:2], dtype=np.float64)
+    loop = np.round(loop, 3)
+    loop[0] = np.round(start_pose[:2], 3)
+    loop[-1] = loop[0]
+    data = {
+        "name": name,
+        "role": role,
+        "description": description,
+        "road_width": float(road_width),
+        "line_width": float(line_width),
+        "start": {"x": float(start_pose[0]), "y": float(start_pose[1]), "yaw": float(start_pose[2])},
+        "control_points": [[float(a), float(b)] for a, b in loop],
+    }
+    Circuit.from_dict(data, source=f"<{name}>")  # validates
+    return data
+
+
+def generated_circuit_dict(name: str, seed: int, length: float, road_width: float, line_width: float,
+                           n_points: int = 14, roughness: float = 0.35,
+                           tries: int = 500) -> dict[str, object]:
+    """A random star-shaped circuit (seeded), rejected and redrawn until it validates."""
+    rng = np.random.default_rng(seed)
+    last: Exception | None = None
+    for _ in range(tries):
+        ang = np.sort(rng.uniform(0, 2 * np.pi, n_points))
+        gaps = np.diff(np.concatenate([ang, ang[:1] + 2 * np.pi]))
+        if gaps.min() < 0.5 * 2 * np.pi / n_points:
+            continue
+        rad = 1.0 + roughness * rng.uniform(-1, 1, n_points)
+        loop = np.stack([rad * np.cos(ang), rad * np.sin(ang)], axis=1) * (length / (2 * np.pi))
+        if rng.uniform() < 0.5:
+            loop = loop[::-1]
+        loop = np.concatenate([loop, loop[:1]])
+        x, y, yaw = float(rng.uniform(-50, 50)), float(rng.uniform(-50, 50)), float(rng.uniform(-np.pi, np.pi))
+        try:
+            return _fit(name, loop, (round(x, 3), round(y, 3), round(yaw, 3)), length, road_width, line_width,
+                        "training", f"randomly generated training circuit (seed {seed})")
+        except CircuitError as e:
+            last = e
+    raise RuntimeError(f"no valid circuit for seed {seed} in {tries} tries (last: {last})")
+
+
+#: Road and red-line widths (m) of every packaged circuit. 8 m of asphalt leaves the car (about
+#: 1.8 m wide) 3 m either side of the line; 0.3 m is a clearly visible line at 15 m distance.
+ROAD_WIDTH = 8.0
+LINE_WIDTH = 0.3
+
+#: Turtle layouts of the packaged circuits (see the module docstring). Evaluation circuits match
+#: the Gazebo worlds' start poses and red-line lap lengths; shapes have the real tracks' character.
+LAYOUTS: dict[str, dict[str, object]] = {
+    "simple_circuit": dict(
+        role="evaluation", length=463.0, start_pose=(53.462, -10.734, -1.57),
+        description="SimpleCircuit: a simple closed loop with a few bends (Gazebo F1 SimpleCircuit start pose "
+                    "and lap length)",
+        segments=[("S", 70), ("R", 90, 22), ("S", 40), ("R", 50, 25), ("L", 50, 25), ("S", 20), ("R", 90, 18),
+                  ("S", 60), ("R", 40, 22), ("L", 40, 22), ("S", 15), ("R", 90, 22), ("S", 40), ("R", 40, 30),
+                  ("L", 40, 30), ("S", 30), ("R", 90, 25), ("S", 20)],
+        close_with=(0, 2), start_at=(0, 0.5)),
+    "montreal": dict(
+        role="evaluation", length=1513.0, start_pose=(-200.88, -90.72, -2.83),
+        description="Montreal-like: a long thin island track, long straights, two hairpins, chicanes "
+                    "(Gazebo F1 Montreal start pose and lap length)",
+        segments=[("S", 150), ("L", 30, 15), ("R", 210, 12), ("S", 60), ("L", 40, 18), ("S", 10), ("R", 40, 18),
+                  ("S", 120), ("L", 35, 20), ("R", 35, 20), ("S", 60), ("R", 30, 25), ("L", 30, 25), ("S", 220),
+                  ("R", 180, 11), ("S", 100), ("L", 10, 60), ("S", 150), ("R", 40, 14), ("L", 30, 14), ("S", 40)],
+        close_with=(0, 5), start_at=(0, 0.4)),
+    "montmelo": dict(
+        role="evaluation", length=764.0, start_pose=(27.18, -31.55, -3.12),
+        description="Montmelo-like: the long main straight, fast and slow corners, a hairpin, a chicane and a "
+                    "fast last corner (Gazebo F1 Montmelo start pose and lap length)",
+        segments=[("S", 170), ("R", 90, 14), ("L", 40, 16), ("R", 130, 24), ("S", 30), ("R", 70, 14), ("S", 20),
+                  ("L", 110, 14), ("S", 40), ("L", 50, 18), ("R", 60, 16), ("R", 30, 30), ("S", 10),
+                  ("L", 180, 12), ("S", 30), ("R", 100, 18), ("R", 80, 15), ("S", 60), ("L", 40, 12),
+                  ("R", 40, 12), ("R", 90, 20), ("S", 30), ("R", 90, 28)],
+        close_with=(17, 21), start_at=(0, 0.6)),
+}
+
+#: Generated training circuits: name -> (seed, lap length m).
+GENERATED: dict[str, tuple[int, float]] = {}
+
+
+def circuit_yaml(data: dict[str, object]) -> str:
+    """The text of a circuit file (one control point per line, with a header comment)."""
+    lines = [
+        f"# Circuit {data['name']} - generated by scripts/make_circuits (pilotnet_brains.circuit_design);",
+        "# edit the layout there, or edit this file by hand: it is validated on load.",
+        "# Metres and radians, world frame. Control points in driving order; the last repeats the first.",
+        f"name: {data['name']}",
+        f"role: {data['role']}",
+        f"description: {yaml_str(data['description'])}",
+        f"road_width: {data['road_width']}   # m, asphalt, centred on the red line",
+        f"line_width: {data['line_width']}   # m, red centerline",
+        "start: {{x: {!r}, y: {!r}, yaw: {!r}}}   # on the red line, yaw along the driving direction".format(
+            data["start"]["x"], data["start"]["y"], data["start"]["yaw"]),
+        "control_points:",
+    ]
+    lines += [f"  - [{x!r}, {y!r}]" for x, y in data["control_points"]]
+    return "\n".join(lines) + "\n"
+
+
+def yaml_str(s: str) -> str:
+    import json
+
+    return json.dumps(s, ensure_ascii=False)
+
+
+def build_all(names: Sequence[str] | None = None) -> dict[str, dict[str, object]]:
+    """The circuit-file mappings of the packaged circuits (all, or ``names``)."""
+    out: dict[str, dict[str, object]] = {}
+    for name, spec in LAYOUTS.items():
+        if names and name not in names:
+            continue
+        spec = dict(spec)
+        out[name] = layout_circuit_dict(name, spec.pop("segments"), spec.pop("close_with"), spec.pop("start_at"),
+                                        spec.pop("start_pose"), spec.pop("length"), ROAD_WIDTH, LINE_WIDTH,
+                                        spec.pop("role"), spec.pop("description"))
+    for name, (seed, length) in GENERATED.items():
+        if names and name not in names:
+            continue
+        out[name] = generated_circuit_dict(name, seed, length, ROAD_WIDTH, LINE_WIDTH)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Command line of scripts/make_circuits."""
+    import argparse
+    import os
+
+    from pilotnet_brains.circuits import CIRCUITS_DIR
+    from pilotnet_brains.util import atomic_write_text
+
+    ap = argparse.ArgumentParser(
+        prog="make_circuits",
+        description="(Re)write the packaged circuit files config/circuits/<name>.yaml from the layouts in "
+                    "pilotnet_brains.circuit_design (evaluation circuits fitted to the Gazebo start poses and lap "
+                    "lengths; training circuits from layouts and seeded random generation). Every file is "
+                    "validated before it is written.")
+    ap.add_argument("names", nargs="*", help="circuits to write (default: all)")
+    ap.add_argument("--out", default=CIRCUITS_DIR, help="output folder (default: %(default)s)")
+    args = ap.parse_args(argv)
+    known = set(LAYOUTS) | set(GENERATED)
+    bad = [n for n in args.names if n not in known]
+    if bad:
+        ap.error(f"unknown circuits {bad}; known: {sorted(known)}")
+    os.makedirs(args.out, exist_ok=True)
+    for name, data in build_all(args.names).items():
+        path = os.path.join(args.out, name + ".yaml")
+        atomic_write_text(path, circuit_yaml(data))
+        c = Circuit.from_dict(data, source=path)
+        print(f"{path}: {c.length:.1f} m, min radius {c.min_radius:.1f} m, {len(data['control_points'])} points")
