@@ -131,16 +131,13 @@ def _fit(name, loop, start_pose, length, road_width, line_width, role, descripti
 
 
 def generated_circuit_dict(name: str, seed: int, length: float, road_width: float, line_width: float,
-                           n_points: int = 14, roughness: float = 0.35,
+                           n_points: int = 16, roughness: float = 0.4,
                            tries: int = 500) -> dict[str, object]:
     """A random star-shaped circuit (seeded), rejected and redrawn until it validates."""
     rng = np.random.default_rng(seed)
     last: Exception | None = None
     for _ in range(tries):
-        ang = np.sort(rng.uniform(0, 2 * np.pi, n_points))
-        gaps = np.diff(np.concatenate([ang, ang[:1] + 2 * np.pi]))
-        if gaps.min() < 0.5 * 2 * np.pi / n_points:
-            continue
+        ang = (np.arange(n_points) + rng.uniform(-0.3, 0.3, n_points)) * (2 * np.pi / n_points)
         rad = 1.0 + roughness * rng.uniform(-1, 1, n_points)
         loop = np.stack([rad * np.cos(ang), rad * np.sin(ang)], axis=1) * (length / (2 * np.pi))
         if rng.uniform() < 0.5:
@@ -190,8 +187,32 @@ LAYOUTS: dict[str, dict[str, object]] = {
         close_with=(17, 21), start_at=(0, 0.6)),
 }
 
+LAYOUTS.update({
+    "many_curves": dict(
+        role="training", length=900.0, start_pose=(0.01, -0.02, -1.73),
+        description="ManyCurves-like training circuit: four sides full of S-bends of different radii",
+        segments=[("S", 40), ("L", 40, 15), ("R", 80, 15), ("L", 40, 15), ("S", 30), ("R", 90, 20),
+                  ("S", 20), ("R", 50, 12), ("L", 100, 18), ("R", 50, 25), ("S", 35), ("R", 90, 16),
+                  ("S", 65), ("L", 30, 30), ("R", 60, 14), ("L", 30, 12), ("S", 20), ("R", 90, 24),
+                  ("L", 45, 16), ("R", 90, 20), ("L", 45, 13), ("S", 70), ("R", 90, 18)],
+        close_with=(0, 6), start_at=(0, 0.5)),
+    "nurburgring": dict(
+        role="training", length=585.9, start_pose=(-74.29, 37.74, -0.51),
+        description="Nurburgring-like training circuit: first-corner hairpin, an S, the Dunlop hairpin, "
+                    "a fast kink and the last chicane (Gazebo F1 Nurburgring start pose and lap length)",
+        segments=[("S", 120), ("R", 140, 16), ("L", 50, 15), ("S", 30), ("L", 60, 16), ("R", 60, 16),
+                  ("S", 60), ("R", 90, 20), ("S", 160), ("R", 150, 16), ("S", 30), ("L", 50, 15),
+                  ("R", 50, 15), ("S", 40), ("L", 40, 20), ("S", 30), ("R", 30, 14), ("L", 30, 14),
+                  ("S", 40), ("R", 70, 20)],
+        close_with=(0, 6), start_at=(0, 0.5)),
+})
+
 #: Generated training circuits: name -> (seed, lap length m).
-GENERATED: dict[str, tuple[int, float]] = {}
+GENERATED: dict[str, tuple[int, float]] = {
+    "generated_1": (1, 600.0),
+    "generated_2": (2, 800.0),
+    "generated_3": (3, 1000.0),
+}
 
 
 def circuit_yaml(data: dict[str, object]) -> str:
