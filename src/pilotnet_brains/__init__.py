@@ -8,5 +8,18 @@ import os
 
 __version__ = "0.1.0"
 
-#: Root of the package source tree (the folder holding package.xml).
-PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+def _package_root() -> str:
+    """The folder holding package.xml. In a catkin devel space this ``__init__`` is a relay whose
+    ``__path__`` also lists the source folder, so look there; an installed package asks rospkg."""
+    for folder in __path__:  # noqa: F821 -- defined for packages
+        root = os.path.dirname(os.path.dirname(os.path.realpath(folder)))
+        if os.path.exists(os.path.join(root, "package.xml")):
+            return root
+    import rospkg
+
+    return rospkg.RosPack().get_path("pilotnet_brains")
+
+
+#: Root of the package (source checkout or installed share folder).
+PACKAGE_ROOT = _package_root()
