@@ -190,6 +190,7 @@ class RunTracker:
         self.laps: list[LapSpan] = []
         self.t_arm: float | None = None
         self._first = 0                  # index of the run's first odom sample (after arming)
+        self._started = False
         self._progress = float("nan")    # unwrapped progress of the last processed sample
         self._window: collections.deque = collections.deque()  # (t, x, y) for the stuck check
 
@@ -224,22 +225,33 @@ class RunTracker:
         s, lat = self.circuit.project(np.array([[x, y]], dtype=np.float64))
         self.odom.append(t, float(x), float(y), float(s[0]), float(lat[0]), float("nan"),
                          float("nan") if wall is None else float(wall))
-        if not self.armed or self.done:
+        if not self._started:
+            return self._maybe_start()
+        if self.done:
             return []
         return self._process(len(self.odom) - 1)
 
     def arm(self, t: float) -> list[LapSpan]:
         """The brain's first command arrived at sim time ``t``: the run starts at the last odometry
-        sample stamped <= t (or the first one after, if none). Idempotent."""
+        sample stamped <= t (or the first one, if none), decided as soon as a sample stamped after
+        t is known, so the choice does not depend on arrival order. Idempotent."""
         if self.armed:
             return []
         self.t_arm = float(t)
+        return self._maybe_start()
+
+    def _maybe_start(self) -> list[LapSpan]:
         ts = self.odom.cols["t"]
+        if self._started or not self.armed or not ts or ts[-1] <= self.t_arm:
+            return []
         i = max(0, int(np.searchsorted(np.asarray(ts), self.t_arm, side="right")) - 1)
         self._first = i
+        self._started = True
         ended: list[LapSpan] = []
         for j in range(i, len(ts)):
             ended += self._process(j)
+            if self.done:
+                break
         return ended
 
     def add_stats(self, t: float, inference_time: float = 0.0, preprocess_time: float = 0.0,
@@ -489,17 +501,12 @@ def detect_laps(circuit, t: Sequence[float], xy, limits: LapLimits | None = None
     tracker = RunTracker(circuit, limits)
     t = np.asarray(t, dtype=np.float64)
     xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
-    t_arm = float(t[0]) if t_arm is None and len(t) else t_arm
-    armed = False
+    if len(t):
+        tracker.arm(float(t[0]) if t_arm is None else t_arm)
     for ti, (x, y) in zip(t, xy):
-        if not armed and t_arm is not None and ti > t_arm:
-            tracker.arm(t_arm)
-            armed = True
         tracker.add_odom(ti, x, y)
         if tracker.done:
             break
-    if not armed and t_arm is not None:
-        tracker.arm(t_arm)
     return tracker, tracker.laps
 
 

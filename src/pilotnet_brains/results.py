@@ -1,0 +1,348 @@
+"""Run folders: laps.json, laps.csv, table.md, trajectory.png, profile.png (all written atomically),
+the run identity and the host environment.
+
+Layout of ``results/<run-id>/``:
+
+- ``laps.json`` — ``{"run_id", "status", "updated", "identity", "environment", "laps": [...],
+  "in_progress": {...} | null}``; rewritten periodically while a lap runs, so a crash leaves the
+  last state readable (``status`` says ``running``, ``done`` or ``interrupted``);
+- ``laps.csv`` — one row per lap (:data:`CSV_COLUMNS`), identity columns included;
+- ``table.md`` — the Markdown table researchers know (:data:`TABLE_HEADER`) plus notes on units;
+- ``trajectory.png`` — the driven path over the circuit, coloured by |deviation|;
+- ``profile.png`` — speed and signed deviation along the lap (m of progress);
+- ``track.csv`` — the odometry samples of every lap (t, x, y, s, lateral, progress, lap);
+- ``run.bag`` — with ``record:=true`` (written by the recorder node, not here).
+"""
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import json
+import math
+import os
+import platform
+import re
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from pilotnet_brains.util import atomic_write_bytes, atomic_write_text, sha256_path
+
+#: The Markdown table's columns: the published PilotNet-optimization tables' five, plus two.
+TABLE_HEADER: Sequence[str] = (
+    "Method", "Average speed", "Position deviation MAE (m)", "Brain iteration frequency (RT)",
+    "Mean inference time (s)", "Real time factor", "Lap time", "Completed")
+
+#: Columns of laps.csv: identity first, then the lap's metrics (keys of metrics.lap_metrics).
+CSV_IDENTITY: Sequence[str] = ("run_id", "circuit", "brain", "backend", "model", "model_sha256", "sim", "mode")
+CSV_METRICS: Sequence[str] = (
+    "lap", "completed", "dnf_reason", "lap_time", "distance", "percentage", "path_length", "average_speed",
+    "max_speed", "deviation_mae", "deviation_max", "deviation_rmse", "deviation_bm_1000pow",
+    "brain_iterations", "brain_frequency_wall", "brain_frequency_sim", "brain_frequency_bm",
+    "inference_time_mean", "inference_time_p50", "inference_time_p99", "inference_time_max",
+    "preprocess_time_mean", "iteration_time_mean", "real_time_factor", "rtf_source", "camera_frames",
+    "camera_fps_sim", "commands", "suddenness", "skipped_frames", "bad_frames", "bad_outputs", "t_start",
+    "t_end", "dnf_detail")
+CSV_COLUMNS: Sequence[str] = tuple(CSV_IDENTITY) + tuple(CSV_METRICS)
+
+#: Python distributions whose versions describe a run (those installed are listed).
+LIBRARIES: Sequence[str] = (
+    "numpy", "scipy", "opencv-python", "tensorflow", "tensorflow-cpu", "tf_keras", "torch", "onnxruntime",
+    "ai-edge-litert", "tflite-runtime", "tensorrt", "matplotlib", "rosbags")
+
+
+# ---------------------------------------------------------------------------------- identity
+def make_run_id(circuit: str, method: str, now: _dt.datetime | None = None) -> str:
+    """Default run folder name: ``YYYYmmdd-HHMMSS_<circuit>_<method>`` (filesystem-safe)."""
+    now = now or _dt.datetime.now()
+    raw = f"{now:%Y%m%d-%H%M%S}_{circuit}_{method}"
+    return re.sub(r"[^A-Za-z0-9._+-]+", "-", raw)
+
+
+def method_label(brain: str, backend: str) -> str:
+    """How a run is named in tables: the backend for model brains, the brain otherwise."""
+    if brain in ("", "pilotnet") and backend:
+        return backend
+    return brain or backend or "unknown"
+
+
+def cpu_model() -> str:
+    """The host CPU's model name (from /proc/cpuinfo on Linux, else platform)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def library_versions(names: Sequence[str] = LIBRARIES) -> dict[str, str]:
+    """Installed versions of the given distributions (missing ones left out); no heavy imports."""
+    try:
+        from importlib import metadata
+    except ImportError:  # pragma: no cover - Python < 3.8
+        return {}
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except Exception:
+            continue
+    return out
+
+
+def environment(threads: int | None = None) -> dict[str, object]:
+    """The host a run was measured on: CPU, cores, Python, OS, ROS distro, library versions."""
+    return {
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "threads": threads,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "ros_distro": os.environ.get("ROS_DISTRO", ""),
+        "libraries": library_versions(),
+    }
+
+
+def model_identity(model: str) -> dict[str, object]:
+    """{model, model_sha256, model_bytes} of a model file or folder; sha empty when it is no path."""
+    if model and os.path.exists(model):
+        from pilotnet_brains.util import path_size
+
+        return {"model": os.path.abspath(model), "model_sha256": sha256_path(model),
+                "model_bytes": path_size(model)}
+    return {"model": model, "model_sha256": "", "model_bytes": 0}
+
+
+# ---------------------------------------------------------------------------------- formatting
+def _json_default(o):
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _clean(o):
+    """NaN/inf -> None so the JSON is standard (RFC 8259) and readable everywhere."""
+    if isinstance(o, dict):
+        return {k: _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    if isinstance(o, (float, np.floating)) and not math.isfinite(float(o)):
+        return None
+    return o
+
+
+def to_json(data) -> str:
+    return json.dumps(_clean(data), indent=2, sort_keys=False, default=_json_default) + "\n"
+
+
+def _fmt(x, digits: int = 3) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        if not math.isfinite(x):
+            return "-"
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def completed_label(lap: Mapping[str, object]) -> str:
+    if lap.get("completed"):
+        return "yes"
+    reason = lap.get("dnf_reason") or ("in progress" if lap.get("in_progress") else "?")
+    return f"DNF {reason} ({_fmt(lap.get('percentage'), 1)} %)"
+
+
+def table_rows(laps: Sequence[Mapping[str, object]], method: str) -> list[list[str]]:
+    rows = []
+    for lap in laps:
+        name = method if len(laps) == 1 else f"{method} (lap {lap.get('lap')})"
+        inf = lap.get("inference_time_mean")
+        rows.append([
+            name, _fmt(lap.get("average_speed")), _fmt(lap.get("deviation_mae")),
+            _fmt(lap.get("brain_frequency_wall")), _fmt(inf, 5) if isinstance(inf, float) and inf < 0.01 else _fmt(inf, 4),
+            _fmt(lap.get("real_time_factor")), _fmt(lap.get("lap_time"), 2), completed_label(lap)])
+    return rows
+
+
+def markdown_table(laps: Sequence[Mapping[str, object]], method: str, title: str = "") -> str:
+    """The run's table in Markdown, with the units and the BM-style deviation as notes."""
+    lines = []
+    if title:
+        lines += [f"### {title}", ""]
+    lines.append("| " + " | ".join(TABLE_HEADER) + " |")
+    lines.append("| " + " | ".join("---" for _ in TABLE_HEADER) + " |")
+    for row in table_rows(laps, method):
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    bm = ", ".join(_fmt(lap.get("deviation_bm_1000pow")) for lap in laps)
+    lines.append("Average speed in m/s (path length / sim time); position deviation MAE = mean |distance to "
+                 "the centerline| in metres; brain iteration frequency in iterations per wall second; real time "
+                 "factor = sim time / wall time over the lap; lap time in sim seconds. "
+                 f"Behavior Metrics-style deviation (mean of 1000^d, not metres): {bm}.")
+    return "\n".join(lines) + "\n"
+
+
+def laps_csv(laps: Sequence[Mapping[str, object]], identity: Mapping[str, object]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for lap in laps:
+        row = [identity.get(k, "") for k in CSV_IDENTITY] + [lap.get(k, "") for k in CSV_METRICS]
+        w.writerow(["" if isinstance(v, float) and not math.isfinite(v) else v for v in row])
+    return buf.getvalue()
+
+
+def track_csv(tracks: Sequence[Mapping[str, np.ndarray]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    cols = ("t", "x", "y", "s", "lateral", "progress")
+    w.writerow(("lap",) + cols)
+    for k, tr in enumerate(tracks, start=1):
+        for i in range(len(tr["t"])):
+            w.writerow([k] + [f"{float(tr[c][i]):.6f}" for c in cols])
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------------- plots
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_trajectory(circuit, tracks: Sequence[Mapping[str, np.ndarray]], laps: Sequence[Mapping[str, object]],
+                    title: str = "") -> bytes:
+    """PNG bytes: the road (edges), the red centerline and the driven path coloured by |lateral| (m)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 7))
+    s = np.linspace(0.0, circuit.length, max(200, int(circuit.length / 0.5)), endpoint=False)
+    p = circuit.point_at(s)
+    h = circuit.heading_at(s)
+    n = np.stack([-np.sin(h), np.cos(h)], axis=1)
+    half = circuit.road_width / 2.0
+    for side in (1.0, -1.0):
+        e = p + side * half * n
+        ax.plot(np.r_[e[:, 0], e[:1, 0]], np.r_[e[:, 1], e[:1, 1]], color="0.45", lw=0.8)
+    ax.plot(np.r_[p[:, 0], p[:1, 0]], np.r_[p[:, 1], p[:1, 1]], color="red", lw=0.8, label="centerline")
+    sc = None
+    vmax = max([float(np.max(np.abs(tr["lateral"]))) for tr in tracks if len(tr["lateral"])] + [half])
+    for tr, lap in zip(tracks, laps):
+        if not len(tr["x"]):
+            continue
+        sc = ax.scatter(tr["x"], tr["y"], c=np.abs(tr["lateral"]), s=3, cmap="viridis", vmin=0.0, vmax=vmax)
+        if not lap.get("completed"):
+            ax.plot(tr["x"][-1], tr["y"][-1], "kx", ms=10, mew=2,
+                    label=f"lap {lap.get('lap')}: DNF {lap.get('dnf_reason') or 'in progress'}")
+    x0, y0, _ = circuit.start_pose
+    ax.plot(x0, y0, "o", color="black", mfc="white", label="start")
+    if sc is not None:
+        fig.colorbar(sc, ax=ax, label="|deviation| from the centerline (m)")
+    ax.set_aspect("equal")
+    ax.set_xlabel("x (m)")
+    ax.set_ylabel("y (m)")
+    ax.legend(loc="best", fontsize=8)
+    ax.set_title(title or circuit.name)
+    return _png(fig)
+
+
+def plot_profile(tracks: Sequence[Mapping[str, np.ndarray]], laps: Sequence[Mapping[str, object]],
+                 title: str = "") -> bytes:
+    """PNG bytes: speed (m/s) and signed deviation (m) against progress along the lap (m)."""
+    from pilotnet_brains.metrics import speed_profile
+
+    plt = _pyplot()
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    for tr, lap in zip(tracks, laps):
+        if len(tr["t"]) < 2:
+            continue
+        xy = np.stack([tr["x"], tr["y"]], axis=1)
+        ok = np.diff(tr["t"]) > 1e-9
+        mid = 0.5 * (tr["progress"][1:] + tr["progress"][:-1])[ok]
+        label = f"lap {lap.get('lap')}"
+        a1.plot(mid, speed_profile(tr["t"], xy), lw=1, label=label)
+        a2.plot(tr["progress"], tr["lateral"], lw=1, label=label)
+    a1.set_ylabel("speed (m/s)")
+    a2.set_ylabel("deviation (m, left +)")
+    a2.axhline(0.0, color="red", lw=0.6)
+    a2.set_xlabel("progress along the lap (m)")
+    a1.legend(fontsize=8)
+    a1.set_title(title)
+    for a in (a1, a2):
+        a.grid(alpha=0.3)
+    return _png(fig)
+
+
+# ---------------------------------------------------------------------------------- the writer
+class RunWriter:
+    """Writes one run folder. Every file is replaced atomically (old or new, never half)."""
+
+    def __init__(self, folder: str, identity: Mapping[str, object], env: Mapping[str, object] | None = None):
+        self.folder = os.path.abspath(folder)
+        os.makedirs(self.folder, exist_ok=True)
+        self.identity = dict(identity)
+        self.env = dict(env) if env is not None else environment(identity.get("threads"))  # type: ignore[arg-type]
+        self.method = method_label(str(identity.get("brain", "")), str(identity.get("backend", "")))
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.folder, name)
+
+    def write_json(self, laps: Sequence[Mapping[str, object]], in_progress: Mapping[str, object] | None,
+                   status: str) -> None:
+        doc = {"run_id": self.identity.get("run_id", os.path.basename(self.folder)), "status": status,
+               "updated": _dt.datetime.now().isoformat(timespec="seconds"), "identity": self.identity,
+               "environment": self.env, "laps": list(laps), "in_progress": in_progress}
+        atomic_write_text(self.path("laps.json"), to_json(doc))
+
+    def write_tables(self, laps: Sequence[Mapping[str, object]]) -> str:
+        atomic_write_text(self.path("laps.csv"), laps_csv(laps, self.identity))
+        title = f"{self.identity.get('circuit', '')}: {self.method} ({self.identity.get('sim', '')}, " \
+                f"{self.identity.get('mode', '')})"
+        table = markdown_table(laps, self.method, title=title)
+        atomic_write_text(self.path("table.md"), table)
+        return table
+
+    def write_plots(self, circuit, tracks: Sequence[Mapping[str, np.ndarray]],
+                    laps: Sequence[Mapping[str, object]]) -> None:
+        title = f"{circuit.name}: {self.method}"
+        atomic_write_bytes(self.path("trajectory.png"), plot_trajectory(circuit, tracks, laps, title))
+        atomic_write_bytes(self.path("profile.png"), plot_profile(tracks, laps, title))
+        atomic_write_text(self.path("track.csv"), track_csv(tracks))
+
+    def write_final(self, laps: Sequence[Mapping[str, object]], status: str, circuit=None,
+                    tracks: Sequence[Mapping[str, np.ndarray]] | None = None, plots: bool = True) -> str:
+        """laps.json (status), laps.csv, table.md and, with a circuit and tracks, the plots.
+        Returns the Markdown table."""
+        self.write_json(laps, None, status)
+        table = self.write_tables(laps)
+        if plots and circuit is not None and tracks is not None:
+            self.write_plots(circuit, tracks, laps)
+        return table
+
+
+def read_laps(folder_or_file: str) -> dict[str, object]:
+    """Load a run's laps.json (a run folder or the file itself)."""
+    path = folder_or_file
+    if os.path.isdir(path):
+        path = os.path.join(path, "laps.json")
+    with open(path) as f:
+        return json.load(f)

@@ -1,0 +1,94 @@
+"""Recompute a run's lap metrics from its rosbag with the live node's own code (RunTracker).
+
+The bag's messages are fed in recording order exactly as the node receives them: odometry by its
+stamp, brain stats by their frame stamp (the first one, or the first command, arms the run at its
+bag time), commands at their bag time, camera_info by stamp. Laps that the node ended on the wall
+clock (brain_died, interrupted: :data:`~pilotnet_brains.metrics.WALL_REASONS`) cannot be seen in sim
+time, so they are ended where the recorded LapResult says. Without the node's wall clock the
+real-time factor comes from the brain's own iteration periods (``rtf_source`` says which).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+
+from pilotnet_brains import topics
+from pilotnet_brains.circuits import load_circuit
+from pilotnet_brains.metrics import WALL_REASONS, LapLimits, RunTracker
+
+
+def read_recorded(bag) -> list[dict[str, object]]:
+    """The LapResults the live node published (their JSON payloads, identity included)."""
+    out = []
+    for _, msg, _ in bag.read_messages(topics=[topics.LAP_RESULTS]):
+        try:
+            out.append(json.loads(msg.json))
+        except ValueError:
+            continue
+    return out
+
+
+def replay_bag(path: str, circuit: str | None = None, limits: LapLimits | None = None,
+               progress: bool = False) -> tuple[RunTracker, list[dict[str, object]], dict[str, object],
+                                                list[dict[str, object]]]:
+    """Replay a run bag. Returns (tracker, per-lap metrics, identity, recorded live laps).
+
+    ``circuit`` (name or path) and ``limits`` default to what the live node recorded in its
+    LapResults; a bag without LapResults needs ``circuit``.
+    """
+    import rosbag
+
+    try:
+        bag = rosbag.Bag(path)
+    except (OSError, rosbag.ROSBagException) as e:
+        raise ValueError(f"{path}: cannot open the bag ({e}); a bag still being recorded is named .bag.active "
+                         f"and needs `rosbag reindex` first") from None
+    with bag:
+        recorded = read_recorded(bag)
+        identity: dict[str, object] = dict(recorded[0].get("identity", {})) if recorded else {}
+        name = circuit or identity.get("circuit_source") or identity.get("circuit")
+        if not name:
+            raise ValueError(f"{path}: the bag has no LapResult naming its circuit; pass --circuit NAME_OR_PATH")
+        try:
+            circ = load_circuit(str(name), reverse=bool(identity.get("reverse", False)))
+        except (OSError, ValueError):
+            if circuit or not identity.get("circuit"):
+                raise
+            circ = load_circuit(str(identity["circuit"]), reverse=bool(identity.get("reverse", False)))
+        if limits is None:
+            known = {f.name for f in fields(LapLimits)}
+            limits = LapLimits(**{k: v for k, v in dict(identity.get("limits", {})).items() if k in known})
+        tracker = RunTracker(circ, limits)
+        wall_ends = sorted((float(r["t_end"]), str(r["dnf_reason"]), str(r.get("dnf_detail", "")))
+                           for r in recorded if r.get("dnf_reason") in WALL_REASONS)
+        wanted = [topics.ODOM, topics.BRAIN_STATS, topics.CMD_VEL, topics.CAMERA_INFO]
+        it = bag.read_messages(topics=wanted)
+        if progress:
+            from tqdm import tqdm
+
+            it = tqdm(it, total=bag.get_message_count(topic_filters=wanted), unit="msg", desc="replay")
+        for topic, msg, t in it:
+            if tracker.done:
+                break
+            if topic == topics.ODOM:
+                stamp = msg.header.stamp.to_sec()
+                while wall_ends and stamp > wall_ends[0][0]:
+                    t_end, reason, detail = wall_ends.pop(0)
+                    tracker.abort(reason, t=t_end, detail=detail)
+                if tracker.done:
+                    break
+                tracker.add_odom(stamp, msg.pose.pose.position.x, msg.pose.pose.position.y)
+            elif topic == topics.BRAIN_STATS:
+                tracker.arm(t.to_sec())
+                tracker.add_stats(msg.header.stamp.to_sec(), msg.inference_time, msg.preprocess_time,
+                                  msg.iteration_time, msg.period, msg.skipped_frames, msg.bad_frames,
+                                  msg.bad_outputs, msg.v, msg.w, backend=msg.backend)
+            elif topic == topics.CMD_VEL:
+                tracker.arm(t.to_sec())
+                tracker.add_command(t.to_sec(), msg.linear.x, msg.angular.z)
+            else:
+                tracker.add_camera(msg.header.stamp.to_sec())
+        for t_end, reason, detail in wall_ends:
+            tracker.abort(reason, t=t_end, detail=detail)
+    laps = [tracker.lap_metrics(span) for span in tracker.laps]
+    return tracker, laps, identity, recorded

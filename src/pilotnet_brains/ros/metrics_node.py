@@ -1,0 +1,335 @@
+"""The lap metrics node (``scripts/lap_metrics``): thin ROS glue around :mod:`pilotnet_brains.metrics`.
+
+Callbacks only feed a :class:`~pilotnet_brains.metrics.RunTracker` under a lock. A wall-clock
+thread (it keeps running when the simulator, and with it ``/clock``, stops) finalises laps after
+a short grace (late brain stats still count), watches the brain (stats/commands silence, process
+gone), writes the in-progress state to disk, and ends the run. On shutdown (Ctrl-C, the launch
+ending) the lap in progress is recorded as DNF ``interrupted`` (``brain_died`` if the brain process
+was already gone) and every result file is written before the node exits.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+import time
+import xmlrpc.client
+from urllib.parse import urlparse
+
+import rospy
+from geometry_msgs.msg import Twist
+from nav_msgs.msg import Odometry
+from sensor_msgs.msg import CameraInfo
+
+from pilotnet_brains import topics
+from pilotnet_brains.circuits import load_circuit
+from pilotnet_brains.metrics import LapLimits, LapSpan, RunTracker, limits_dict
+from pilotnet_brains.msg import BrainStats, LapResult
+from pilotnet_brains.results import RunWriter, environment, make_run_id, method_label, model_identity, to_json
+
+#: Wall seconds a finished lap waits for late brain stats before it is finalised.
+FINALIZE_GRACE = 0.5
+#: Wall seconds between liveness checks of the brain process.
+BRAIN_POLL = 0.05
+
+
+class _Timeout(xmlrpc.client.Transport):
+    def make_connection(self, host):
+        conn = super().make_connection(host)
+        conn.timeout = 1.0
+        return conn
+
+
+class BrainWatch:
+    """Is the brain node's process alive? Knows it from /proc when the node runs on this host
+    (zombies count as dead: the brain died even if roslaunch has not reaped it yet), else by
+    pinging its XML-RPC server."""
+
+    def __init__(self, node_name: str):
+        self.node_name = node_name
+        self.pid: int | None = None
+        self.uri: str | None = None
+        self.seen_alive = False
+
+    def _lookup(self) -> None:
+        import rosgraph
+
+        try:
+            self.uri = rosgraph.Master(rospy.get_name()).lookupNode(self.node_name)
+        except Exception:
+            return
+        try:
+            code, _, pid = xmlrpc.client.ServerProxy(self.uri, transport=_Timeout()).getPid(rospy.get_name())
+        except Exception:
+            return
+        host = urlparse(self.uri).hostname or ""
+        local = host in ("localhost", "127.0.0.1", socket.gethostname(), socket.getfqdn())
+        if code == 1 and local and os.path.exists(f"/proc/{pid}"):
+            self.pid = int(pid)
+        self.seen_alive = True
+
+    def alive(self) -> bool | None:
+        """True/False once the brain was seen, None while it never was."""
+        if not self.node_name:
+            return None
+        if not self.seen_alive:
+            self._lookup()
+            return True if self.seen_alive else None
+        if self.pid is not None:
+            try:
+                with open(f"/proc/{self.pid}/stat") as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+                return state not in ("Z", "X")
+            except (OSError, IndexError):
+                return False
+        try:
+            xmlrpc.client.ServerProxy(self.uri, transport=_Timeout()).getPid(rospy.get_name())
+            return True
+        except Exception:
+            return False
+
+
+class LapMetricsNode:
+    """See :func:`main` for the topics and ~params."""
+
+    def __init__(self):
+        p = rospy.get_param
+        self.circuit = load_circuit(str(p("~circuit", "simple_circuit")), reverse=bool(p("~reverse", False)))
+        self.limits = LapLimits(
+            laps=int(p("~laps", 1)), timeout=float(p("~timeout", 0.0)),
+            timeout_speed=float(p("~timeout_speed", 2.0)), off_track_margin=float(p("~off_track_margin", 1.0)),
+            stuck_distance=float(p("~stuck_distance", 0.5)), stuck_time=float(p("~stuck_time", 10.0)))
+        self.tracker = RunTracker(self.circuit, self.limits)
+        self.brain_timeout = float(p("~brain_timeout", 5.0))
+        self.startup_timeout = float(p("~startup_timeout", 300.0))
+        self.partial_period = float(p("~partial_period", 2.0))
+        self.plots = bool(p("~plots", True))
+        brain = str(p("~brain", ""))
+        backend = str(p("~backend", ""))
+        method = method_label(brain, backend)
+        run_id = str(p("~run_id", "") or "") or make_run_id(self.circuit.name, method)
+        results_dir = os.path.expanduser(str(p("~results_dir", "results")))
+        self.folder = os.path.join(results_dir, run_id)
+        self.identity: dict[str, object] = {
+            "run_id": run_id, "circuit": self.circuit.name, "circuit_source": self.circuit.source,
+            "circuit_length": self.circuit.length, "reverse": self.circuit.reversed,
+            "brain": brain, "backend": backend, **model_identity(str(p("~model", "") or "")),
+            "sim": str(p("~sim", "")), "mode": str(p("~mode", "")), "threads": int(p("~threads", 1)),
+            "limits": {**limits_dict(self.limits), "lap_timeout": self.tracker.timeout,
+                       "brain_timeout_wall": self.brain_timeout},
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": socket.gethostname(),
+        }
+        self.writer = RunWriter(self.folder, self.identity, environment(int(p("~threads", 1))))
+        rospy.set_param("~run_dir", self.folder)
+
+        self.lock = threading.RLock()
+        self.results: list[dict[str, object]] = []
+        self.pending: list[tuple] = []          # (wall due, LapSpan)
+        self.finished = False
+        self.t_start_wall = time.monotonic()
+        self.last_brain_wall: float | None = None
+        self.watch = BrainWatch(str(p("~brain_node", "/brain")))
+        self.writer.write_json([], None, "waiting")
+
+        self.pub = rospy.Publisher(topics.LAP_RESULTS, LapResult, queue_size=10, latch=True)
+        rospy.Subscriber(topics.ODOM, Odometry, self.on_odom, queue_size=200, tcp_nodelay=True)
+        rospy.Subscriber(topics.BRAIN_STATS, BrainStats, self.on_stats, queue_size=200, tcp_nodelay=True)
+        rospy.Subscriber(topics.CMD_VEL, Twist, self.on_cmd, queue_size=200, tcp_nodelay=True)
+        rospy.Subscriber(topics.CAMERA_INFO, CameraInfo, self.on_camera, queue_size=200, tcp_nodelay=True)
+        rospy.on_shutdown(self.on_shutdown)
+        self.thread = threading.Thread(target=self._loop, name="lap_metrics_wall", daemon=True)
+        self.thread.start()
+        rospy.loginfo(f"lap_metrics: {self.circuit!r}, {self.limits.laps} lap(s), timeout "
+                      f"{self.tracker.timeout:.0f} s sim per lap; results in {self.folder}")
+
+    # ------------------------------------------------------------------ callbacks
+    def _ended(self, spans: list[LapSpan]) -> None:
+        due = time.monotonic() + FINALIZE_GRACE
+        for span in spans:
+            self.pending.append((due, span))
+            rospy.loginfo(f"lap_metrics: lap {span.lap} "
+                          f"{'completed' if span.completed else 'DNF ' + span.dnf_reason} at t = {span.t_end:.2f} s"
+                          f"{' (' + span.detail + ')' if span.detail else ''}")
+
+    def _arm(self) -> None:
+        self.last_brain_wall = time.monotonic()
+        if not self.tracker.armed:
+            t = rospy.get_rostime().to_sec()
+            self._ended(self.tracker.arm(t))
+            rospy.loginfo(f"lap_metrics: first brain command at t = {t:.3f} s: the run starts")
+
+    def on_odom(self, msg: Odometry) -> None:
+        pos = msg.pose.pose.position
+        with self.lock:
+            if not self.finished:
+                self._ended(self.tracker.add_odom(msg.header.stamp.to_sec(), pos.x, pos.y, wall=time.time()))
+
+    def on_stats(self, msg: BrainStats) -> None:
+        with self.lock:
+            if self.finished:
+                return
+            self._arm()
+            self.tracker.add_stats(msg.header.stamp.to_sec(), msg.inference_time, msg.preprocess_time,
+                                   msg.iteration_time, msg.period, msg.skipped_frames, msg.bad_frames,
+                                   msg.bad_outputs, msg.v, msg.w, backend=msg.backend)
+
+    def on_cmd(self, msg: Twist) -> None:
+        with self.lock:
+            if self.finished:
+                return
+            self._arm()
+            self.tracker.add_command(rospy.get_rostime().to_sec(), msg.linear.x, msg.angular.z)
+
+    def on_camera(self, msg: CameraInfo) -> None:
+        with self.lock:
+            if not self.finished:
+                self.tracker.add_camera(msg.header.stamp.to_sec())
+
+    # ------------------------------------------------------------------ laps
+    def _finalize(self, span: LapSpan) -> None:
+        lap = self.tracker.lap_metrics(span)
+        self.results.append(lap)
+        msg = LapResult()
+        msg.header.stamp = rospy.Time.from_sec(max(span.t_end, 0.0))
+        msg.header.frame_id = topics.ODOM_FRAME
+        msg.circuit = self.circuit.name
+        msg.backend = str(self.identity["backend"] or self.identity["brain"])
+        msg.lap = span.lap
+        msg.completed = span.completed
+        msg.dnf_reason = span.dnf_reason
+        msg.lap_time = float(lap["lap_time"])
+        msg.distance = float(lap["distance"])
+        msg.percentage = float(lap["percentage"])
+        msg.average_speed = float(lap["average_speed"])
+        msg.deviation_mae = float(lap["deviation_mae"])
+        msg.real_time_factor = float(lap["real_time_factor"])
+        msg.json = to_json({**lap, "identity": self.identity})
+        try:
+            self.pub.publish(msg)
+        except rospy.ROSException:
+            pass
+
+    def _flush(self, force: bool = False) -> None:
+        now = time.monotonic()
+        keep = []
+        for due, span in self.pending:
+            if force or now >= due:
+                self._finalize(span)
+            else:
+                keep.append((due, span))
+        self.pending = keep
+
+    def _write_partial(self) -> None:
+        cur = self.tracker.current
+        partial = self.tracker.lap_metrics(cur) if cur is not None else None
+        self.writer.write_json(self.results, partial, "running")
+
+    def _finish(self, status: str) -> None:
+        """Write every result file and print the table (once)."""
+        if self.finished:
+            return
+        self._flush(force=True)
+        self.finished = True
+        tracks = [self.tracker.lap_track(s) for s in self.tracker.laps]
+        table = self.writer.write_final(self.results, status, self.circuit, tracks, plots=self.plots)
+        sys.stdout.write("\n" + table + f"\nresults: {self.folder}\n")
+        sys.stdout.flush()
+
+    def _loop(self) -> None:
+        last_partial = 0.0
+        while not rospy.is_shutdown():
+            time.sleep(BRAIN_POLL)
+            with self.lock:
+                if self.finished:
+                    return
+                now = time.monotonic()
+                self._check_brain(now)
+                self._flush()
+                if self.tracker.done and not self.pending:
+                    self._finish("done")
+                    done = True
+                else:
+                    done = False
+                    if now - last_partial >= self.partial_period:
+                        last_partial = now
+                        self._write_partial()
+            if done:
+                time.sleep(0.5)           # let the recorder take the last LapResult
+                rospy.signal_shutdown("lap_metrics: run over")
+                return
+
+    def _check_brain(self, now: float) -> None:
+        if self.tracker.done:
+            return
+        reason = ""
+        alive = self.watch.alive()
+        if alive is False:
+            reason = f"the brain node {self.watch.node_name} is gone (process {self.watch.pid or '?'} ended)"
+        elif self.tracker.armed and self.last_brain_wall is not None and \
+                now - self.last_brain_wall > self.brain_timeout:
+            reason = f"no brain stats or commands for {now - self.last_brain_wall:.1f} s wall (> {self.brain_timeout} s)"
+        elif not self.tracker.armed and now - self.t_start_wall > self.startup_timeout:
+            reason = f"no brain command within {self.startup_timeout:.0f} s wall of the start"
+        if reason:
+            rospy.logerr(f"lap_metrics: brain died: {reason}")
+            span = self.tracker.abort("brain_died", detail=reason)
+            if span is not None:
+                self._ended([span])
+
+    def on_shutdown(self) -> None:
+        with self.lock:
+            if self.finished:
+                return
+            if not self.tracker.done:
+                alive = self.watch.alive()
+                reason = "brain_died" if alive is False else "interrupted"
+                detail = "the brain process ended before the run" if alive is False else "shutdown before the run ended"
+                span = self.tracker.abort(reason, detail=detail)
+                if span is not None:
+                    self._ended([span])
+            try:
+                self._finish("done" if self.tracker.laps and self.tracker.laps[-1].dnf_reason != "interrupted"
+                             else "interrupted")
+            except Exception as e:  # never lose the JSON to a plotting problem
+                rospy.logerr(f"lap_metrics: writing results failed: {e}")
+                self.writer.write_json(self.results, None, "interrupted")
+
+
+def main() -> None:
+    """Run the lap metrics node (``scripts/lap_metrics``, node name ``lap_metrics``).
+
+    Subscribes ``/F1ROS/odom`` (nav_msgs/Odometry, stamps = sim time), ``/brain/stats``
+    (pilotnet_brains/BrainStats), ``/F1ROS/cmd_vel`` (geometry_msgs/Twist) and
+    ``/F1ROS/cameraL/camera_info`` (frame rate); publishes one pilotnet_brains/LapResult per lap
+    on ``/lap_metrics/laps`` (latched) and sets ``~run_dir`` (the run folder) for the recorder.
+    Exits 0 when the laps are driven or a lap ends as DNF (a DNF ends the run).
+
+    ~params:
+      ~circuit (str, default simple_circuit): circuit name or .yaml path (same geometry as the sim).
+      ~reverse (bool, default false): drive the circuit the other way.
+      ~laps (int, default 1): laps to drive.
+      ~timeout (float sim s, default 0): per-lap timeout; 0 = circuit length / ~timeout_speed.
+      ~timeout_speed (float m/s, default 2.0): speed that defines the default timeout.
+      ~off_track_margin (float m, default 1.0): DNF off_track when |lateral| > road half-width + this.
+      ~stuck_distance (float m, default 0.5), ~stuck_time (float sim s, default 10): DNF stuck when
+        the car moved less than stuck_distance (straight line) over the last stuck_time.
+      ~brain_timeout (float wall s, default 5): DNF brain_died after this long without BrainStats or
+        commands (the brain process ending is detected within 50 ms).
+      ~startup_timeout (float wall s, default 300): DNF brain_died when no command ever comes.
+      ~brain_node (str, default /brain): the brain node to watch; empty = don't watch the process.
+      ~results_dir (str, default results): parent of the run folder.
+      ~run_id (str, default ""): run folder name; empty = <time>_<circuit>_<brain or backend>.
+      ~brain, ~backend, ~model, ~threads, ~sim, ~mode: the run's identity (model hashed if a path).
+      ~partial_period (float wall s, default 2): how often laps.json is rewritten during a lap.
+      ~plots (bool, default true): write trajectory.png and profile.png at the end.
+    """
+    rospy.init_node("lap_metrics")
+    try:
+        node = LapMetricsNode()
+    except (ValueError, OSError) as e:
+        rospy.logfatal(f"lap_metrics cannot start: {e}")
+        sys.exit(1)
+    rospy.spin()
+    node.thread.join(timeout=5.0)
+
