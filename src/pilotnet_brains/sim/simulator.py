@@ -1,0 +1,113 @@
+"""The embedded F1 simulator without ROS: kinematics + camera on one circuit, in integer sim time.
+
+    from pilotnet_brains.circuits import load_circuit
+    from pilotnet_brains.sim import Simulator, SimConfig
+    sim = Simulator(load_circuit("simple_circuit"), SimConfig(seed=0))
+    sim.reset()                        # start pose, zero command, time 0
+    sim.set_command(8.0, 0.2)          # v m/s, w rad/s, held until changed
+    t, rgb = sim.step_to_next_frame()  # advance to the next camera time (1/camera_rate), render
+    sim.pose, sim.time                 # (x m, y m, yaw rad), s
+
+Time is kept in integer nanoseconds, so runs are bit-identical for the same commands and seed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pilotnet_brains.circuits import Circuit, CircuitLike, as_circuit
+from pilotnet_brains.sim.kinematics import Pose, integrate
+from pilotnet_brains.sim.render import CameraConfig, Renderer
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Simulator settings. Rates in Hz; noise in grey levels (0-255 scale)."""
+
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    physics_rate: float = 1000.0   # Hz, like Gazebo's default max_step_size 0.001 s
+    camera_rate: float = 20.0      # Hz, the F1 camera
+    seed: int = 0                  # seeds visual variation and noise
+    variation: bool = False        # seeded random colours/lighting per reset (dataset robustness)
+    noise_std: float = 0.0         # per-frame Gaussian pixel noise (grey levels), 0 = none
+
+    def __post_init__(self):
+        if not self.physics_rate >= 100.0:
+            raise ValueError(f"physics_rate {self.physics_rate} Hz: must be >= 100 Hz")
+        if not 0 < self.camera_rate <= self.physics_rate:
+            raise ValueError(f"camera_rate {self.camera_rate} Hz: must be > 0 and <= physics_rate")
+        if self.noise_std < 0:
+            raise ValueError(f"noise_std {self.noise_std}: must be >= 0")
+
+
+class Simulator:
+    """Planar-move car + camera on a circuit. See the module docstring for the API."""
+
+    def __init__(self, circuit: CircuitLike, config: SimConfig | None = None):
+        self.circuit: Circuit = as_circuit(circuit)
+        self.config = config or SimConfig()
+        self.renderer = Renderer(self.circuit, self.config.camera)
+        self.physics_step_ns = int(round(1e9 / self.config.physics_rate))
+        self.camera_period_ns = int(round(1e9 / self.config.camera_rate))
+        self.episode = -1
+        self.reset()
+
+    # ------------------------------------------------------------------ state
+    def reset(self, pose: Pose | None = None) -> None:
+        """Put the car at ``pose`` (default: the circuit's start pose), zero the command and the
+        clock; a new episode (new seeded visual variation when enabled)."""
+        self.episode += 1
+        self._pose: Pose = tuple(float(v) for v in (pose if pose is not None else self.circuit.start_pose))
+        self.command: tuple[float, float] = (0.0, 0.0)
+        self.time_ns = 0
+        self.frame_index = 0
+        seed = int(self.config.seed)
+        self._noise_rng = np.random.default_rng([seed, self.episode, 1])
+        if self.config.variation:
+            self.renderer.set_style(self.renderer.base_style.varied(np.random.default_rng([seed, self.episode])))
+        else:
+            self.renderer.set_style(self.renderer.base_style)
+
+    @property
+    def pose(self) -> Pose:
+        """(x m, y m, yaw rad) of the car in the world frame."""
+        return self._pose
+
+    @property
+    def time(self) -> float:
+        """Simulation time (s) since the last reset."""
+        return self.time_ns * 1e-9
+
+    def set_command(self, v: float, w: float) -> None:
+        """Hold (v m/s forward, w rad/s yaw rate) from now on, like Gazebo's planar-move plugin."""
+        self.command = (float(v), float(w))
+
+    # ------------------------------------------------------------------ time
+    def advance_to(self, t_ns: int) -> None:
+        """Integrate the held command in physics steps until sim time ``t_ns`` (ns)."""
+        v, w = self.command
+        step = self.physics_step_ns
+        while self.time_ns < t_ns:
+            dt_ns = min(step - self.time_ns % step, t_ns - self.time_ns)
+            self._pose = integrate(self._pose, v, w, dt_ns * 1e-9)
+            self.time_ns += dt_ns
+
+    def step(self, dt: float) -> None:
+        """Advance dt s (rounded to ns)."""
+        self.advance_to(self.time_ns + int(round(dt * 1e9)))
+
+    @property
+    def next_frame_ns(self) -> int:
+        """Sim time (ns) of the next camera frame."""
+        return (self.frame_index + 1) * self.camera_period_ns
+
+    def render(self, out: np.ndarray | None = None) -> np.ndarray:
+        """The camera frame (480x640x3 uint8 RGB) at the current pose."""
+        return self.renderer.render(self._pose, out=out, noise_std=self.config.noise_std, rng=self._noise_rng)
+
+    def step_to_next_frame(self, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+        """Advance to the next camera time and render: returns (sim time s, rgb frame)."""
+        self.advance_to(self.next_frame_ns)
+        self.frame_index += 1
+        return self.time, self.render(out)
