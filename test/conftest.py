@@ -91,3 +91,44 @@ def run_tool(*argv: str, timeout: float = 300, check: bool = True, **kwargs) -> 
     if check and proc.returncode != 0:
         raise AssertionError(f"{argv} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
     return proc
+
+
+# --- PilotNet models and optimized artifacts (models/backends/optimize helper) -------------------------
+
+#: The CPU methods converted once per session by ``pilotnet_artifacts`` (no fine-tuning).
+CPU_METHODS = ("tflite_fp32", "tflite_dynamic", "tflite_fp16", "tflite_int8", "tflite_int8_fallback",
+               "torchscript", "torch_dynamic", "torch_static", "onnx_fp32", "onnx_int8")
+
+
+@pytest.fixture(scope="session")
+def pilotnet_artifacts(tmp_path_factory):
+    """Random-weight base models (tf_keras + torch, seed 0) and every CPU artifact built from them
+    once per session in a temp folder, calibrated on synthetic frames; plus 16 test inputs and the
+    base models' reference outputs. Returns a dict: dir, base {framework: path}, paths {method: path},
+    x float32 (16, 66, 200, 3), ref {framework: (16, 2)}."""
+
+    from pilotnet_brains.models import save_random_base_models
+    from pilotnet_brains.optimize import build
+    from pilotnet_brains.optimize.calibration import synthetic_frames
+
+    folder = str(tmp_path_factory.mktemp("pilotnet_models"))
+    base = save_random_base_models(folder, seed=0)
+    paths = {}
+    for name in CPU_METHODS:
+        from pilotnet_brains.backends import BACKENDS
+
+        spec = BACKENDS[name]
+        out = os.path.join(folder, "build", name + spec.suffix)
+        paths[name] = build(name, base=base[spec.parent], data="synthetic:64", out=out, progress=False)
+    paths["keras"] = base["tf_keras"]
+    x = synthetic_frames(16, seed=123)
+
+    import torch
+
+    from pilotnet_brains.models import tf_pilotnet, torch_pilotnet
+
+    with torch.inference_mode():
+        ref_torch = torch_pilotnet.load(base["torch"])(torch.from_numpy(x)).numpy()
+    ref_tf = tf_pilotnet.load(base["tf_keras"])(x, training=False).numpy()
+    return {"dir": folder, "base": base, "paths": paths, "x": x,
+            "ref": {"torch": ref_torch, "tf_keras": ref_tf}}

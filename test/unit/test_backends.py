@@ -1,0 +1,163 @@
+"""Backend registry: lazy imports, clear refusals, and every CPU backend against its reference."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import CPU_METHODS
+
+from pilotnet_brains.backends import (
+    BACKENDS,
+    ArtifactCorrupt,
+    ArtifactMissing,
+    BackendSpec,
+    RuntimeMissing,
+    UnknownBackend,
+    Unsupported,
+    load_backend,
+    register_backend,
+)
+
+EXPECTED_NAMES = {
+    "keras", "tflite_fp32", "tflite_dynamic", "tflite_fp16", "tflite_int8", "tflite_int8_fallback",
+    "tflite_pruned", "tflite_pruned_dynamic", "tflite_qat", "tflite_cqat", "tflite_pqat", "tflite_pcqat",
+    "tftrt_fp32", "tftrt_fp16", "tftrt_int8", "torchscript", "torch_dynamic", "torch_static", "torch_qat",
+    "torch_pruned_global", "torch_pruned_local", "torch_pruned_quant", "onnx_fp32", "onnx_int8", "tensorrt"}
+
+
+def test_table_names_every_backend():
+    assert set(BACKENDS) == EXPECTED_NAMES
+    for name, spec in BACKENDS.items():
+        assert spec.name == name
+        assert spec.default_path.startswith(os.path.join(os.path.dirname(spec.default_path)))
+        if spec.method == "train":
+            assert "build" not in spec.default
+        else:
+            assert spec.default == f"build/{name}{spec.suffix}"
+        assert spec.devices and set(spec.devices) <= {"cpu", "gpu"}
+        assert spec.parent in ("", "tf_keras", "torch")
+
+
+def test_import_is_lazy():
+    code = ("import sys, pilotnet_brains.backends as b; b.BACKENDS['tflite_int8'].default_path; "
+            "print(sorted(m for m in ('tensorflow', 'torch', 'tf_keras', 'onnxruntime', 'ai_edge_litert') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_unknown_name_lists_valid_ones():
+    with pytest.raises(UnknownBackend) as e:
+        load_backend("tflite_int9")
+    msg = str(e.value)
+    assert "tflite_int9" in msg and "tflite_int8" in msg and "onnx_int8" in msg and "torch_static" in msg
+
+
+@pytest.mark.parametrize("name", ["tftrt_fp32", "tftrt_fp16", "tftrt_int8"])
+def test_tftrt_refused(name, tmp_path):
+    # refused at once, even with an existing artifact path
+    with pytest.raises(Unsupported) as e:
+        load_backend(name, path=str(tmp_path))
+    msg = str(e.value)
+    assert name in msg and "TensorRT" in msg and "NVIDIA GPU" in msg
+    assert "2.18" in msg          # TF >= 2.18 has no TF-TRT
+
+
+def test_tensorrt_refused():
+    with pytest.raises(Unsupported) as e:
+        load_backend("tensorrt")
+    msg = str(e.value)
+    assert "tensorrt" in msg and "pip install tensorrt" in msg and "NVIDIA GPU" in msg
+
+
+def test_missing_file_names_path_and_command(tmp_path):
+    p = tmp_path / "nope.tflite"
+    with pytest.raises(ArtifactMissing) as e:
+        load_backend("tflite_int8", path=str(p))
+    assert str(p) in str(e.value) and "scripts/optimize tflite_int8" in str(e.value)
+    with pytest.raises(ArtifactMissing) as e:
+        load_backend("keras", path=str(tmp_path / "m.keras"))
+    assert "make models" in str(e.value)
+
+
+@pytest.mark.parametrize("name,suffix", [("tflite_fp32", ".tflite"), ("torchscript", ".pt"),
+                                         ("onnx_fp32", ".onnx"), ("keras", ".keras")])
+def test_corrupt_file(name, suffix, tmp_path):
+    p = tmp_path / f"garbage{suffix}"
+    p.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(ArtifactCorrupt) as e:
+        load_backend(name, path=str(p))
+    assert name in str(e.value) and str(p) in str(e.value)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="tensorrt is installed here")
+def test_missing_runtime_names_pip_package(tmp_path):
+    # a backend row whose runtime really is absent here (the tensorrt package), without the GPU check
+    spec = register_backend(BackendSpec("test_absent_runtime", "tensorrt", "tensorrt_backend:TensorRTBackend",
+                                        "engine", ".engine", "build/x.engine"))
+    try:
+        p = tmp_path / "x.engine"
+        p.write_bytes(b"0")
+        with pytest.raises(RuntimeMissing) as e:
+            load_backend(spec.name, path=str(p))
+        assert "'tensorrt'" in str(e.value) and "pip install tensorrt" in str(e.value)
+    finally:
+        del BACKENDS[spec.name]
+
+
+def test_register_refuses_duplicates_and_unknown_runtime():
+    with pytest.raises(ValueError, match="already registered"):
+        register_backend(BACKENDS["onnx_fp32"])
+    with pytest.raises(ValueError, match="unknown runtime"):
+        register_backend(BackendSpec("x", "nope", "a:b", "k", ".x", "build/x"))
+
+
+def test_onnx_unknown_provider_refused(pilotnet_artifacts):
+    with pytest.raises(Unsupported, match="CUDAExecutionProvider"):
+        load_backend("onnx_fp32", path=pilotnet_artifacts["paths"]["onnx_fp32"],
+                     providers=["CUDAExecutionProvider"])
+
+
+@pytest.mark.parametrize("name", ("keras",) + CPU_METHODS)
+def test_backend_matches_reference(name, pilotnet_artifacts):
+    """Outputs within the method's stated tolerance of the base model, batch 1 and batch N, and always
+    dequantized floats inside the reference's range (a raw uint8 output would be ~0..255)."""
+    spec = BACKENDS[name]
+    art = pilotnet_artifacts
+    x = art["x"]
+    ref = art["ref"][spec.parent or "tf_keras"]
+    b = load_backend(name, path=art["paths"][name], threads=1)
+    b.warmup(2)
+    y1 = np.concatenate([b.predict(x[i:i + 1]).copy() for i in range(len(x))])
+    yn = b.predict(x).copy()
+    for y in (y1, yn):
+        assert y.dtype == np.float32 and y.shape == (len(x), 2)
+        assert np.all(np.isfinite(y))
+        tol = max(spec.tolerance, 1e-5)
+        err = np.abs(y - ref).max()
+        assert err <= tol, f"{name}: max |error| {err:.2e} > tolerance {tol:.0e}"
+        assert np.all(y >= ref.min(axis=0) - tol) and np.all(y <= ref.max(axis=0) + tol)
+    # the model really reacts to its input (so the comparison above means something)
+    assert np.ptp(ref, axis=0).min() > 0.05
+    d = b.describe()
+    assert d["backend"] == name and d["threads"] == 1 and d["path"] == os.path.abspath(art["paths"][name])
+    assert d["size_bytes"] == os.path.getsize(art["paths"][name]) and d["runtime_version"]
+
+
+def test_int8_has_integer_io(pilotnet_artifacts):
+    b = load_backend("tflite_int8", path=pilotnet_artifacts["paths"]["tflite_int8"])
+    d = b.describe()
+    assert d["input_dtype"] == "uint8" and d["output_dtype"] == "uint8"
+    scale, zero = d["output_quantization"]
+    assert scale > 0
+    assert d["input_quantization"] == pytest.approx((1 / 255, 0), rel=1e-3, abs=1e-6)
+
+
+def test_default_path_follows_models_dir(pilotnet_artifacts, monkeypatch):
+    monkeypatch.setenv("PILOTNET_MODELS_DIR", pilotnet_artifacts["dir"])
+    b = load_backend("keras")
+    assert b.path == os.path.join(pilotnet_artifacts["dir"], "pilotnet_tf.keras")
