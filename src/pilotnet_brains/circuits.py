@@ -283,7 +283,29 @@ class Circuit:
 
     def _validate(self) -> None:
         src = self.source
-        # 1. Radius too tight for the road width.
+        # 1. Self-intersection: the centerline crosses itself (exact segment test, run only when two
+        #    stretches far apart along the lap come closer than the road width).
+        step = max(1, int(round(1.0 / self.spacing)))
+        idx = np.arange(0, len(self.polyline), step)
+        from scipy.spatial import cKDTree
+
+        pairs = cKDTree(self.polyline[idx]).query_pairs(r=self.road_width, output_type="ndarray")
+        overlap = None
+        if len(pairs):
+            a, b = idx[pairs[:, 0]], idx[pairs[:, 1]]
+            d = np.hypot(*(self.polyline[a] - self.polyline[b]).T)
+            ds = np.abs(self._s[a] - self._s[b])
+            ds = np.minimum(ds, self.length - ds)
+            # On a curve of radius >= road width, arc/chord <= pi/2 for chords < road width.
+            far = ds > 1.6 * d + 2.0 * self.spacing * step + 0.5
+            if np.any(far):
+                j = int(np.argmin(np.where(far, d, np.inf)))
+                overlap = (self.polyline[a[j]].round(2).tolist(), float(d[j]), float(self._s[a[j]]),
+                           float(self._s[b[j]]))
+                if self._segments_cross():
+                    raise CircuitError(f"{src}: self-intersection: the centerline crosses itself near {overlap[0]} "
+                                       f"(s = {overlap[2]:.1f} m and s = {overlap[3]:.1f} m)")
+        # 2. Radius too tight for the road width.
         k = np.abs(self._curvature)
         i = int(np.argmax(k))
         r_min = MIN_RADIUS_PER_ROAD_WIDTH * self.road_width
@@ -293,31 +315,13 @@ class Circuit:
                 f"at s = {self._s[i]:.1f} m {self.polyline[i].round(2).tolist()}, below {r_min:.2f} m "
                 f"(= {MIN_RADIUS_PER_ROAD_WIDTH} x road_width {self.road_width} m); smooth the curve "
                 f"(spread its control points) or narrow the road")
-        # 2. Self-intersection / road overlapping itself: two stretches far apart along the lap
-        #    that come closer than the road width.
-        step = max(1, int(round(1.0 / self.spacing)))
-        idx = np.arange(0, len(self.polyline), step)
-        coarse = self.polyline[idx]
-        from scipy.spatial import cKDTree
-
-        pairs = cKDTree(coarse).query_pairs(r=self.road_width, output_type="ndarray")
-        if len(pairs):
-            a, b = idx[pairs[:, 0]], idx[pairs[:, 1]]
-            d = np.hypot(*(self.polyline[a] - self.polyline[b]).T)
-            ds = np.abs(self._s[a] - self._s[b])
-            ds = np.minimum(ds, self.length - ds)
-            far = ds > 1.6 * d + 2.0 * self.spacing * step + 0.5
-            if np.any(far):
-                j = int(np.argmin(np.where(far, d, np.inf)))
-                where = self.polyline[a[j]].round(2).tolist()
-                if self._segments_cross():
-                    raise CircuitError(f"{src}: self-intersection: the centerline crosses itself near {where} "
-                                       f"(s = {self._s[a[j]]:.1f} m and s = {self._s[b[j]]:.1f} m)")
-                raise CircuitError(
-                    f"{src}: self-intersection of the road: the centerline passes {d[j]:.2f} m from itself near "
-                    f"{where} (s = {self._s[a[j]]:.1f} m and {self._s[b[j]]:.1f} m), less than the road width "
-                    f"{self.road_width} m; move those stretches apart")
-        # 3. Start pose on the road, facing the driving direction.
+        # 3. The road overlapping itself: two stretches closer than the road width.
+        if overlap is not None:
+            raise CircuitError(
+                f"{src}: self-intersection of the road: the centerline passes {overlap[1]:.2f} m from itself near "
+                f"{overlap[0]} (s = {overlap[2]:.1f} m and {overlap[3]:.1f} m), less than the road width "
+                f"{self.road_width} m; move those stretches apart")
+        # 4. Start pose on the road, facing the driving direction.
         x, y, yaw = self.start_pose
         if abs(self.start_lateral) > self.road_width / 2:
             raise CircuitError(
@@ -406,7 +410,9 @@ class Circuit:
             best_d2 = np.where(better, d2, best_d2)
             best_s = np.where(better, self._s[seg] + t * self.spacing, best_s)
             best_lat = np.where(better, np.copysign(np.sqrt(d2), cross), best_lat)
-        return best_s % self.length, best_lat
+        best_s %= self.length
+        best_s[best_s > self.length - 1e-9] = 0.0
+        return best_s, best_lat
 
     def progress(self, s_from, s_to):
         """Signed forward distance (m) from s_from to s_to along the lap, in [-length/2, length/2)."""
