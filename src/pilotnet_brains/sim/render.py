@@ -269,28 +269,34 @@ class Renderer:
 
 
 def render_top_view(circuit: Circuit, px_per_m: float = 2.0, start_pose: bool = True,
-                    trajectory: np.ndarray | None = None, car_pose=None) -> np.ndarray:
-    """Top-down RGB picture of the circuit (north up), with the start pose arrow (and a trajectory
-    (N,2) m / a car pose if given). For docs and the simulator's periodic PNG."""
-    field, (x0, y0), texel = distance_field(circuit)
-    style = Style.of(circuit)
-    h, w = field.shape
-    scale = px_per_m * texel
-    out_w, out_h = int(round(w * scale)), int(round(h * scale))
-    # Pixel (r, c) of the picture -> texel coordinates (north up: flip rows).
-    cols = np.arange(out_w, dtype=np.float32) / scale
-    rows = (out_h - 1 - np.arange(out_h, dtype=np.float32)) / scale
-    mx, my = np.meshgrid(cols, rows)
-    d = cv2.remap(field, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=FIELD_CLAMP_MM)
-    lut = colour_lut(circuit, style)
-    level = int(np.clip(round(math.log2(max(1000.0 / px_per_m, 1.0))), 0, NG - 1))
-    img = lut[np.minimum(d, LUT_MAX_MM), level]
+                    trajectory: np.ndarray | None = None, car_pose=None, base: np.ndarray | None = None
+                    ) -> np.ndarray:
+    """Top-down RGB picture of the circuit (north up, ``px_per_m`` pixels per metre) with the start
+    pose arrow, and a trajectory (N,2) m / a car pose if given. ``base``: a picture this function
+    returned before without overlays (same circuit and scale), reused instead of re-rendering."""
+    x0, y0 = circuit.bounds(margin=circuit.road_width)[:2]   # the distance field's origin
+    if base is not None:
+        img = base.copy()
+        out_h = img.shape[0]
+    else:
+        field, (x0, y0), texel = distance_field(circuit)
+        h, w = field.shape
+        scale = px_per_m * texel
+        out_h = int(round(h * scale))
+        out_w = int(round(w * scale))
+        # Pixel (r, c) -> texel coordinates (north up: picture rows run towards -y).
+        cols = np.arange(out_w, dtype=np.float32) / scale
+        rows = (out_h - 1 - np.arange(out_h, dtype=np.float32)) / scale
+        mx, my = np.meshgrid(cols, rows)
+        d = cv2.remap(field, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        lut = colour_lut(circuit, Style.of(circuit))
+        level = int(np.clip(round(math.log2(max(1000.0 / px_per_m, 1.0))), 0, NG - 1))
+        img = np.ascontiguousarray(lut[np.minimum(d, LUT_MAX_MM), level])
 
     def to_px(xy):
         xy = np.asarray(xy, np.float64).reshape(-1, 2)
         return np.stack([(xy[:, 0] - x0) * px_per_m, out_h - 1 - (xy[:, 1] - y0) * px_per_m], axis=1)
 
-    img = np.ascontiguousarray(img)
     if trajectory is not None and len(trajectory) > 1:
         cv2.polylines(img, [np.round(to_px(trajectory) * 16).astype(np.int32).reshape(-1, 1, 2)], False,
                       (30, 60, 220), 2, cv2.LINE_AA, shift=4)

@@ -54,14 +54,16 @@ class Simulator:
         self.reset()
 
     # ------------------------------------------------------------------ state
-    def reset(self, pose: Pose | None = None) -> None:
-        """Put the car at ``pose`` (default: the circuit's start pose), zero the command and the
-        clock; a new episode (new seeded visual variation when enabled)."""
+    def reset(self, pose: Pose | None = None, keep_time: bool = False) -> None:
+        """Put the car at ``pose`` (default: the circuit's start pose) and zero the command; a new
+        episode (new seeded visual variation when enabled). The clock restarts at 0 unless
+        ``keep_time`` (the ROS node keeps /clock monotonic across resets)."""
         self.episode += 1
         self._pose: Pose = tuple(float(v) for v in (pose if pose is not None else self.circuit.start_pose))
         self.command: tuple[float, float] = (0.0, 0.0)
-        self.time_ns = 0
-        self.frame_index = 0
+        if not keep_time or self.episode == 0:
+            self.time_ns = 0
+            self.frame_index = 0
         seed = int(self.config.seed)
         self._noise_rng = np.random.default_rng([seed, self.episode, 1])
         if self.config.variation:
@@ -109,5 +111,11 @@ class Simulator:
     def step_to_next_frame(self, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
         """Advance to the next camera time and render: returns (sim time s, rgb frame)."""
         self.advance_to(self.next_frame_ns)
+        return self.take_frame(out)
+
+    def take_frame(self, out: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+        """Render the camera frame due now (sim time must be ``next_frame_ns``): (sim time s, rgb)."""
+        if self.time_ns != self.next_frame_ns:
+            raise RuntimeError(f"take_frame at {self.time_ns} ns: the next frame is due at {self.next_frame_ns} ns")
         self.frame_index += 1
         return self.time, self.render(out)
