@@ -330,12 +330,14 @@ class RunWriter:
 
     def write_final(self, laps: Sequence[Mapping[str, object]], status: str, circuit=None,
                     tracks: Sequence[Mapping[str, np.ndarray]] | None = None, plots: bool = True) -> str:
-        """laps.json (status), laps.csv, table.md and, with a circuit and tracks, the plots.
-        Returns the Markdown table."""
-        self.write_json(laps, None, status)
+        """laps.csv, table.md, with a circuit and tracks the plots, and last laps.json with its final
+        status (so a reader that sees the status finds every other file). Returns the Markdown table."""
         table = self.write_tables(laps)
-        if plots and circuit is not None and tracks is not None:
-            self.write_plots(circuit, tracks, laps)
+        try:
+            if plots and circuit is not None and tracks is not None:
+                self.write_plots(circuit, tracks, laps)
+        finally:
+            self.write_json(laps, None, status)
         return table
 
 

@@ -5,8 +5,10 @@ every Nth camera frame, and writes a standard ROS 1 bag (v2.0, lz4 chunks by def
 ``rosbag`` library: ``<bag>.active`` while recording, renamed to ``<bag>`` once closed and indexed,
 as ``rosbag record`` does. It closes on any shutdown (the launch ending, Ctrl-C, SIGTERM).
 
-The run folder comes from the metrics node (it sets ``/lap_metrics/run_dir`` when it has chosen
-the run id); messages that arrive before that are buffered.
+The run folder comes from the metrics node: it sets ``/lap_metrics/run`` = {dir, token} when it has
+chosen the run id; the token (``$(anon ...)`` in metrics.launch, the same for both nodes) keeps a
+stale value of an earlier run on a long-lived master from being taken. Messages that arrive
+before that are buffered.
 """
 from __future__ import annotations
 
@@ -38,8 +40,8 @@ class _Definition:
 class BagRecorder:
     """See :func:`main`."""
 
-    def __init__(self, bag_path: str, run_dir_param: str, topic_names, camera_topic: str, camera_every: int,
-                 compression: str, wait: float):
+    def __init__(self, bag_path: str, run_param: str, run_token: str, topic_names, camera_topic: str,
+                 camera_every: int, compression: str, wait: float):
         self.lock = threading.Lock()
         self.bag = None
         self.path = bag_path
@@ -57,21 +59,22 @@ class BagRecorder:
                                               queue_size=2, buff_size=2 ** 24))
         rospy.on_shutdown(self.close)
         if not self.path:
-            threading.Thread(target=self._wait_for_folder, args=(run_dir_param, wait), daemon=True).start()
+            threading.Thread(target=self._wait_for_folder, args=(run_param, run_token, wait), daemon=True).start()
         else:
             self._open()
 
-    def _wait_for_folder(self, param: str, wait: float) -> None:
+    def _wait_for_folder(self, param: str, token: str, wait: float) -> None:
         deadline = time.monotonic() + wait
         while not rospy.is_shutdown() and time.monotonic() < deadline:
-            folder = rospy.get_param(param, "")
-            if folder:
-                self.path = os.path.join(folder, rospy.get_param("~bag_name", "run.bag"))
+            run = rospy.get_param(param, {})
+            if isinstance(run, dict) and run.get("dir") and str(run.get("token", "")) == token:
+                self.path = os.path.join(run["dir"], rospy.get_param("~bag_name", "run.bag"))
                 self._open()
                 return
             time.sleep(0.05)
         if not rospy.is_shutdown():
-            rospy.logerr(f"record_run: {param} never set (is lap_metrics running?); nothing recorded")
+            rospy.logerr(f"record_run: {param} with token {token!r} never set (is lap_metrics running?); "
+                         f"nothing recorded")
 
     def _open(self) -> None:
         with self.lock:
@@ -131,9 +134,10 @@ def main() -> None:
 
     ~params:
       ~bag (str, default ""): bag path; empty = ``<run folder>/<~bag_name>`` with the run folder read
-        from ``~run_dir_param``.
+        from ``~run_param``.
       ~bag_name (str, default run.bag): file name inside the run folder.
-      ~run_dir_param (str, default /lap_metrics/run_dir): parameter holding the run folder.
+      ~run_param (str, default /lap_metrics/run): parameter {dir, token} set by lap_metrics.
+      ~run_token (str, default ""): the token that parameter must carry (this launch's).
       ~wait (float wall s, default 60): how long to wait for that parameter.
       ~topics (list of str, default odom, clock, cmd_vel, /brain/stats, /lap_metrics/laps, camera_info).
       ~camera_topic (str, default /F1ROS/cameraL/image_raw), ~camera_every (int, default 10): keep
@@ -146,7 +150,7 @@ def main() -> None:
     if compression not in ("none", "lz4", "bz2"):
         rospy.logfatal(f"record_run: ~compression must be none, lz4 or bz2, got {compression!r}")
         raise SystemExit(1)
-    BagRecorder(str(rospy.get_param("~bag", "")), str(rospy.get_param("~run_dir_param", "/lap_metrics/run_dir")),
-                topic_names, str(rospy.get_param("~camera_topic", topics.CAMERA_IMAGE)),
+    BagRecorder(str(rospy.get_param("~bag", "")), str(rospy.get_param("~run_param", "/lap_metrics/run")),
+                str(rospy.get_param("~run_token", "")), topic_names, str(rospy.get_param("~camera_topic", topics.CAMERA_IMAGE)),
                 int(rospy.get_param("~camera_every", 10)), compression, float(rospy.get_param("~wait", 60.0)))
     rospy.spin()

@@ -121,7 +121,8 @@ class LapMetricsNode:
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": socket.gethostname(),
         }
         self.writer = RunWriter(self.folder, self.identity, environment(int(p("~threads", 1))))
-        rospy.set_param("~run_dir", self.folder)
+        # for the recorder; the token (unique per launch) tells this run's folder from a stale one
+        rospy.set_param("~run", {"dir": self.folder, "token": str(p("~run_token", ""))})
 
         self.lock = threading.RLock()
         self.results: list[dict[str, object]] = []
@@ -302,7 +303,8 @@ def main() -> None:
     Subscribes ``/F1ROS/odom`` (nav_msgs/Odometry, stamps = sim time), ``/brain/stats``
     (pilotnet_brains/BrainStats), ``/F1ROS/cmd_vel`` (geometry_msgs/Twist) and
     ``/F1ROS/cameraL/camera_info`` (frame rate); publishes one pilotnet_brains/LapResult per lap
-    on ``/lap_metrics/laps`` (latched) and sets ``~run_dir`` (the run folder) for the recorder.
+    on ``/lap_metrics/laps`` (latched) and sets ``~run`` = {dir: the run folder, token: ~run_token}
+    for the recorder.
     Exits 0 when the laps are driven or a lap ends as DNF (a DNF ends the run).
 
     ~params:
@@ -321,6 +323,7 @@ def main() -> None:
       ~results_dir (str, default results): parent of the run folder.
       ~run_id (str, default ""): run folder name; empty = <time>_<circuit>_<brain or backend>.
       ~brain, ~backend, ~model, ~threads, ~sim, ~mode: the run's identity (model hashed if a path).
+      ~run_token (str, default ""): copied into ~run so the recorder of the same launch finds it.
       ~partial_period (float wall s, default 2): how often laps.json is rewritten during a lap.
       ~plots (bool, default true): write trajectory.png and profile.png at the end.
     """

@@ -1,0 +1,208 @@
+"""The lap_metrics node and the recorder against scripted inputs of known geometry (fake_run.py):
+a car on the centerline at a fixed offset (MAE = the offset), one that drifts off the road, a brain
+killed mid-lap, Ctrl-C to the launch; the bag opens with rosbag and rosbags; offline = live."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT, run_tool
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FAKE = os.path.join(HERE, "fake_run.py")
+METRICS_LAUNCH = "launch/include/metrics.launch"
+
+
+def fake(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, FAKE, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def stop(*procs: subprocess.Popen) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def wait_for_status(folder: str, statuses, timeout: float, min_distance: float = 0.0) -> dict:
+    """Poll laps.json until its status is one of ``statuses`` (and, with ``min_distance``, the lap
+    in progress has driven that many metres)."""
+    path = os.path.join(folder, "laps.json")
+    deadline = time.monotonic() + timeout
+    doc: dict = {}
+    while time.monotonic() < deadline:
+        if os.path.exists(path):
+            with open(path) as f:
+                doc = json.load(f)          # always complete: written atomically
+            far = (doc.get("in_progress") or {}).get("distance", 0.0) >= min_distance
+            if doc.get("status") in statuses and (min_distance <= 0 or far):
+                return doc
+        time.sleep(0.2)
+    raise AssertionError(f"{path} never reached {statuses}; last: {doc.get('status')}")
+
+
+def wait_closed(path: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(path) and not os.path.exists(path + ".active"):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{path} not closed within {timeout} s")
+
+
+@pytest.fixture
+def sim_time(ros_master):
+    import rospy
+
+    rospy.set_param("/use_sim_time", True)
+    yield
+    rospy.set_param("/use_sim_time", False)
+
+
+def check_bag_readable(bag: str) -> dict:
+    """rosbag info (the ROS tool) and rosbags (independent pure-Python reader) both open it."""
+    info = subprocess.run(["rosbag", "info", "--yaml", bag], capture_output=True, text=True, timeout=60)
+    assert info.returncode == 0, info.stderr
+    assert "indexed: True" in info.stdout
+    from rosbags.rosbag1 import Reader
+
+    counts: dict = {}
+    with Reader(bag) as reader:
+        for conn, _, raw in reader.messages():
+            counts[conn.topic] = counts.get(conn.topic, 0) + 1
+            assert raw
+    return counts
+
+
+def test_full_lap_at_known_offset_with_bag_and_offline_recompute(roslaunch_files, sim_time, tmp_path):
+    """simple_circuit at 20 m/s, 0.7 m left of the line, 8x real time: completed, MAE 0.7 m."""
+    run = tmp_path / "lap"
+    roslaunch_files(METRICS_LAUNCH, circuit="simple_circuit", results_dir=str(tmp_path), run_id="lap",
+                    brain="fake", backend="fake", record="true", record_camera_every="0")
+    time.sleep(2.0)
+    brain = fake("--role", "brain", "--speed", "20")
+    sim = fake("--role", "sim", "--speed", "20", "--offset", "0.7", "--rtf", "8")
+    try:
+        doc = wait_for_status(str(run), ("done",), timeout=60)
+    finally:
+        stop(sim, brain)
+    (lap,) = doc["laps"]
+    assert lap["completed"] and lap["dnf_reason"] == ""
+    assert lap["lap_time"] == pytest.approx(463.0 / 20.0, rel=2e-3)       # the circuit length at 20 m/s
+    assert lap["deviation_mae"] == pytest.approx(0.7, abs=0.005)
+    assert lap["deviation_max"] == pytest.approx(0.7, abs=0.01)
+    assert lap["percentage"] == 100.0
+    assert 19.5 < lap["average_speed"] < 21.0
+    assert lap["brain_frequency_sim"] == pytest.approx(20.0, rel=0.05)
+    assert lap["camera_fps_sim"] == pytest.approx(20.0, rel=0.05)
+    assert lap["inference_time_mean"] == pytest.approx(0.002)
+    assert lap["suddenness"] == pytest.approx(0.2, rel=0.01)               # w alternates +-0.1
+    assert 4.0 < lap["real_time_factor"] < 12.0 and lap["rtf_source"] == "wall clock"
+    assert doc["identity"]["circuit"] == "simple_circuit" and doc["environment"]["cpu"]
+    for name in ("laps.csv", "table.md", "trajectory.png", "profile.png", "track.csv"):
+        assert os.path.getsize(run / name) > 0, name
+    table = (run / "table.md").read_text()
+    assert "| Method | Average speed | Position deviation MAE (m) |" in table and "| fake |" in table
+    with open(run / "trajectory.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+    bag = str(run / "run.bag")
+    wait_closed(bag)
+    counts = check_bag_readable(bag)
+    assert counts["/F1ROS/odom"] > 400 and counts["/lap_metrics/laps"] == 1
+    assert counts["/brain/stats"] > 400 and counts["/clock"] > 400
+
+    out = run_tool("metrics_from_bag", bag, "--json", "--no-progress", "--out", str(tmp_path / "offline"))
+    offline = json.loads(out.stdout)
+    (olap,) = offline["laps"]
+    for key in ("lap_time", "distance", "percentage", "average_speed", "deviation_mae", "deviation_max",
+                "deviation_bm_1000pow", "brain_iterations", "inference_time_mean", "inference_time_p99",
+                "camera_frames", "brain_frequency_wall", "skipped_frames"):
+        assert olap[key] == pytest.approx(lap[key], rel=1e-6), key
+    assert olap["completed"] is True
+    assert olap["suddenness"] == pytest.approx(lap["suddenness"], rel=0.02)
+    # the wall clock is not in the bag: the RTF comes from the brain's periods there, and agrees
+    assert olap["rtf_source"] == "brain periods"
+    assert olap["real_time_factor"] == pytest.approx(lap["real_time_factor"], rel=0.1)
+    assert os.path.exists(tmp_path / "offline" / "laps.csv")
+
+
+def test_drifting_off_the_road_is_dnf_off_track(roslaunch_files, sim_time, tmp_path):
+    roslaunch_files(METRICS_LAUNCH, circuit="simple_circuit", results_dir=str(tmp_path), run_id="off",
+                    brain="fake", backend="fake")
+    time.sleep(2.0)
+    brain = fake("--role", "brain", "--speed", "20")
+    sim = fake("--role", "sim", "--speed", "20", "--drift-after", "60", "--rtf", "8")
+    try:
+        doc = wait_for_status(str(tmp_path / "off"), ("done",), timeout=60)
+    finally:
+        stop(sim, brain)
+    (lap,) = doc["laps"]
+    assert not lap["completed"] and lap["dnf_reason"] == "off_track"
+    # drifting 2 m/s sideways from 60 m on: 5 m (4 m half-width + 1 m margin) after 2.5 s = 50 m more
+    assert lap["distance"] == pytest.approx(110.0, abs=3.0)
+    assert lap["deviation_max"] > 5.0
+    assert 20 < lap["percentage"] < 26
+
+
+def test_brain_killed_mid_lap_is_dnf_brain_died_and_files_are_intact(roslaunch_files, sim_time, tmp_path):
+    roslaunch_files(METRICS_LAUNCH, circuit="simple_circuit", results_dir=str(tmp_path), run_id="died",
+                    brain="fake", backend="fake")
+    time.sleep(2.0)
+    brain = fake("--role", "brain", "--speed", "10")
+    sim = fake("--role", "sim", "--speed", "10", "--rtf", "4")
+    try:
+        running = wait_for_status(str(tmp_path / "died"), ("running",), timeout=30, min_distance=20.0)
+        assert running["in_progress"]["in_progress"] and running["laps"] == []
+        brain.send_signal(signal.SIGKILL)
+        doc = wait_for_status(str(tmp_path / "died"), ("done",), timeout=30)
+    finally:
+        stop(sim, brain)
+    (lap,) = doc["laps"]
+    assert lap["dnf_reason"] == "brain_died" and not lap["completed"]
+    assert "gone" in lap["dnf_detail"]
+    assert 0 < lap["percentage"] < 100 and lap["lap_time"] > 1.0
+    with open(tmp_path / "died" / "laps.csv") as f:
+        rows = f.read().splitlines()
+    assert len(rows) == 2 and "brain_died" in rows[1]
+    assert (tmp_path / "died" / "trajectory.png").stat().st_size > 0
+
+
+def test_ctrl_c_records_the_lap_as_interrupted_and_closes_the_bag(ros_master, sim_time, tmp_path):
+    """SIGINT to a roslaunch process (what Ctrl-C does): lap DNF interrupted, bag closed and indexed."""
+    env = dict(os.environ, ROS_MASTER_URI=ros_master)
+    launch = subprocess.Popen(
+        ["roslaunch", os.path.join(ROOT, METRICS_LAUNCH), "circuit:=simple_circuit", f"results_dir:={tmp_path}",
+         "run_id:=ctrlc", "brain:=fake", "backend:=fake", "record:=true"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    brain = sim = None
+    try:
+        time.sleep(2.0)
+        brain = fake("--role", "brain", "--speed", "10")
+        sim = fake("--role", "sim", "--speed", "10", "--rtf", "4")
+        wait_for_status(str(tmp_path / "ctrlc"), ("running",), timeout=30, min_distance=20.0)
+        launch.send_signal(signal.SIGINT)
+        out, _ = launch.communicate(timeout=60)
+    finally:
+        if launch.poll() is None:
+            launch.kill()
+        stop(*(p for p in (sim, brain) if p is not None))
+    doc = wait_for_status(str(tmp_path / "ctrlc"), ("interrupted",), timeout=5)
+    (lap,) = doc["laps"]
+    assert lap["dnf_reason"] == "interrupted" and lap["distance"] > 20.0
+    assert "| Method |" in out                                     # the table is printed at the end
+    bag = str(tmp_path / "ctrlc" / "run.bag")
+    assert os.path.exists(bag), out
+    counts = check_bag_readable(bag)
+    assert counts["/F1ROS/odom"] > 20
