@@ -19,7 +19,8 @@ The object plugs into :class:`pilotnet_brains.brain.Pipeline` like a PilotNet po
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -27,36 +28,40 @@ import numpy as np
 from pilotnet_brains.preprocess import V_RANGE, W_RANGE
 
 
-@dataclass(frozen=True)
 class CameraGeometry:
-    """The F1 camera (DESIGN §2): pinhole, no tilt, principal point at the image centre.
+    """Ground-plane geometry of the F1 camera (pinhole, no tilt, flat ground).
 
-    width/height in pixels, hfov in rad, mount_height (m above the ground), mount_forward (m ahead
-    of the car's reference point, the odometry origin).
+    ``config`` is the simulator's :class:`pilotnet_brains.sim.render.CameraConfig` (the one place
+    the camera's size, FOV and mounting are written down); pixel centres at integer coordinates
+    with the principal point at ((W-1)/2, (H-1)/2), as in ROS.
     """
 
-    width: int = 640
-    height: int = 480
-    hfov: float = 1.57
-    mount_height: float = 0.5
-    mount_forward: float = 0.0
+    def __init__(self, config=None):
+        if config is None:
+            from pilotnet_brains.sim.render import CameraConfig
 
-    @property
-    def focal(self) -> float:
-        """Focal length in pixels."""
-        return (self.width / 2.0) / math.tan(self.hfov / 2.0)
+            config = CameraConfig()
+        self.config = config
+        self.width, self.height = int(config.width), int(config.height)
+        self.focal = float(config.fx)
+        self.cx, self.cy = float(config.cx), float(config.cy)
+        self.mount_height = float(config.mount_height)
+        self.mount_forward = float(config.mount_forward)
 
     def row_at(self, x: float) -> float:
-        """Image row (px, may be fractional) where the ground at forward distance x (m, from the
-        camera) appears."""
-        return self.height / 2.0 + self.focal * self.mount_height / x
+        """Image row (px, fractional) of the ground at forward distance x (m) from the camera."""
+        return self.cy + self.focal * self.mount_height / x
 
     def ground(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Pixel (column u, row v) below the horizon -> ground (x forward, y left) in m, car frame."""
-        f = self.focal
-        x = f * self.mount_height / (np.asarray(v, np.float64) - self.height / 2.0)
-        y = -(np.asarray(u, np.float64) - self.width / 2.0) * x / f
+        """Pixel (column u, row v) below the horizon -> ground (x forward, y left) in m, in the car
+        frame (origin at the car's reference point, the odometry pose)."""
+        x = self.focal * self.mount_height / (np.asarray(v, np.float64) - self.cy)
+        y = -(np.asarray(u, np.float64) - self.cx) * x / self.focal
         return x + self.mount_forward, y
+
+    def describe(self) -> dict:
+        return {"width": self.width, "height": self.height, "focal": self.focal,
+                "mount_height": self.mount_height, "mount_forward": self.mount_forward}
 
 
 @dataclass
@@ -79,9 +84,9 @@ class ExplicitParams:
     ki: float = 0.0
     kd: float = 0.6
     #: speed schedule: lateral acceleration budget and limits
-    lateral_accel: float = 6.0
+    lateral_accel: float = 5.0
     v_min: float = V_RANGE[0]
-    v_max: float = 14.0
+    v_max: float = 12.5
     w_max: float = W_RANGE[1]
     #: distance (m) over which the curvature ahead is looked at for the speed schedule
     preview: float = 14.0
@@ -127,13 +132,13 @@ class LineFinder:
         self.camera = camera = camera or CameraGeometry()
         self.params = params = params or ExplicitParams()
         rows = [int(round(camera.row_at(d))) for d in params.distances]
-        keep = [(r, d) for r, d in zip(rows, params.distances) if camera.height / 2 < r < camera.height]
+        keep = [(r, d) for r, d in zip(rows, params.distances) if camera.cy < r < camera.height]
         if not keep:
             raise ValueError(f"no scan row falls in the lower half of a {camera.width}x{camera.height} image "
                              f"for camera height {camera.mount_height} m")
         rows_u = sorted({r for r, _ in keep}, reverse=True)   # near (bottom) first
         self.rows = np.array(rows_u, np.intp)
-        gx, _ = camera.ground(np.full(len(self.rows), camera.width / 2.0), self.rows)
+        gx, _ = camera.ground(np.full(len(self.rows), camera.cx), self.rows)
         self.row_x = gx
         self.m_per_px = (gx - camera.mount_forward) / camera.focal   # lateral metres per pixel at each row
         self.predicted_y: float | None = None     # lateral offset predicted for the nearest row
@@ -146,16 +151,21 @@ class LineFinder:
         hsv = cv2.cvtColor(np.ascontiguousarray(rgb[self.rows]), cv2.COLOR_RGB2HSV)   # (rows, W, 3)
         h, s, v = hsv[..., 0], hsv[..., 1], hsv[..., 2]
         mask = ((h <= p.hue_tol) | (h >= 180 - p.hue_tol)) & (s >= p.sat_min) & (v >= p.val_min)
-        cx = cam.width / 2.0
+        cx = cam.cx
         xs: list[float] = []
         ys: list[float] = []
         us: list[float] = []
         vs: list[int] = []
         for i, row in enumerate(self.rows):
             starts, ends = _runs(mask[i])
+            inside = (starts > 0) & (ends < cam.width)   # a run cut by the image border has no true centre
+            if not inside.all():
+                if not inside.any():
+                    continue       # the line leaves the image sideways here: look further out
+                starts, ends = starts[inside], ends[inside]
             if len(starts) == 0:
                 if xs:
-                    break          # the line leaves the view (or is hidden): stop scanning outwards
+                    break          # the line ends in view (or is hidden): stop scanning outwards
                 continue
             centres = (starts + ends - 1) / 2.0
             ylat = -(centres - cx) * self.m_per_px[i]
@@ -224,8 +234,8 @@ class ExplicitBrain:
         return float(p[0]), float(p[1])
 
     def describe(self) -> dict:
-        return {"brain": "explicit", "label": self.label, "camera": self.camera.__dict__,
-                "params": self.params.__dict__}
+        return {"brain": "explicit", "label": self.label, "camera": self.camera.describe(),
+                "params": asdict(self.params)}
 
     def __call__(self, rgb: np.ndarray) -> tuple[float, float]:
         """RGB frame -> (v m/s, w rad/s)."""
@@ -280,3 +290,65 @@ class ExplicitBrain:
                            "seen": float(seen)}
         return v, w
 
+
+
+def drive(circuit: Any, brain: ExplicitBrain | None = None, laps: float = 1.0, max_time: float | None = None,
+          sim_config: Any = None, off_track: float | None = None, trace: bool = False) -> dict[str, Any]:
+    """Drive ``brain`` (default: a fresh ExplicitBrain) on the embedded simulator core, lockstep
+    (each frame's command is applied before the sim advances to the next frame), without ROS.
+
+    circuit: a name, path or Circuit. Ends after ``laps`` laps of progress, at ``max_time`` sim s
+    (default: long enough at 5 m/s), or when the car is more than ``off_track`` m (default: half
+    the road width) from the red line. Returns {"completed", "laps", "time" (s), "lap_time" (s, of
+    the first lap), "distance" (m of centerline progress), "mean_abs_lateral" / "max_abs_lateral"
+    (m, car reference point to the red line), "mean_speed" (m/s, commanded), "reason"} and, with
+    ``trace``, the per-frame arrays (t, x, y, yaw, s, lateral, v, w).
+    """
+    from pilotnet_brains.circuits import as_circuit
+    from pilotnet_brains.sim import SimConfig, Simulator
+
+    circ = as_circuit(circuit)
+    sim = Simulator(circ, sim_config or SimConfig())
+    brain = brain or ExplicitBrain(CameraGeometry(sim.config.camera))
+    brain.reset()
+    target = laps * circ.length
+    max_time = max_time if max_time is not None else target / 5.0 + 10.0
+    off = off_track if off_track is not None else circ.road_width / 2.0
+    s_prev = float(circ.project([sim.pose[:2]])[0][0])
+    progress = 0.0
+    rows = []
+    rgb = sim.render()
+    lap_time = None
+    reason = "timeout"
+    frame = np.empty_like(rgb)
+    while sim.time < max_time:
+        v, w = brain(rgb)
+        sim.set_command(v, w)
+        _, rgb = sim.step_to_next_frame(out=frame)
+        x, y, yaw = sim.pose
+        s, lat = circ.project([[x, y]])
+        s, lat = float(s[0]), float(lat[0])
+        ds = (s - s_prev + circ.length / 2.0) % circ.length - circ.length / 2.0
+        progress += ds
+        s_prev = s
+        rows.append((sim.time, x, y, yaw, s, lat, v, w))
+        if lap_time is None and progress >= circ.length:
+            lap_time = sim.time
+        if progress >= target:
+            reason = ""
+            break
+        if abs(lat) > off:
+            reason = "off_track"
+            break
+    a = np.array(rows, np.float64).reshape(-1, 8)
+    out: dict[str, Any] = {
+        "circuit": circ.name, "completed": reason == "", "reason": reason, "laps": progress / circ.length,
+        "time": float(sim.time), "lap_time": lap_time, "distance": progress,
+        "mean_abs_lateral": float(np.abs(a[:, 5]).mean()) if len(a) else math.nan,
+        "max_abs_lateral": float(np.abs(a[:, 5]).max()) if len(a) else math.nan,
+        "mean_speed": float(a[:, 6].mean()) if len(a) else math.nan,
+        "average_speed": progress / sim.time if sim.time > 0 else 0.0,
+    }
+    if trace:
+        out["trace"] = {k: a[:, i] for i, k in enumerate(("t", "x", "y", "yaw", "s", "lateral", "v", "w"))}
+    return out
