@@ -26,7 +26,7 @@ from pilotnet_brains.models import TF_BASE_NAME, TORCH_BASE_NAME, models_dir
 #: Runtimes: (python modules imported by the backend, pip package that provides them).
 RUNTIMES: dict[str, tuple[tuple[str, ...], str]] = {
     "tf_keras": (("tensorflow", "tf_keras"), "tensorflow-cpu tf_keras"),
-    "litert": (("ai_edge_litert",), "ai-edge-litert"),
+    "litert": (("ai_edge_litert.interpreter",), "ai-edge-litert"),
     "torch": (("torch",), "torch"),
     "onnxruntime": (("onnxruntime",), "onnxruntime (or onnxruntime-gpu for CUDA/TensorRT providers)"),
     "tftrt": (("tensorflow",), "a GPU tensorflow <= 2.17 built with TensorRT"),
@@ -108,7 +108,7 @@ def _tftrt(name: str, precision: str) -> BackendSpec:
 
 _SPECS: list[BackendSpec] = [
     BackendSpec("keras", "tf_keras", "keras_backend:KerasBackend", "tf_keras model (.keras/.h5/SavedModel)",
-                ".keras", TF_BASE_NAME, ("cpu", "gpu"), "train", "", "", 0.0),
+                ".keras", TF_BASE_NAME, ("cpu", "gpu"), "train", "", "", 1e-5),
     _tflite("tflite_fp32", "float32", tol=1e-5),
     _tflite("tflite_dynamic", "dynamic-range int8 weights", tol=0.05),
     _tflite("tflite_fp16", "float16 weights", tol=1e-3),
@@ -182,7 +182,11 @@ def resolve_path(name: str, path: str | None = None) -> str:
 
 def _runtime_check(spec: BackendSpec) -> None:
     for module in spec.modules:
-        if importlib.util.find_spec(module) is None:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ImportError:       # the parent package of a dotted name is missing
+            found = False
+        if not found:
             raise RuntimeMissing(f"backend {spec.name!r} needs the Python module {module!r}, which is not "
                                  f"installed: pip install {spec.pip}")
 
