@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 RUN := source tools/env.sh &&
 
-.PHONY: setup demo test test-all test-slow lint clean help
+.PHONY: setup demo test test-all test-slow lint clean help models
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
@@ -21,6 +21,9 @@ test-slow: setup  ## only the slow suites (full laps of every circuit, training)
 
 test-all: setup  ## everything
 	@$(RUN) python -m pytest -m "slow or not slow" $(PYTEST_ARGS)
+
+models: setup  ## build every optimized artifact missing or stale under models/build (DATA=calibration frames: DLS folder or .npy)
+	@$(RUN) python scripts/optimize --all $(if $(DATA),--data $(DATA),)
 
 lint: setup  ## ruff (target Python 3.8)
 	@$(RUN) ruff check .

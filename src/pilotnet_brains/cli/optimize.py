@@ -53,10 +53,15 @@ def list_methods() -> str:
 
 
 def build_all(data: str | None, force: bool, params: dict[str, object], progress: bool) -> int:
-    from pilotnet_brains.backends import BACKENDS
+    from pilotnet_brains.backends import BACKENDS, base_model_path
     from pilotnet_brains.optimize import METHODS, OptimizeError, build, is_up_to_date
 
     failed = 0
+    missing_base = {fw: base_model_path(fw) for fw in ("tf_keras", "torch") if not os.path.exists(base_model_path(fw))}
+    for fw, path in missing_base.items():
+        print(f"FAIL  the {fw} base model {path} does not exist: train it, or write a random-weight smoke "
+              f"model with `scripts/optimize --init-random-base`; its methods are skipped", file=sys.stderr)
+        failed += 1
     for name, spec in BACKENDS.items():
         if name not in METHODS:
             why = "a base model: comes from training" if spec.method == "train" else \
@@ -67,6 +72,9 @@ def build_all(data: str | None, force: bool, params: dict[str, object], progress
         reason = method.missing()
         if reason:
             print(f"skip  {name}: this machine cannot run it; missing: {reason}")
+            continue
+        if method.parent in missing_base:
+            print(f"skip  {name}: no {method.parent} base model")
             continue
         if method.needs and data is None:
             print(f"skip  {name}: needs {method.needs} data (pass --data DIR|FILE.npy|synthetic)")
