@@ -16,7 +16,9 @@ Definitions (DESIGN §5; where Behavior Metrics (BM) is loose, ours is exact):
   than ``timeout`` sim s; default ``length / timeout_speed``), ``brain_died`` and ``interrupted``
   (wall-clock events decided by the node: :data:`WALL_REASONS`). A DNF ends the run.
 - the run **starts** (lap 1, t = 0 of its lap time) at the last odometry sample stamped at or
-  before the first brain command: the car's pose when the brain first spoke.
+  before the frame the brain first answered (the first BrainStats' stamp; a brain without stats:
+  its first command's time): the car's pose when the brain first looked. Before that nothing
+  counts (a brain loading its model for a minute is neither stuck nor timed out).
 
 Units: time in seconds (``t`` sim clock, ``wall`` wall clock), lengths in metres, speeds m/s.
 """
@@ -232,7 +234,7 @@ class RunTracker:
         return self._process(len(self.odom) - 1)
 
     def arm(self, t: float) -> list[LapSpan]:
-        """The brain's first command arrived at sim time ``t``: the run starts at the last odometry
+        """The brain first answered at sim time ``t``: the run starts at the last odometry
         sample stamped <= t (or the first one, if none), decided as soon as a sample stamped after
         t is known, so the choice does not depend on arrival order. Idempotent."""
         if self.armed:

@@ -7,7 +7,8 @@ time (it is the stand-in for a simulator whose answer we know exactly: MAE = the
 ``--drift-after M``: after M metres it drifts off the road at 2 m/s sideways.
 
 ``--role brain``: node ``brain``; answers every camera_info with a Twist and a BrainStats
-(inference_time 2 ms, stamp = the frame's), like a real brain does per frame.
+(inference_time 2 ms, stamp = the frame's), like a real brain does per frame. With ``--turn W``
+it commands (speed, W) whatever it sees: a brain that drives off the road.
 """
 from __future__ import annotations
 
@@ -80,7 +81,7 @@ def run_brain(a) -> None:
         state["n"] += 1
         tw = Twist()
         tw.linear.x = a.speed
-        tw.angular.z = 0.1 if state["n"] % 2 else -0.1
+        tw.angular.z = a.turn if a.turn else (0.1 if state["n"] % 2 else -0.1)
         cmd.publish(tw)
         st = BrainStats()
         st.header.stamp = msg.header.stamp
@@ -94,6 +95,8 @@ def run_brain(a) -> None:
         state["last"] = now
 
     rospy.Subscriber(topics.CAMERA_INFO, CameraInfo, on_frame, queue_size=10)
+    # a camera subscriber, as a real brain has (f1_sim in lockstep waits for one before it starts)
+    rospy.Subscriber(topics.CAMERA_IMAGE, rospy.AnyMsg, lambda _msg: None, queue_size=1, buff_size=2 ** 24)
     rospy.spin()
 
 
@@ -105,6 +108,7 @@ def main(argv=None) -> None:
     ap.add_argument("--offset", type=float, default=0.0, help="lateral offset, m (left +)")
     ap.add_argument("--wait", type=float, default=0.0, help="sim s standing before driving")
     ap.add_argument("--drift-after", type=float, default=-1.0, help="m driven before drifting off the road")
+    ap.add_argument("--turn", type=float, default=0.0, help="brain: constant angular speed, rad/s")
     ap.add_argument("--rtf", type=float, default=4.0, help="sim seconds per wall second")
     a = ap.parse_args(rospy.myargv(argv if argv is not None else sys.argv)[1:])
     (run_sim if a.role == "sim" else run_brain)(a)

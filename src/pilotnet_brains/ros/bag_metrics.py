@@ -1,8 +1,8 @@
 """Recompute a run's lap metrics from its rosbag with the live node's own code (RunTracker).
 
 The bag's messages are fed in recording order exactly as the node receives them: odometry by its
-stamp, brain stats by their frame stamp (the first one, or the first command, arms the run at its
-bag time), commands at their bag time, camera_info by stamp. Laps that the node ended on the wall
+stamp, brain stats by their frame stamp (the first one's stamp arms the run, as live; a brain without
+stats: its first command's bag time), commands at their bag time, camera_info by stamp. Laps that the node ended on the wall
 clock (brain_died, interrupted: :data:`~pilotnet_brains.metrics.WALL_REASONS`) cannot be seen in sim
 time, so they are ended where the recorded LapResult says. Without the node's wall clock the
 real-time factor comes from the brain's own iteration periods (``rtf_source`` says which).
@@ -62,29 +62,31 @@ def replay_bag(path: str, circuit: str | None = None, limits: LapLimits | None =
         wall_ends = sorted((float(r["t_end"]), str(r["dnf_reason"]), str(r.get("dnf_detail", "")))
                            for r in recorded if r.get("dnf_reason") in WALL_REASONS)
         wanted = [topics.ODOM, topics.BRAIN_STATS, topics.CMD_VEL, topics.CAMERA_INFO]
+        # the run starts at the first BrainStats' frame stamp (a brain without stats: its first command)
+        first = next(iter(bag.read_messages(topics=[topics.BRAIN_STATS])), None)
+        if first is None:
+            first_cmd = next(iter(bag.read_messages(topics=[topics.CMD_VEL])), None)
+            if first_cmd is not None:
+                tracker.arm(first_cmd[2].to_sec())
+        else:
+            tracker.arm(first[1].header.stamp.to_sec())
         it = bag.read_messages(topics=wanted)
         if progress:
             from tqdm import tqdm
 
             it = tqdm(it, total=bag.get_message_count(topic_filters=wanted), unit="msg", desc="replay")
-        for topic, msg, t in it:
-            if tracker.done:
-                break
+        for topic, msg, t in it:       # all of it: stats of a lap's last frames may come after its end
             if topic == topics.ODOM:
                 stamp = msg.header.stamp.to_sec()
                 while wall_ends and stamp > wall_ends[0][0]:
                     t_end, reason, detail = wall_ends.pop(0)
                     tracker.abort(reason, t=t_end, detail=detail)
-                if tracker.done:
-                    break
                 tracker.add_odom(stamp, msg.pose.pose.position.x, msg.pose.pose.position.y)
             elif topic == topics.BRAIN_STATS:
-                tracker.arm(t.to_sec())
                 tracker.add_stats(msg.header.stamp.to_sec(), msg.inference_time, msg.preprocess_time,
                                   msg.iteration_time, msg.period, msg.skipped_frames, msg.bad_frames,
                                   msg.bad_outputs, msg.v, msg.w, backend=msg.backend)
             elif topic == topics.CMD_VEL:
-                tracker.arm(t.to_sec())
                 tracker.add_command(t.to_sec(), msg.linear.x, msg.angular.z)
             else:
                 tracker.add_camera(msg.header.stamp.to_sec())

@@ -30,6 +30,8 @@ from pilotnet_brains.results import RunWriter, environment, make_run_id, method_
 
 #: Wall seconds a finished lap waits for late brain stats before it is finalised.
 FINALIZE_GRACE = 0.5
+#: Wall seconds after the first command without any BrainStats before the command's time arms the run.
+NO_STATS_ARM = 1.0
 #: Wall seconds between liveness checks of the brain process.
 BRAIN_POLL = 0.05
 
@@ -130,6 +132,7 @@ class LapMetricsNode:
         self.finished = False
         self.t_start_wall = time.monotonic()
         self.last_brain_wall: float | None = None
+        self.first_cmd: tuple | None = None     # (sim s, wall s) of the first command
         self.watch = BrainWatch(str(p("~brain_node", "/brain")))
         self.writer.write_json([], None, "waiting")
 
@@ -153,12 +156,10 @@ class LapMetricsNode:
                           f"{'completed' if span.completed else 'DNF ' + span.dnf_reason} at t = {span.t_end:.2f} s"
                           f"{' (' + span.detail + ')' if span.detail else ''}")
 
-    def _arm(self) -> None:
-        self.last_brain_wall = time.monotonic()
+    def _arm(self, t: float, what: str) -> None:
         if not self.tracker.armed:
-            t = rospy.get_rostime().to_sec()
             self._ended(self.tracker.arm(t))
-            rospy.loginfo(f"lap_metrics: first brain command at t = {t:.3f} s: the run starts")
+            rospy.loginfo(f"lap_metrics: first {what} at t = {t:.3f} s: the run starts")
 
     def on_odom(self, msg: Odometry) -> None:
         pos = msg.pose.pose.position
@@ -170,7 +171,8 @@ class LapMetricsNode:
         with self.lock:
             if self.finished:
                 return
-            self._arm()
+            self.last_brain_wall = time.monotonic()
+            self._arm(msg.header.stamp.to_sec(), "brain iteration (frame stamp)")
             self.tracker.add_stats(msg.header.stamp.to_sec(), msg.inference_time, msg.preprocess_time,
                                    msg.iteration_time, msg.period, msg.skipped_frames, msg.bad_frames,
                                    msg.bad_outputs, msg.v, msg.w, backend=msg.backend)
@@ -179,8 +181,11 @@ class LapMetricsNode:
         with self.lock:
             if self.finished:
                 return
-            self._arm()
-            self.tracker.add_command(rospy.get_rostime().to_sec(), msg.linear.x, msg.angular.z)
+            self.last_brain_wall = time.monotonic()
+            t = rospy.get_rostime().to_sec()
+            if self.first_cmd is None:
+                self.first_cmd = (t, self.last_brain_wall)
+            self.tracker.add_command(t, msg.linear.x, msg.angular.z)
 
     def on_camera(self, msg: CameraInfo) -> None:
         with self.lock:
@@ -263,6 +268,8 @@ class LapMetricsNode:
     def _check_brain(self, now: float) -> None:
         if self.tracker.done:
             return
+        if not self.tracker.armed and self.first_cmd is not None and now - self.first_cmd[1] > NO_STATS_ARM:
+            self._arm(self.first_cmd[0], "command (no brain stats)")
         reason = ""
         alive = self.watch.alive()
         if alive is False:

@@ -1,0 +1,95 @@
+"""Lap metrics on the real stack: circuit.launch with the embedded simulator in lockstep and the
+explicit brain (a full lap, recorded, recomputed offline), a brain that steers off the road, and
+the explicit brain killed mid-lap."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import xmlrpc.client
+
+import pytest
+from conftest import run_tool
+from test_metrics_node import check_bag_readable, fake, stop, wait_closed, wait_for_status
+
+SAME_OFFLINE = ("lap_time", "distance", "percentage", "average_speed", "deviation_mae", "deviation_max",
+                "deviation_bm_1000pow", "brain_iterations", "inference_time_mean", "inference_time_p50",
+                "inference_time_p99", "brain_frequency_wall", "camera_frames", "skipped_frames", "suddenness")
+
+
+def test_explicit_brain_full_lap_lockstep_recorded_and_recomputed(roslaunch_files, tmp_path):
+    run = tmp_path / "explicit"
+    roslaunch_files("launch/simple_circuit.launch", brain="explicit", mode="lockstep", record="true",
+                    results_dir=str(tmp_path), run_id="explicit")
+    doc = wait_for_status(str(run), ("done",), timeout=150)
+    (lap,) = doc["laps"]
+    assert lap["completed"], lap
+    # plausible numbers for the red-line follower on SimpleCircuit (463 m)
+    assert 20.0 < lap["lap_time"] < 120.0
+    assert lap["average_speed"] == pytest.approx(lap["path_length"] / lap["lap_time"])
+    assert 0.0 < lap["deviation_mae"] < 0.3 and lap["deviation_max"] < 1.0
+    assert lap["brain_frequency_sim"] == pytest.approx(20.0, rel=0.05)     # one answer per 20 Hz frame
+    assert lap["camera_fps_sim"] == pytest.approx(20.0, rel=0.05)
+    assert lap["skipped_frames"] == 0                                         # lockstep waits for the brain
+    assert lap["real_time_factor"] > 0.5 and lap["inference_time_mean"] < 0.05
+    assert doc["identity"]["mode"] == "lockstep" and doc["identity"]["brain"] == "explicit"
+    for name in ("laps.csv", "table.md", "trajectory.png", "profile.png"):
+        assert os.path.getsize(run / name) > 0, name
+
+    bag = str(run / "run.bag")
+    wait_closed(bag)
+    counts = check_bag_readable(bag)
+    assert counts["/F1ROS/cameraL/image_raw"] >= 0.08 * counts["/F1ROS/odom"]     # every 10th frame
+    assert counts["/lap_metrics/laps"] == 1
+
+    offline = json.loads(run_tool("metrics_from_bag", bag, "--json", "--no-progress").stdout)
+    (olap,) = offline["laps"]
+    for key in SAME_OFFLINE:
+        assert olap[key] == pytest.approx(lap[key], rel=1e-9), key
+    assert olap["real_time_factor"] == pytest.approx(lap["real_time_factor"], rel=0.1)
+
+
+def test_brain_steering_off_the_road_is_dnf_off_track(roslaunch_files, tmp_path):
+    """The real simulator, a brain that always turns left at 0.8 rad/s: off the road within metres."""
+    roslaunch_files("launch/include/sim.launch", circuit="simple_circuit", mode="lockstep")
+    roslaunch_files("launch/include/metrics.launch", circuit="simple_circuit", results_dir=str(tmp_path),
+                    run_id="off", brain="turner", backend="", mode="lockstep")
+    import rospy
+
+    rospy.set_param("/use_sim_time", True)
+    brain = fake("--role", "brain", "--speed", "8", "--turn", "0.8")
+    try:
+        doc = wait_for_status(str(tmp_path / "off"), ("done",), timeout=90)
+    finally:
+        stop(brain)
+    (lap,) = doc["laps"]
+    assert lap["dnf_reason"] == "off_track" and not lap["completed"]
+    assert lap["deviation_max"] > 4.0 + 1.0                     # road half-width + margin
+    assert lap["lap_time"] < 15.0 and lap["percentage"] < 10.0
+    assert "lateral" in lap["dnf_detail"]
+
+
+def brain_pid() -> int:
+    import rosgraph
+
+    uri = rosgraph.Master("/pytest").lookupNode("/brain")
+    code, _, pid = xmlrpc.client.ServerProxy(uri).getPid("/pytest")
+    assert code == 1
+    return int(pid)
+
+
+def test_explicit_brain_killed_mid_lap_is_dnf_brain_died(roslaunch_files, tmp_path):
+    roslaunch_files("launch/simple_circuit.launch", brain="explicit", mode="lockstep",
+                    results_dir=str(tmp_path), run_id="killed")
+    wait_for_status(str(tmp_path / "killed"), ("running",), timeout=90, min_distance=40.0)
+    os.kill(brain_pid(), signal.SIGKILL)
+    doc = wait_for_status(str(tmp_path / "killed"), ("done",), timeout=30)
+    (lap,) = doc["laps"]
+    assert lap["dnf_reason"] == "brain_died", lap
+    assert 40.0 <= lap["distance"] < 463.0
+    with open(tmp_path / "killed" / "laps.csv") as f:
+        assert "brain_died" in f.read().splitlines()[1]
+    assert (tmp_path / "killed" / "table.md").read_text().count("DNF brain_died") == 1
+
+
+
