@@ -172,14 +172,18 @@ def make_pilotnet(backend: str = "tflite_int8", model: str = "", threads: int = 
     return PilotNetPolicy(b, pre, label)
 
 
-def make_explicit(**kwargs: Any) -> Any:
-    """The classical red-line follower (needs no model; backend/model/threads are ignored)."""
-    from pilotnet_brains.explicit import ExplicitBrain
+def make_explicit(camera_height: float | None = None, **_: Any) -> Any:
+    """The classical red-line follower (needs no model; backend/model/threads are ignored).
+    ``camera_height`` (m) overrides the F1 camera's mounting height (sim.render.CameraConfig)."""
+    from pilotnet_brains.explicit import CameraGeometry, ExplicitBrain
+    from pilotnet_brains.sim.render import CameraConfig
 
-    return ExplicitBrain()
+    config = CameraConfig() if camera_height is None else CameraConfig(mount_height=float(camera_height))
+    return ExplicitBrain(CameraGeometry(config))
 
 
-#: Brain name -> factory(backend=, model=, threads=) -> policy. The node and tools read this table.
+#: Brain name -> factory(backend=, model=, threads=, camera_height=) -> policy; each factory ignores
+#: the keywords it does not use. The node and tools read this table.
 BRAINS: dict[str, Callable[..., Any]] = {
     "pilotnet": make_pilotnet,
     "explicit": make_explicit,

@@ -149,6 +149,8 @@ def main(default_brain: str = "pilotnet") -> None:
       ~backend (str, default tflite_int8): inference backend for the pilotnet brain.
       ~model (str, default ""): model file; empty = the backend's default artifact under models/.
       ~threads (int, default 1): inference threads.
+      ~camera_height (float m, default "" = the F1 camera's): explicit brain only, the camera's
+        height above the ground (match the simulator's camera_height).
       ~watchdog_timeout (float s, default 1.0): wall seconds without a usable frame before a stop
         command (0, 0) is published (logged once per stall); 0 disables it.
       ~stop_on_bad_output (bool, default true): a NaN/inf command stops the car (else holds the last).
@@ -166,6 +168,9 @@ def main(default_brain: str = "pilotnet") -> None:
     kwargs = {"backend": rospy.get_param("~backend", "tflite_int8"),
               "model": rospy.get_param("~model", "") or "",
               "threads": int(rospy.get_param("~threads", 1))}
+    camera_height = rospy.get_param("~camera_height", "")
+    if camera_height not in ("", None):
+        kwargs["camera_height"] = float(camera_height)
     try:
         if name not in BRAINS:
             raise BrainStartError(f"unknown brain {name!r} (~brain); choose one of {sorted(BRAINS)}")
