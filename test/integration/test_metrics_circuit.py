@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import xmlrpc.client
 
 import pytest
-from conftest import run_tool
+from conftest import ROOT, run_tool
 from test_metrics_node import check_bag_readable, fake, stop, wait_closed, wait_for_status
 
 SAME_OFFLINE = ("lap_time", "distance", "percentage", "average_speed", "deviation_mae", "deviation_max",
@@ -93,3 +94,30 @@ def test_explicit_brain_killed_mid_lap_is_dnf_brain_died(roslaunch_files, tmp_pa
 
 
 
+
+
+def test_ctrl_c_on_a_real_run_records_interrupted_and_closes_the_bag(ros_master, tmp_path):
+    """Ctrl-C in a terminal sends SIGINT to the whole process group (roslaunch and every node at
+    once): the lap is recorded as interrupted (not brain_died), the table printed, the bag indexed."""
+    import sys
+
+    env = dict(os.environ, ROS_MASTER_URI=ros_master)
+    launch = subprocess.Popen(
+        [sys.executable, "/usr/bin/roslaunch", os.path.join(ROOT, "launch", "simple_circuit.launch"),
+         "brain:=explicit", "mode:=lockstep", "record:=true", f"results_dir:={tmp_path}", "run_id:=ctrlc"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+    try:
+        wait_for_status(str(tmp_path / "ctrlc"), ("running",), timeout=90, min_distance=30.0)
+        os.killpg(launch.pid, signal.SIGINT)
+        out, _ = launch.communicate(timeout=60)
+    finally:
+        if launch.poll() is None:
+            os.killpg(launch.pid, signal.SIGKILL)
+            launch.wait()
+    doc = wait_for_status(str(tmp_path / "ctrlc"), ("interrupted",), timeout=5)
+    (lap,) = doc["laps"]
+    assert lap["dnf_reason"] == "interrupted" and lap["distance"] >= 30.0, lap
+    assert "DNF interrupted" in out
+    bag = str(tmp_path / "ctrlc" / "run.bag")
+    assert os.path.exists(bag) and not os.path.exists(bag + ".active"), out[-3000:]
+    assert check_bag_readable(bag)["/F1ROS/odom"] > 40          # 30 m at ~11 m/s, 20 Hz
