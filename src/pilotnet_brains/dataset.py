@@ -35,18 +35,29 @@ class Sample:
 
 
 class RunWriter:
-    """Writes one run folder; frames are written as they come, data.csv on close (atomically)."""
+    """Writes one run folder; frames are encoded in background threads (PNG encoding releases the
+    GIL and dominates the cost), data.csv is written on close (atomically), after every frame."""
 
-    def __init__(self, folder: str, png_compression: int = 1):
+    def __init__(self, folder: str, png_compression: int = 1, threads: int = 2):
+        from concurrent.futures import ThreadPoolExecutor
+
         self.folder = folder
         os.makedirs(folder, exist_ok=True)
         self._rows: list[list[str]] = []
         self._png = [cv2.IMWRITE_PNG_COMPRESSION, int(png_compression)]
+        self._pool = ThreadPoolExecutor(max_workers=threads)
+        self._pending: list = []
+
+    def _write(self, path: str, bgr: np.ndarray) -> None:
+        if not cv2.imwrite(path, bgr, self._png):
+            raise OSError(f"could not write {path}")
 
     def add(self, rgb: np.ndarray, v: float, w: float, timestamp: float) -> None:
         name = f"{len(self._rows)}.png"
-        if not cv2.imwrite(os.path.join(self.folder, name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), self._png):
-            raise OSError(f"could not write {os.path.join(self.folder, name)}")
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)   # a copy: the caller may reuse rgb
+        self._pending.append(self._pool.submit(self._write, os.path.join(self.folder, name), bgr))
+        if len(self._pending) > 16:                  # bound the memory held by queued frames
+            self._pending.pop(0).result()
         self._rows.append([name, f"{v:.6f}", f"{w:.6f}", f"{timestamp:.6f}"])
 
     def __len__(self) -> int:
@@ -55,6 +66,10 @@ class RunWriter:
     def close(self) -> str:
         from pilotnet_brains.util import atomic_write_text
 
+        for f in self._pending:
+            f.result()
+        self._pending.clear()
+        self._pool.shutdown()
         lines = [",".join(CSV_HEADER)] + [",".join(r) for r in self._rows]
         path = os.path.join(self.folder, CSV_NAME)
         atomic_write_text(path, "\n".join(lines) + "\n")
