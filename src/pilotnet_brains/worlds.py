@@ -292,8 +292,37 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("circuits", nargs="*", default=list(EVALUATION_CIRCUITS),
                     help="circuit names or .yaml paths (default: the evaluation circuits)")
     ap.add_argument("--out", default=os.path.join(package_root(), "worlds"), help="output folder (default: %(default)s)")
+    ap.add_argument("--docs", default="", metavar="DIR",
+                    help="instead of worlds, write the README pictures into DIR: <circuit>_top.png (top view with "
+                         "the start pose) and <circuit>_camera.png (what the brain's camera sees, f1_sim defaults)")
     args = ap.parse_args(argv)
     for name in args.circuits:
         circuit = load_circuit(circuit_path(name))
+        if args.docs:
+            for path in write_docs_pictures(circuit, args.docs):
+                print(path)
+            continue
         info = write_world(circuit, args.out)
         print(f"{info['world']}: {info['tiles']} texture tiles in {info['model_dir']}")
+
+
+def write_docs_pictures(circuit: Circuit, out_dir: str) -> list:
+    """<circuit>_top.png (top view, start pose arrow) and <circuit>_camera.png (the camera frame 12 m
+    before the tightest corner, car on the red line, the brain's crop rows 240:480 outlined)."""
+    from pilotnet_brains.sim import Renderer, render_top_view
+
+    os.makedirs(out_dir, exist_ok=True)
+    x0, y0, x1, y1 = circuit.bounds(margin=circuit.road_width)
+    top = render_top_view(circuit, px_per_m=float(min(3.0, 1600.0 / max(x1 - x0, y1 - y0))))
+    s = np.arange(0.0, circuit.length, 1.0)
+    s_corner = float(s[np.argmax(np.abs(circuit.curvature_at(s)))]) - 12.0
+    (x, y), yaw = circuit.point_at(s_corner)[0], float(circuit.heading_at(s_corner)[0])
+    cam = Renderer(circuit).render((x, y, yaw))
+    cv2.rectangle(cam, (0, 240), (639, 479), (255, 255, 0), 1)
+    paths = []
+    for suffix, img in (("top", top), ("camera", cam)):
+        ok, buf = cv2.imencode(".png", img[:, :, ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 9])
+        path = os.path.join(out_dir, f"{circuit.name}_{suffix}.png")
+        atomic_write_bytes(path, buf.tobytes())
+        paths.append(path)
+    return paths

@@ -217,9 +217,11 @@ class SimNode:
             self._maybe_view()
 
     def _wait_for_subscriber(self) -> None:
-        """Lockstep: hold sim time at 0 until something subscribes to the camera (the brain)."""
+        """Lockstep: hold sim time at 0 until something subscribes to the camera and publishes
+        commands (the brain), so its first command is not lost to a connection still being made."""
         deadline = time.monotonic() + self.lockstep_startup_timeout
-        while not rospy.is_shutdown() and self.image_pub.get_num_connections() == 0:
+        while not rospy.is_shutdown() and (self.image_pub.get_num_connections() == 0
+                                           or self.cmd_sub.get_num_connections() == 0):
             if time.monotonic() > deadline:
                 rospy.logwarn(f"f1_sim: lockstep: no camera subscriber after {self.lockstep_startup_timeout} s; "
                               f"starting anyway")
