@@ -121,3 +121,16 @@ def test_ctrl_c_on_a_real_run_records_interrupted_and_closes_the_bag(ros_master,
     bag = str(tmp_path / "ctrlc" / "run.bag")
     assert os.path.exists(bag) and not os.path.exists(bag + ".active"), out[-3000:]
     assert check_bag_readable(bag)["/F1ROS/odom"] > 40          # 30 m at ~11 m/s, 20 Hz
+
+
+@pytest.mark.slow
+def test_two_laps_chain_and_agree(roslaunch_files, tmp_path):
+    roslaunch_files("launch/simple_circuit.launch", brain="explicit", mode="lockstep", laps="2",
+                    results_dir=str(tmp_path), run_id="two")
+    doc = wait_for_status(str(tmp_path / "two"), ("done",), timeout=240)
+    first, second = doc["laps"]
+    assert first["completed"] and second["completed"]
+    assert second["t_start"] == pytest.approx(first["t_end"])           # flying start at the line
+    assert second["lap_time"] == pytest.approx(first["lap_time"], rel=0.05)
+    assert second["deviation_mae"] == pytest.approx(first["deviation_mae"], abs=0.05)
+    assert (tmp_path / "two" / "table.md").read_text().count("| yes |") == 2

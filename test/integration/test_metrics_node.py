@@ -11,7 +11,6 @@ import sys
 import time
 
 import pytest
-
 from conftest import ROOT, run_tool
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -206,3 +205,31 @@ def test_ctrl_c_records_the_lap_as_interrupted_and_closes_the_bag(ros_master, si
     assert os.path.exists(bag), out
     counts = check_bag_readable(bag)
     assert counts["/F1ROS/odom"] > 20
+
+
+def test_a_crashed_metrics_node_leaves_a_readable_partial_record(roslaunch_files, sim_time, tmp_path):
+    """SIGKILL to lap_metrics mid-lap (no shutdown hook runs): laps.json is whole, says running, and
+    holds the lap in progress as of the last periodic write (every 2 s wall)."""
+    import rosgraph
+
+    roslaunch_files(METRICS_LAUNCH, circuit="simple_circuit", results_dir=str(tmp_path), run_id="crash",
+                    brain="fake", backend="fake")
+    time.sleep(2.0)
+    brain = fake("--role", "brain", "--speed", "10")
+    sim = fake("--role", "sim", "--speed", "10", "--rtf", "4")
+    try:
+        wait_for_status(str(tmp_path / "crash"), ("running",), timeout=30, min_distance=30.0)
+        import xmlrpc.client
+
+        uri = rosgraph.Master("/pytest").lookupNode("/lap_metrics")
+        _, _, pid = xmlrpc.client.ServerProxy(uri).getPid("/pytest")
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(1.0)
+    finally:
+        stop(sim, brain)
+    with open(tmp_path / "crash" / "laps.json") as f:
+        doc = json.load(f)
+    assert doc["status"] == "running" and doc["laps"] == []
+    partial = doc["in_progress"]
+    assert partial["in_progress"] and partial["distance"] >= 30.0 and partial["deviation_mae"] < 0.01
+    assert [p for p in os.listdir(tmp_path / "crash") if p.endswith(".tmp")] == []
