@@ -155,12 +155,16 @@ def test_constant_command_moves_as_the_kinematics_say_and_services_work(roslaunc
         probe.wait_connected()
         probe.wait(lambda: len(probe.odom) >= 2, 10, "odometry")
         v, w = 4.0, 0.4
+        wall0, sim0 = probe.clock[-1]
         deadline = time.monotonic() + 1.5
         while time.monotonic() < deadline:   # like BM: re-send the command periodically
             probe.send(v, w)
             time.sleep(0.08)
         with probe.cond:
             odom = list(probe.odom)
+            wall1, sim1 = probe.clock[-1]
+        # rtf 2: the sim clock runs twice as fast as the wall clock.
+        assert (sim1 - sim0) * 1e-9 / (wall1 - wall0) == pytest.approx(2.0, rel=0.25)
         driven = [o for o in odom if o[4:6] == (v, w)]
         assert len(driven) >= 20
         # Every odometry step under the command is the exact planar-move arc.
@@ -239,6 +243,30 @@ def test_lockstep_expert_lap_of_simple_circuit(roslaunch_files):
     assert progress >= c.length
     assert np.abs(lat).mean() < 0.1 and np.abs(lat).max() < 0.3
     print(f"lockstep lap: {frames * 0.05:.0f} s sim in {wall:.1f} s wall (x{frames * 0.05 / wall:.1f})")
+
+
+def test_lockstep_survives_a_silent_brain_and_writes_the_top_view(roslaunch_files, tmp_path):
+    # A "brain" that subscribes and never answers: each frame waits lockstep_timeout, then the
+    # simulation goes on with the held command (it cannot hang).
+    png = tmp_path / "top.png"
+    probe = Probe()
+    try:
+        roslaunch_files(SIM_LAUNCH, circuit="montmelo", mode="lockstep", lockstep_timeout="0.2", topdown_png=str(png))
+        probe.wait_connected()
+        probe.wait(lambda: len(probe.images) >= 2, 20, "the first frames")
+        time.sleep(1.5)
+        with probe.cond:
+            stamps = [i[1] for i in probe.images]
+    finally:
+        probe.close()
+    assert 4 <= len(stamps) <= 12 and set(np.diff(stamps)) == {50_000_000}
+    import cv2
+
+    deadline = time.monotonic() + 10
+    while not png.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    img = cv2.imread(str(png))
+    assert img is not None and img.shape[0] > 100 and img.shape[1] > 100
 
 
 def test_bad_circuit_is_a_clear_error(ros_master):
