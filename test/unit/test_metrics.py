@@ -272,3 +272,20 @@ def test_small_pure_functions():
     assert suddenness([1.0], [0.0]) == 0.0
     with pytest.raises(ValueError, match="laps"):
         LapLimits(laps=0).check()
+
+
+def test_the_start_does_not_depend_on_whether_arming_or_odometry_arrives_first():
+    """Live, the brain's first stats may arrive before or after the odometry of that instant; the
+    offline replay sees a different interleaving. Same start either way."""
+    c = circle()
+    t, xy = arc_drive(R, 10.0, 2.0)
+    late = RunTracker(c, long_limits())
+    for ti, (x, y) in zip(t, xy):
+        late.add_odom(ti, x, y)
+    late.arm(0.5)
+    early = RunTracker(c, long_limits())
+    early.arm(0.5)
+    for ti, (x, y) in zip(t, xy):
+        early.add_odom(ti, x, y)
+    assert late.laps[0].t_start == early.laps[0].t_start == pytest.approx(0.5)
+    np.testing.assert_array_equal(late.odom.array("progress"), early.odom.array("progress"))
