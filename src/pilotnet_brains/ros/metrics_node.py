@@ -53,6 +53,7 @@ class BrainWatch:
         self.pid: int | None = None
         self.uri: str | None = None
         self.seen_alive = False
+        self._last_lookup = -1.0
 
     def _lookup(self) -> None:
         import rosgraph
@@ -76,7 +77,10 @@ class BrainWatch:
         if not self.node_name:
             return None
         if not self.seen_alive:
-            self._lookup()
+            now = time.monotonic()
+            if now - self._last_lookup >= 0.5:       # the master is asked at 2 Hz until the brain is up
+                self._last_lookup = now
+                self._lookup()
             return True if self.seen_alive else None
         if self.pid is not None:
             try:
