@@ -303,6 +303,8 @@ def main() -> None:
 
     ~circuit (str, simple_circuit): circuit name or path to a circuit .yaml
     ~reverse (bool, false): drive the circuit the other way round
+    ~start_s (float, -1): start (and reset) on the centerline at this arc length (m, along the driving
+      direction, after ~reverse), heading along the lap; < 0 = the circuit's start pose
     ~mode (str, realtime): realtime | lockstep
     ~rtf (float, 1.0): realtime mode: target real-time factor (sim s per wall s; > 1 = faster)
     ~seed (int, 0): seed of the visual variation and noise
@@ -316,12 +318,14 @@ def main() -> None:
     ~camera_frame (str, cameraL): frame_id of image and camera_info
     ~noise_std (float, 0): Gaussian pixel noise (grey levels)
     ~variation (bool, false): seeded random colours/lighting per reset
+    ~render_threads (int, 1): OpenCV threads for rendering (1: leaves the other cores to the brain)
     ~headless (bool, true): false opens a top-down viewer window
     ~topdown_png (str, ""): path of a top-down PNG of the car on the map, rewritten every ~topdown_period wall s
     ~topdown_period (float, 2.0): wall s between PNG updates
     """
     rospy.init_node("f1_sim")
     p = rospy.get_param
+    cv2.setNumThreads(int(p("~render_threads", 1)))
     try:
         circuit = load_circuit(str(p("~circuit", "simple_circuit")), reverse=bool(p("~reverse", False)))
         camera = CameraConfig(mount_height=float(p("~camera_height", 0.6)),
@@ -329,7 +333,11 @@ def main() -> None:
         config = SimConfig(camera=camera, physics_rate=float(p("~physics_rate", 1000.0)),
                            camera_rate=float(p("~camera_rate", 20.0)), seed=int(p("~seed", 0)),
                            variation=bool(p("~variation", False)), noise_std=float(p("~noise_std", 0.0)))
-        sim = Simulator(circuit, config)
+        start_s = float(p("~start_s", -1.0))
+        start_pose = None
+        if start_s >= 0:   # a point on the centerline, heading along the (possibly reversed) lap
+            start_pose = (*(float(v) for v in circuit.point_at(start_s)[0]), float(circuit.heading_at(start_s)[0]))
+        sim = Simulator(circuit, config, start_pose=start_pose)
         node = SimNode(sim, mode=str(p("~mode", "realtime")), rtf=float(p("~rtf", 1.0)),
                        odom_rate=float(p("~odom_rate", 20.0)), clock_rate=float(p("~clock_rate", 100.0)),
                        lockstep_timeout=float(p("~lockstep_timeout", 1.0)),
@@ -341,7 +349,7 @@ def main() -> None:
         rospy.logfatal(f"f1_sim: {e}")
         raise SystemExit(2) from None
     rospy.loginfo(f"f1_sim: {circuit!r}, mode {node.mode}" + (f", rtf {node.rtf}" if node.mode == "realtime" else "")
-                  + f", start pose {circuit.start_pose}")
+                  + f", start pose {sim.start_pose}")
     try:
         node.run()
     except rospy.ROSInterruptException:
