@@ -44,9 +44,12 @@ class SimConfig:
 class Simulator:
     """Planar-move car + camera on a circuit. See the module docstring for the API."""
 
-    def __init__(self, circuit: CircuitLike, config: SimConfig | None = None):
+    def __init__(self, circuit: CircuitLike, config: SimConfig | None = None, start_pose: Pose | None = None):
         self.circuit: Circuit = as_circuit(circuit)
         self.config = config or SimConfig()
+        #: where reset() puts the car (x m, y m, yaw rad): the circuit's start pose unless given
+        self.start_pose: Pose = tuple(float(v) for v in (start_pose if start_pose is not None
+                                                         else self.circuit.start_pose))
         self.renderer = Renderer(self.circuit, self.config.camera)
         self.physics_step_ns = int(round(1e9 / self.config.physics_rate))
         self.camera_period_ns = int(round(1e9 / self.config.camera_rate))
@@ -55,11 +58,11 @@ class Simulator:
 
     # ------------------------------------------------------------------ state
     def reset(self, pose: Pose | None = None, keep_time: bool = False) -> None:
-        """Put the car at ``pose`` (default: the circuit's start pose) and zero the command; a new
+        """Put the car at ``pose`` (default: :attr:`start_pose`) and zero the command; a new
         episode (new seeded visual variation when enabled). The clock restarts at 0 unless
         ``keep_time`` (the ROS node keeps /clock monotonic across resets)."""
         self.episode += 1
-        self._pose: Pose = tuple(float(v) for v in (pose if pose is not None else self.circuit.start_pose))
+        self._pose: Pose = tuple(float(v) for v in (pose if pose is not None else self.start_pose))
         self.command: tuple[float, float] = (0.0, 0.0)
         if not keep_time or self.episode == 0:
             self.time_ns = 0
