@@ -11,10 +11,12 @@ Definitions (DESIGN §5; where Behavior Metrics (BM) is loose, ours is exact):
   relative to the car's ``s`` when the run starts. Positive = driving direction.
 - **lap k completed** when progress reaches ``k * length``; the crossing time is interpolated
   linearly between the two odometry samples around it, and the next lap starts at that instant.
-- **DNF** reasons: ``off_track`` (|lateral| > road_width/2 + margin), ``stuck`` (moved less than
-  ``stuck_distance`` m, straight line, over the last ``stuck_time`` sim s), ``timeout`` (lap longer
-  than ``timeout`` sim s; default ``length / timeout_speed``), ``brain_died`` and ``interrupted``
-  (wall-clock events decided by the node: :data:`WALL_REASONS`). A DNF ends the run.
+- **DNF** reasons: ``reset`` (the pose jumped faster than ``max_speed``: a simulator reset or a
+  teleport; the jump never counts as progress), ``off_track`` (|lateral| > road_width/2 +
+  margin), ``stuck`` (moved less than ``stuck_distance`` m, straight line, over the last
+  ``stuck_time`` sim s), ``timeout`` (lap longer than ``timeout`` sim s; default
+  ``length / timeout_speed``), ``brain_died`` and ``interrupted`` (wall-clock events decided by the
+  node: :data:`WALL_REASONS`). A DNF ends the run.
 - the run **starts** (lap 1, t = 0 of its lap time) at the last odometry sample stamped at or
   before the frame the brain first answered (the first BrainStats' stamp; a brain without stats:
   its first command's time): the car's pose when the brain first looked. Before that nothing
@@ -32,7 +34,7 @@ from typing import Sequence
 import numpy as np
 
 #: Reasons a lap does not finish, in the order they are checked on one odometry sample.
-ODOM_REASONS: tuple[str, ...] = ("off_track", "stuck", "timeout")
+ODOM_REASONS: tuple[str, ...] = ("reset", "off_track", "stuck", "timeout")
 #: Reasons decided on the wall clock by the node (the bag replays them from recorded LapResults).
 WALL_REASONS: tuple[str, ...] = ("brain_died", "interrupted")
 DNF_REASONS: tuple[str, ...] = ODOM_REASONS + WALL_REASONS
@@ -51,6 +53,7 @@ class LapLimits:
     off_track_margin: float = 1.0   # m beyond the road half-width
     stuck_distance: float = 0.5     # m
     stuck_time: float = 10.0        # sim s
+    max_speed: float = 50.0         # m/s; a faster pose change (+ 1 m) is a reset/teleport, not driving
 
     def lap_timeout(self, length: float) -> float:
         """Sim seconds allowed per lap on a circuit of ``length`` m."""
@@ -59,7 +62,7 @@ class LapLimits:
     def check(self) -> None:
         if int(self.laps) < 1:
             raise ValueError(f"laps must be >= 1, got {self.laps}")
-        for name in ("timeout_speed", "stuck_distance", "stuck_time"):
+        for name in ("timeout_speed", "stuck_distance", "stuck_time", "max_speed"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.off_track_margin < 0:
@@ -301,6 +304,17 @@ class RunTracker:
             self._s_ref = s
             self.laps.append(LapSpan(lap=1, t_start=t, progress_start=0.0))
         else:
+            t0, jump = c["t"][i - 1], math.hypot(x - c["x"][i - 1], y - c["y"][i - 1])
+            if jump > self.limits.max_speed * (t - t0) + 1.0:
+                # teleported (a simulator reset, a pose set from outside): no driving, no progress
+                c["progress"][i] = self._progress
+                span = self.current
+                if span is None:
+                    return []
+                span.t_end = max(t0, span.t_start)
+                span.dnf_reason = "reset"
+                span.detail = f"the car moved {jump:.1f} m in {t - t0:.3f} s (a reset or teleport)"
+                return [span]
             self._progress += float(wrap_signed(s - c["s"][i - 1], self.length))
         c["progress"][i] = self._progress
         self._window.append((t, x, y))

@@ -289,3 +289,18 @@ def test_the_start_does_not_depend_on_whether_arming_or_odometry_arrives_first()
         early.add_odom(ti, x, y)
     assert late.laps[0].t_start == early.laps[0].t_start == pytest.approx(0.5)
     np.testing.assert_array_equal(late.odom.array("progress"), early.odom.array("progress"))
+
+
+def test_a_reset_to_the_start_late_in_the_lap_is_no_lap():
+    """At 80 % of the lap the car is put back at the start: the shorter way round that is +20 %,
+    which a naive unwrap would count as a finished lap. It is a DNF reset instead."""
+    c = circle()
+    t, xy = arc_drive(R, 10.0, 0.8 * 2 * math.pi * R / 10.0)
+    t_after = t[-1] + np.arange(1, 21) * 0.05
+    xy_after = np.repeat([[R, 0.0]], len(t_after), axis=0)
+    tracker, laps = detect_laps(c, np.concatenate([t, t_after]), np.concatenate([xy, xy_after]), long_limits())
+    assert len(laps) == 1 and not laps[0].completed and laps[0].dnf_reason == "reset"
+    assert laps[0].t_end == pytest.approx(t[-1])
+    m = tracker.lap_metrics(laps[0])
+    assert m["percentage"] == pytest.approx(80.0, abs=0.2)
+    assert m["deviation_max"] < 0.01                         # the teleported pose is not in the lap

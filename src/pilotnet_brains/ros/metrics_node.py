@@ -105,7 +105,8 @@ class LapMetricsNode:
         self.limits = LapLimits(
             laps=int(p("~laps", 1)), timeout=float(p("~timeout", 0.0)),
             timeout_speed=float(p("~timeout_speed", 2.0)), off_track_margin=float(p("~off_track_margin", 1.0)),
-            stuck_distance=float(p("~stuck_distance", 0.5)), stuck_time=float(p("~stuck_time", 10.0)))
+            stuck_distance=float(p("~stuck_distance", 0.5)), stuck_time=float(p("~stuck_time", 10.0)),
+            max_speed=float(p("~max_speed", 50.0)))
         self.tracker = RunTracker(self.circuit, self.limits)
         self.brain_timeout = float(p("~brain_timeout", 5.0))
         self.startup_timeout = float(p("~startup_timeout", 300.0))
@@ -327,6 +328,7 @@ def main() -> None:
       ~off_track_margin (float m, default 1.0): DNF off_track when |lateral| > road half-width + this.
       ~stuck_distance (float m, default 0.5), ~stuck_time (float sim s, default 10): DNF stuck when
         the car moved less than stuck_distance (straight line) over the last stuck_time.
+      ~max_speed (float m/s, default 50): a faster pose change is a reset/teleport: DNF reset.
       ~brain_timeout (float wall s, default 5): DNF brain_died after this long without BrainStats or
         commands (the brain process ending is detected within 50 ms).
       ~startup_timeout (float wall s, default 300): DNF brain_died when no command ever comes.
