@@ -233,3 +233,24 @@ def test_a_crashed_metrics_node_leaves_a_readable_partial_record(roslaunch_files
     partial = doc["in_progress"]
     assert partial["in_progress"] and partial["distance"] >= 30.0 and partial["deviation_mae"] < 0.01
     assert [p for p in os.listdir(tmp_path / "crash") if p.endswith(".tmp")] == []
+
+
+def test_a_hung_brain_is_dnf_brain_died_after_the_brain_timeout(roslaunch_files, sim_time, tmp_path):
+    """SIGSTOP: the brain process lives but answers nothing; after brain_timeout wall s -> brain_died."""
+    roslaunch_files(METRICS_LAUNCH, circuit="simple_circuit", results_dir=str(tmp_path), run_id="hung",
+                    brain="fake", backend="fake", brain_timeout="2.0")
+    time.sleep(2.0)
+    brain = fake("--role", "brain", "--speed", "10")
+    sim = fake("--role", "sim", "--speed", "10", "--rtf", "4")
+    try:
+        wait_for_status(str(tmp_path / "hung"), ("running",), timeout=30, min_distance=20.0)
+        brain.send_signal(signal.SIGSTOP)
+        t0 = time.monotonic()
+        doc = wait_for_status(str(tmp_path / "hung"), ("done",), timeout=30)
+        waited = time.monotonic() - t0
+    finally:
+        brain.send_signal(signal.SIGCONT)
+        stop(sim, brain)
+    (lap,) = doc["laps"]
+    assert lap["dnf_reason"] == "brain_died" and "no brain stats" in lap["dnf_detail"], lap
+    assert 2.0 <= waited < 10.0
