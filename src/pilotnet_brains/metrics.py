@@ -118,6 +118,14 @@ def suddenness(v, w) -> float:
     return float(np.mean(np.hypot(*np.diff(vw, axis=0).T)))
 
 
+def counter_increase(values, start: float = 0.0) -> int:
+    """How much a cumulative counter grew over ``values`` (in arrival order) from ``start``; a drop
+    means the counter restarted (a restarted brain) and its new value is all growth since."""
+    v = np.concatenate([[start], np.asarray(values, dtype=np.float64)])
+    d = np.diff(v)
+    return int(np.sum(np.where(d >= 0, d, v[1:])))
+
+
 def percentile(x, q: float) -> float:
     x = np.asarray(x, dtype=np.float64)
     return float(np.percentile(x, q)) if len(x) else float("nan")
@@ -434,9 +442,8 @@ def lap_metrics(span: LapSpan, t_end: float, length: float, odom: dict[str, np.n
     cum: dict[str, int] = {}
     for k in ("skipped_frames", "bad_frames", "bad_outputs"):
         col = stats[k]
-        last_in = float(col[sm][-1]) if n_iter else float("nan")
         last_before = float(col[before][-1]) if np.any(before) else 0.0
-        cum[k] = int(last_in - last_before) if n_iter else 0
+        cum[k] = counter_increase(col[sm], last_before)
     inf = stats["inference_time"][sm]
     it = stats["iteration_time"][sm]
 
@@ -532,6 +539,6 @@ def limits_dict(limits: LapLimits) -> dict[str, float]:
 
 __all__: list[str] = [
     "ODOM_REASONS", "WALL_REASONS", "DNF_REASONS", "LapLimits", "LapSpan", "RunTracker", "default_timeout",
-    "wrap_signed", "unwrap_progress", "path_length", "off_track", "bm_deviation", "suddenness",
+    "wrap_signed", "unwrap_progress", "counter_increase", "path_length", "off_track", "bm_deviation", "suddenness",
     "lap_metrics", "speed_profile", "detect_laps", "limits_dict",
 ]

@@ -304,3 +304,11 @@ def test_a_reset_to_the_start_late_in_the_lap_is_no_lap():
     m = tracker.lap_metrics(laps[0])
     assert m["percentage"] == pytest.approx(80.0, abs=0.2)
     assert m["deviation_max"] < 0.01                         # the teleported pose is not in the lap
+
+
+def test_cumulative_counters_survive_a_restarted_brain():
+    from pilotnet_brains.metrics import counter_increase
+
+    assert counter_increase([3, 5, 9], start=2) == 7
+    assert counter_increase([3, 5, 1, 4], start=0) == 5 + 4        # restarted at 1 after 5
+    assert counter_increase([], start=4) == 0
