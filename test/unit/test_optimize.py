@@ -148,7 +148,10 @@ def test_cli_list_and_errors(pilotnet_artifacts, tmp_path):
     out = run_tool("optimize", "--list", env=env).stdout
     for name in ("tflite_int8", "onnx_int8", "torch_static", "tftrt_int8", "tflite_qat"):
         assert name in out
-    assert "cannot run here" in out and "no build method registered yet" in out
+    assert "cannot run here" in out
+    lines = {ln.split()[0]: ln for ln in out.splitlines()[1:] if ln.strip()}
+    assert set(lines) == set(BACKENDS)
+    assert "cannot run here" in lines["tftrt_int8"] and "missing" in lines["tflite_int8"]
     bad = run_tool("optimize", "tflite_int9", env=env, check=False)
     assert bad.returncode != 0 and "valid methods" in bad.stderr and "tflite_int8" in bad.stderr
     missing = run_tool("optimize", "tflite_fp32", env=env, check=False)
@@ -161,11 +164,15 @@ def test_cli_all_is_idempotent(pilotnet_artifacts, tmp_path):
     shutil.copytree(pilotnet_artifacts["dir"], models)
     env = dict(os.environ, PILOTNET_MODELS_DIR=str(models))
     before = {f: os.path.getmtime(models / "build" / f) for f in os.listdir(models / "build")}
-    proc = run_tool("optimize", "--all", "--data", "synthetic", "--quiet", env=env)
+    # no --data: up-to-date artifacts need none; methods that would (fine-tuning) are skipped, saying why
+    proc = run_tool("optimize", "--all", "--quiet", env=env)
     for name in CPU_METHODS:
         assert f"ok    {name}: up to date" in proc.stdout
     assert "skip  tftrt_int8: this machine cannot run it" in proc.stdout
-    assert "skip  tflite_qat: no build method registered yet" in proc.stdout
+    assert "skip  tensorrt: this machine cannot run it" in proc.stdout
+    for name, spec in BACKENDS.items():
+        if spec.needs == "training":
+            assert f"skip  {name}: " in proc.stdout
     after = {f: os.path.getmtime(models / "build" / f) for f in os.listdir(models / "build")}
     assert before == after
 

@@ -76,11 +76,11 @@ def build_all(data: str | None, force: bool, params: dict[str, object], progress
         if method.parent in missing_base:
             print(f"skip  {name}: no {method.parent} base model")
             continue
-        if method.needs and data is None:
-            print(f"skip  {name}: needs {method.needs} data (pass --data DIR|FILE.npy|synthetic)")
-            continue
         if not force and is_up_to_date(name):
             print(f"ok    {name}: up to date ({spec.default_path})")
+            continue
+        if method.needs and data is None:
+            print(f"skip  {name}: needs {method.needs} data (pass --data DIR|FILE.npy|synthetic)")
             continue
         try:
             path = build(name, data=data, progress=progress, **params)
