@@ -206,7 +206,7 @@ def f1_model_sdf(circuit: Circuit, camera: CameraConfig | None = None) -> str:
         <odometryFrame>{topics.ODOM_FRAME}</odometryFrame>
         <odometryRate>20.0</odometryRate>
         <robotBaseFrame>{topics.BASE_FRAME}</robotBaseFrame>
-        <publishOdometryTf>true</publishOdometryTf>
+        <cmdTimeout>-1</cmdTimeout>  <!-- hold the last command forever, like f1_sim -->
       </plugin>
     </model>
 """

@@ -91,6 +91,10 @@ class SimNode:
         self._odom = Odometry()
         self._odom.header.frame_id = topics.ODOM_FRAME
         self._odom.child_frame_id = topics.BASE_FRAME
+        # The covariances Gazebo's planar-move plugin publishes (x, y exact; z, roll, pitch unknown).
+        cov = [0.0] * 36
+        cov[0], cov[7], cov[14], cov[21], cov[28], cov[35] = 1e-5, 1e-5, 1e12, 1e12, 1e12, 1e-3
+        self._odom.pose.covariance = cov
 
         self.clock_pub = rospy.Publisher(topics.CLOCK, Clock, queue_size=10)
         self.image_pub = rospy.Publisher(topics.CAMERA_IMAGE, Image, queue_size=2)
