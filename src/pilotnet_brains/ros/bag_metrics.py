@@ -1,10 +1,11 @@
 """Recompute a run's lap metrics from its rosbag with the live node's own code (RunTracker).
 
-The bag's messages are fed in recording order exactly as the node receives them: odometry by its
-stamp, brain stats by their frame stamp (the first one's stamp arms the run, as live; a brain without
-stats: its first command's bag time), commands at their bag time, camera_info by stamp. Laps that the node ended on the wall
-clock (brain_died, interrupted: :data:`~pilotnet_brains.metrics.WALL_REASONS`) cannot be seen in sim
-time, so they are ended where the recorded LapResult says. Without the node's wall clock the
+The bag's messages are fed in recording order as the node receives them: odometry by its stamp,
+brain stats by their frame stamp, commands at their bag time, camera_info by stamp. The run starts
+as live at the first BrainStats' stamp (a brain without stats: its first command's bag time; a bag
+of odometry only, as Behavior Metrics records: its first sample). Laps that the node ended on the
+wall clock (brain_died, interrupted: :data:`~pilotnet_brains.metrics.WALL_REASONS`) cannot be seen
+in sim time, so they end where the recorded LapResult says. Without the node's wall clock the
 real-time factor comes from the brain's own iteration periods (``rtf_source`` says which).
 """
 from __future__ import annotations
@@ -63,13 +64,18 @@ def replay_bag(path: str, circuit: str | None = None, limits: LapLimits | None =
                            for r in recorded if r.get("dnf_reason") in WALL_REASONS)
         wanted = [topics.ODOM, topics.BRAIN_STATS, topics.CMD_VEL, topics.CAMERA_INFO]
         # the run starts at the first BrainStats' frame stamp (a brain without stats: its first command)
+        # (a bag of odometry only, as Behavior Metrics records: its first odometry sample)
         first = next(iter(bag.read_messages(topics=[topics.BRAIN_STATS])), None)
-        if first is None:
-            first_cmd = next(iter(bag.read_messages(topics=[topics.CMD_VEL])), None)
-            if first_cmd is not None:
-                tracker.arm(first_cmd[2].to_sec())
-        else:
+        first_cmd = next(iter(bag.read_messages(topics=[topics.CMD_VEL])), None)
+        first_odom = next(iter(bag.read_messages(topics=[topics.ODOM])), None)
+        if first is not None:
             tracker.arm(first[1].header.stamp.to_sec())
+        elif first_cmd is not None:
+            tracker.arm(first_cmd[2].to_sec())
+        elif first_odom is not None:
+            tracker.arm(first_odom[1].header.stamp.to_sec())
+        else:
+            raise ValueError(f"{path}: no {topics.ODOM} messages: nothing to measure")
         it = bag.read_messages(topics=wanted)
         if progress:
             from tqdm import tqdm
