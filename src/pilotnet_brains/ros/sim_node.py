@@ -72,6 +72,10 @@ class SimNode:
         self.lockstep_timeouts = 0
         self.frames = 0
         self._trail: list[tuple[float, float]] = []
+        if not headless and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            # OpenCV's Qt backend aborts the whole process without a display: refuse politely instead.
+            rospy.logwarn("f1_sim: headless:=false but no DISPLAY: running headless (no viewer window)")
+            headless = True
         self.headless = headless
         self.topdown_png = topdown_png
         self.topdown_period = float(topdown_period)
