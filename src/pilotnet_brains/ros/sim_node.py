@@ -231,10 +231,10 @@ class SimNode:
         while not rospy.is_shutdown() and (self.image_pub.get_num_connections() == 0
                                            or self.cmd_sub.get_num_connections() == 0):
             if time.monotonic() > deadline:
-                rospy.logwarn(f"f1_sim: lockstep: no camera subscriber after {self.lockstep_startup_timeout} s; "
+                rospy.logwarn(f"f1_sim: lockstep: no brain connected after {self.lockstep_startup_timeout} s; "
                               f"starting anyway")
                 return
-            rospy.loginfo_throttle(10.0, "f1_sim: lockstep: waiting for a camera subscriber (the brain)")
+            rospy.loginfo_throttle(10.0, "f1_sim: lockstep: waiting for the brain (a camera subscriber and a cmd_vel publisher)")
             time.sleep(0.02)
 
     def _realtime_step(self) -> None:
