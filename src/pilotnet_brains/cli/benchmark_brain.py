@@ -89,12 +89,14 @@ def synthetic_frames(n: int, seed: int = 0) -> list[np.ndarray]:
 
 
 def fresh_load(name: str, path: str | None, threads: int) -> dict[str, Any]:
-    """Import + load of backend ``name`` in a fresh interpreter: seconds and peak RSS (MB)."""
-    code = ("import time, resource, sys; t = time.perf_counter()\n"
+    """Import + load of backend ``name`` in a fresh interpreter: seconds, and peak RSS (MB, VmHWM:
+    ru_maxrss would carry this process's peak across exec) after a short warm-up."""
+    code = ("import time; t = time.perf_counter()\n"
             "from pilotnet_brains.backends import load_backend\n"
             f"b = load_backend({name!r}, {path!r}, threads={threads})\n"
             "t1 = time.perf_counter(); b.warmup(3)\n"
-            "print(t1 - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)")
+            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')]\n"
+            "print(t1 - t, int(hwm[0].split()[1]) / 1024.0 if hwm else 0.0)")
     try:
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                              env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
@@ -123,7 +125,7 @@ def random_artifacts(names: list[str], folder: str, log) -> dict[str, str]:
 
         spec = get_spec(name)
         out = os.path.join(folder, name + spec.suffix)
-        parent = base["torch"] if name.startswith("torch") else base["tf_keras"]
+        parent = base[spec.parent or "tf_keras"]
         try:
             paths[name] = build(name, base=parent, data="synthetic", out=out, progress=False)
         except Exception as e:
