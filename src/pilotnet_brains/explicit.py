@@ -1,4 +1,5 @@
-"""The explicit brain: a classical red-line follower that needs no model (the dataset expert).
+"""The explicit brain: a classical red-line follower that needs no model (the classical reference
+and the demo/dataset fallback; it sees only the camera image, like PilotNet).
 
 Perception: a few image rows of the lower half (chosen at fixed ground distances ahead) are
 thresholded in HSV for red; the line is tracked from the nearest row outwards (each row takes the
@@ -9,7 +10,8 @@ tilt over flat ground) as a point (x forward, y left) in metres in the car frame
 Control: a quadratic y(x) = a0 + a1 x + a2 x^2 fitted to the near points gives the car's lateral
 offset from the line (a0, m), its heading error (atan a1, rad) and the line's curvature (2 a2,
 1/m). The commanded curvature is the line's curvature (feed-forward) plus a PID on the lateral
-offset (the D term is the heading error: d(offset)/d(distance)); w = v * curvature. The speed is
+offset (the D term is the heading error: d(offset)/d(distance); the I term is off by default, the
+feed-forward leaves no steady-state offset); w = v * curvature. The speed is
 scheduled by the largest curvature of the line ahead (v = sqrt(a_lat / |kappa|)), within the
 label range v in [6.5, 24] m/s, w in [-7.1, 7.1] rad/s (DLS labels, preprocess.V_RANGE/W_RANGE).
 
