@@ -43,6 +43,7 @@ class Probe:
         self.cond = threading.Condition()
         self.images, self.infos, self.odom, self.clock = [], [], [], []
         self.odom_by_stamp = {}
+        self.last_frame = None
         self.pub = rospy.Publisher(topics.CMD_VEL, Twist, queue_size=10, tcp_nodelay=True)
         self.subs = [
             rospy.Subscriber(topics.CAMERA_IMAGE, Image, self._image, queue_size=5, buff_size=2 ** 24,
@@ -79,6 +80,7 @@ class Probe:
         with self.cond:
             self.images.append((time.monotonic(), t, m.height, m.width, m.encoding, m.step, len(m.data),
                                 m.header.frame_id, bytes(m.data[480 * 1920 - 1920: 480 * 1920])))
+            self.last_frame = m.data
             self.cond.notify_all()
             if self.expert is None:
                 return
@@ -130,6 +132,11 @@ def test_topics_rates_encoding_and_realtime_pacing(roslaunch_files):
         assert (h, w, enc, step, n, frame) == (480, 640, "rgb8", 1920, 640 * 480 * 3, "cameraL")
     stamps = np.array([i[1] for i in images])
     assert set(np.diff(stamps)) == {50_000_000}
+    # The published pixels are the renderer's, row-major RGB: the car stands at the start pose.
+    from pilotnet_brains.sim import Simulator
+
+    expected = Simulator("montmelo").render()
+    assert np.array_equal(np.frombuffer(probe.last_frame, np.uint8).reshape(480, 640, 3), expected)
     # Paced like the wall clock (rtf 1): 40 frame periods (2 s sim) took about 2 s wall.
     wall = images[-1][0] - images[0][0]
     assert 2.0 / wall == pytest.approx(1.0, abs=0.2)
