@@ -74,8 +74,9 @@ class BrainNode:
         self._cmd = Twist()
         self._stats = BrainStats(backend=pipeline.label)
         self._last_start: float | None = None
-        self._last_good = time.monotonic()   # the watchdog counts from start-up
-        self._stopped_by_watchdog = False
+        self._last_good = time.monotonic()
+        # Armed by the first usable frame: before it the brain has commanded nothing to stop.
+        self._stopped_by_watchdog = True
         self._worker = threading.Thread(target=self._run, name="brain_worker", daemon=True)
         self._worker.start()
         self.sub = rospy.Subscriber(topics.CAMERA_IMAGE, Image, self.slot.put, queue_size=1,
@@ -124,8 +125,9 @@ class BrainNode:
                                         f"commanded ({step.v}, {step.w})")
         self._last_good = time.monotonic()
         if self._stopped_by_watchdog:
+            if self.pipeline.iterations > 1:
+                rospy.loginfo("brain: camera frames are back; driving again")
             self._stopped_by_watchdog = False
-            rospy.loginfo("brain: camera frames are back; driving again")
         s = self._stats
         s.header.stamp = msg.header.stamp
         s.header.frame_id = msg.header.frame_id
@@ -157,8 +159,8 @@ def main(default_brain: str = "pilotnet") -> None:
       ~threads (int, default 1): inference threads.
       ~camera_height (float m, default "" = the F1 camera's): explicit brain only, the camera's
         height above the ground (match the simulator's camera_height).
-      ~watchdog_timeout (float s, default 1.0): wall seconds without a usable frame before a stop
-        command (0, 0) is published (logged once per stall); 0 disables it.
+      ~watchdog_timeout (float s, default 1.0): wall seconds without a usable frame (after the
+        first one) before a stop command (0, 0) is published (logged once per stall); 0 disables it.
       ~stop_on_bad_output (bool, default true): a NaN/inf command stops the car (else holds the last).
       ~image_width, ~image_height (int px, default 640x480): the frame size the brain accepts;
         0 accepts any size.
