@@ -353,7 +353,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=RESULTS_DIR, help="results folder (default: %(default)s)")
     args = ap.parse_args(argv)
 
+    import cv2
     from tqdm import tqdm
+
+    cv2.setNumThreads(1)   # as the brain node does: OpenCV's pool fights the runtimes' threads
 
     from pilotnet_brains.backends import resolve_path
 
