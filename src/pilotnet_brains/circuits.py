@@ -110,11 +110,28 @@ def wrap_angle(a):
     return (np.asarray(a) + np.pi) % (2 * np.pi) - np.pi
 
 
+#: A circuit name or path ending like this means "the same circuit driven the other way round",
+#: so one launch argument (``circuit:=montreal_reverse``) tells every node the direction.
+REVERSE_SUFFIX = "_reverse"
+
+
 def load_circuit(name_or_path: str, reverse: bool = False) -> Circuit:
-    """Load and validate a circuit by name or path. ``reverse=True`` drives it the other way
-    (control points reversed, start yaw turned by pi). Cached per (file, mtime, reverse)."""
-    path = circuit_path(name_or_path)
+    """Load and validate a circuit by name or path. ``reverse=True`` (or the name/path + ``_reverse``,
+    e.g. ``montreal_reverse``) drives it the other way (control points reversed, start yaw turned by
+    pi). Cached per (file, mtime, reverse)."""
+    name = str(name_or_path)
+    if name.endswith(REVERSE_SUFFIX) and not _resolves(name) and _resolves(name[:-len(REVERSE_SUFFIX)]):
+        name, reverse = name[:-len(REVERSE_SUFFIX)], not reverse
+    path = circuit_path(name)
     return _load_cached(path, os.path.getmtime(path), bool(reverse))
+
+
+def _resolves(name: str) -> bool:
+    try:
+        circuit_path(name)
+        return True
+    except CircuitError:
+        return False
 
 
 @functools.lru_cache(maxsize=32)

@@ -98,6 +98,16 @@ def test_reverse_drives_the_other_way():
         assert ahead @ (math.cos(yaw), math.sin(yaw)) == pytest.approx(2.0, abs=0.01)
 
 
+def test_reverse_suffix_in_the_name(tmp_path):
+    r = load_circuit("montreal_reverse")
+    assert r.reversed and r.name == "montreal" and r.length == pytest.approx(load_circuit("montreal").length)
+    assert not load_circuit("montreal_reverse", reverse=True).reversed
+    path = load_circuit("montmelo").source
+    assert load_circuit(path + "_reverse").reversed
+    with pytest.raises(CircuitError, match="unknown circuit 'nowhere_reverse'"):
+        load_circuit("nowhere_reverse")
+
+
 # ----------------------------------------------------------------------------- geometry
 def test_circle_length_curvature_and_projection():
     c = Circuit.from_dict(circle_dict(30.0))

@@ -309,7 +309,8 @@ class SimNode:
 def main() -> None:
     """f1_sim: the embedded F1 simulator node.
 
-    ~circuit (str, simple_circuit): circuit name or path to a circuit .yaml
+    ~circuit (str, simple_circuit): circuit name or path to a circuit .yaml (+ "_reverse": the other way round,
+        e.g. montreal_reverse; prefer this to ~reverse so the metrics node sees the same direction)
     ~reverse (bool, false): drive the circuit the other way round
     ~start_s (float, -1): start (and reset) on the centerline at this arc length (m, along the driving
       direction, after ~reverse), heading along the lap; < 0 = the circuit's start pose
