@@ -198,3 +198,22 @@ def test_preprocessing_is_the_shared_module():
     img = _frame(4)
     expect = cv2.resize(img[240:480], (200, 66), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255
     assert np.allclose(pol.preprocess(img)[0], expect, atol=1e-6)
+
+
+def test_frame_slot_keeps_the_newest_and_counts_the_skipped():
+    import threading
+    import time
+
+    from pilotnet_brains.ros.brain_node import FrameSlot
+
+    slot = FrameSlot()
+    for i in range(3):
+        slot.put(i)
+    assert slot.take(0.1) == 2 and slot.skipped == 2
+    t0 = time.monotonic()
+    assert slot.take(0.05) is None and time.monotonic() - t0 >= 0.04
+    threading.Timer(0.05, slot.put, args=("late",)).start()
+    assert slot.take(2.0) == "late" and slot.skipped == 2      # a waiting worker gets it at once
+    threading.Timer(0.05, slot.close).start()
+    t0 = time.monotonic()
+    assert slot.take(5.0) is None and time.monotonic() - t0 < 2.0
