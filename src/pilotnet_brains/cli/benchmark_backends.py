@@ -173,8 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="benchmark_backends", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backends", default="",
-                        help="comma-separated backend names (default: every backend this machine can run "
-                             "whose artifact can be built or exists)")
+                        help="comma-separated backend names (default: every backend this machine can run; "
+                             "with random weights the post-training methods, with --use-models every "
+                             "artifact present)")
     parser.add_argument("--use-models", action="store_true",
                         help="measure the artifacts under models/ (default: random-weight models built "
                              "into a temporary folder)")
@@ -210,7 +211,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"benchmark_backends: {e}", file=sys.stderr)
                 return 2
     else:
-        names = [n for n, s in BACKENDS.items() if not s.missing() and (n in METHODS or s.method == "train")]
+        # default: what this machine can run; with random weights only the post-training methods
+        # (fine-tuned variants need training data: measure them with --use-models or --backends)
+        names = [n for n, s in BACKENDS.items() if not s.missing() and (n in METHODS or s.method == "train")
+                 and (args.use_models or s.needs != "training")]
+        if args.use_models:
+            names = [n for n in names if os.path.exists(BACKENDS[n].default_path)]
     with tempfile.TemporaryDirectory(prefix="bench_backends_") as tmp:
         folder = models_dir() if args.use_models else os.path.join(tmp, "models")
         if not args.use_models:
