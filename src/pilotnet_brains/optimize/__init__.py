@@ -250,4 +250,13 @@ def build(name: str, base: str | None = None, data: str | None = None, out: str 
 
 
 # Register the methods (their modules import frameworks lazily, inside the functions).
-from pilotnet_brains.optimize import onnx_methods, tensorrt_method, tflite, tftrt, torch_methods  # noqa: E402,F401
+# Fine-tuning methods (need the training data): tfmot_methods, torch_finetune.
+from pilotnet_brains.optimize import (  # noqa: E402,F401
+    onnx_methods,
+    tensorrt_method,
+    tflite,
+    tfmot_methods,
+    tftrt,
+    torch_finetune,
+    torch_methods,
+)

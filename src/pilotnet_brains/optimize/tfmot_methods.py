@@ -1,0 +1,286 @@
+"""Fine-tuning TFLite methods with the TensorFlow Model Optimization toolkit (tfmot 0.8, tf_keras).
+
+Every method starts from the tf_keras base model, wraps only its Conv2D and Dense layers (the input
+BatchNormalization stays float), fine-tunes on the training data (``--data DIR``; augmented like
+training), strips the training wrappers and converts to TFLite:
+
+- ``tflite_pruned``: magnitude pruning (``prune_low_magnitude``, PolynomialDecay sparsity
+  50% -> 80% over the fine-tuning steps), ``strip_pruning``, float32 TFLite.
+- ``tflite_pruned_dynamic``: the same, converted with dynamic-range quantization.
+- ``tflite_qat``: quantization-aware training (``quantize_annotate_layer`` on Conv2D/Dense,
+  ``quantize_apply``), converted to int8 (float input/output).
+- ``tflite_cqat``: weight clustering (8 clusters, k-means++, per channel for Conv2D), fine-tuned,
+  stripped, then cluster-preserving QAT (``Default8BitClusterPreserveQuantizeScheme``).
+- ``tflite_pqat``: pruning to a constant 50% sparsity, fine-tuned, stripped, then
+  sparsity-preserving QAT (``Default8BitPrunePreserveQuantizeScheme``).
+- ``tflite_pcqat``: pruning (50%) then sparsity-preserving clustering, then
+  pruning+cluster-preserving QAT (``Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True)``).
+
+Pruned artifacts record ``sparsity`` (fraction of zero weights in the pruned layers' kernels) and
+``gzip_bytes`` (the artifact gzip-compressed) in their sidecar parameters.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from pilotnet_brains.optimize import BuildContext, register_method
+from pilotnet_brains.optimize.finetune import (
+    batch_stream,
+    data_params,
+    finetune_arrays,
+    gzip_size,
+    progress_bar,
+    schedule,
+    sparsity,
+)
+from pilotnet_brains.util import atomic_write_bytes
+
+#: Layer types wrapped by pruning, clustering and QAT (the input BatchNormalization is left float).
+WRAPPED = ("Conv2D", "Dense")
+
+#: Fine-tuning defaults shared by all tfmot methods (DLS: 2 epochs of pruning; QAT on 1% of the data
+#: -- we take 10%, at most 5000 frames: 1% of a small dataset is a few dozen frames).
+COMMON = {"freeze_norm": True, "epochs": 2, "batch_size": 64, "learning_rate": 1e-4, "seed": 0, "augment": True,
+          "max_frames": 10000, "max_steps": 0, "fraction": 1.0}
+QAT = dict(COMMON, fraction=0.1, max_frames=5000)
+
+
+class _Run:
+    """One method's tf/tfmot handles, the base model and the fine-tuning data."""
+
+    def __init__(self, ctx: BuildContext):
+        import os
+
+        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+        import tensorflow as tf
+        import tensorflow_model_optimization as tfmot
+        import tf_keras as keras
+
+        from pilotnet_brains.models.tf_pilotnet import load
+
+        self.ctx, self.tf, self.tfmot, self.keras = ctx, tf, tfmot, keras
+        keras.utils.set_random_seed(int(ctx.params.get("seed", 0)))
+        self.base = load(ctx.base)
+        if bool(ctx.params.get("freeze_norm", True)):
+            # BatchNormalization with trainable=False runs in inference mode (Keras 2): fine-tuning
+            # adjusts the weights, not the input normalization statistics.
+            self._set_norm_trainable(self.base, False)
+        self.x, self.y, self.info = finetune_arrays(ctx, self._predict_base)
+        self.epochs, self.steps, self.batch = schedule(len(self.x), ctx)
+        self.params: dict[str, Any] = data_params(self.info, self.epochs, self.steps, self.batch, ctx)
+        self.params["wrapped_layers"] = list(WRAPPED)
+
+    def _predict_base(self, x: np.ndarray) -> np.ndarray:
+        return np.concatenate([self.base(x[i:i + 64], training=False).numpy() for i in range(0, len(x), 64)])
+
+    @staticmethod
+    def _set_norm_trainable(model, trainable: bool) -> bool:
+        """Set ``trainable`` on every BatchNormalization (also inside wrappers); True if any changed."""
+        changed = False
+        for layer in model.layers:
+            inner = getattr(layer, "layer", layer)
+            if type(inner).__name__ == "BatchNormalization" and inner.trainable != trainable:
+                inner.trainable = trainable
+                layer.trainable = trainable
+                changed = True
+        return changed
+
+    # -- model surgery ---------------------------------------------------------------------------
+    def wrapped_clone(self, model, wrap):
+        """A functional clone of ``model`` with ``wrap(layer)`` around its Conv2D/Dense layers. The
+        original layer objects are reused (wrapped or not), so every trained weight carries over --
+        ``clone_model`` would otherwise re-initialise the layers it re-creates."""
+        return self.keras.models.clone_model(
+            model, clone_function=lambda layer: wrap(layer) if type(layer).__name__ in WRAPPED else layer)
+
+    # -- fine-tuning -----------------------------------------------------------------------------
+    def fit(self, model, desc: str, callbacks: list[Any] = (), epochs: int | None = None) -> float:
+        """Fine-tune ``model`` (MSE, Adam); returns the last epoch's mean training loss."""
+        keras = self.keras
+        epochs = int(epochs or self.epochs)
+        model.compile(optimizer=keras.optimizers.Adam(float(self.ctx.params["learning_rate"])), loss="mse")
+        bar = progress_bar(self.ctx, epochs * self.steps, f"{self.ctx.method}: {desc}")
+
+        class Bar(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                bar.update(1)
+                if logs and "loss" in logs:
+                    bar.set_postfix(loss=f"{logs['loss']:.4f}")
+
+        stream = batch_stream(self.x, self.y, self.batch, int(self.ctx.params["seed"]),
+                              bool(self.ctx.params["augment"]))
+        try:
+            hist = model.fit(stream, steps_per_epoch=self.steps, epochs=epochs, verbose=0,
+                             callbacks=list(callbacks) + [Bar()])
+        finally:
+            bar.close()
+        loss = float(hist.history["loss"][-1])
+        self.params.setdefault("final_loss", {})[desc] = round(loss, 6)
+        return loss
+
+    # -- the tfmot steps -----------------------------------------------------------------------
+    def prune(self, model, initial: float, final: float, desc: str = "prune"):
+        """Magnitude-prune the Conv2D/Dense kernels (PolynomialDecay initial -> final, or constant
+        ``final`` when initial == final), fine-tune, strip. Returns the stripped model."""
+        sp = self.tfmot.sparsity.keras
+        total = self.epochs * self.steps
+        if initial == final or total < 2:
+            sched = sp.ConstantSparsity(final, begin_step=0, frequency=1)
+            self.params["pruning_schedule"] = {"kind": "ConstantSparsity", "target_sparsity": final}
+        else:
+            freq = max(1, (total - 1) // 10)
+            end = freq * ((total - 1) // freq)
+            sched = sp.PolynomialDecay(initial_sparsity=initial, final_sparsity=final, begin_step=0,
+                                       end_step=end, frequency=freq)
+            self.params["pruning_schedule"] = {"kind": "PolynomialDecay", "initial_sparsity": initial,
+                                               "final_sparsity": final, "begin_step": 0, "end_step": end,
+                                               "frequency": freq}
+        pruned = self.wrapped_clone(model, lambda layer: sp.prune_low_magnitude(layer, pruning_schedule=sched))
+        self.fit(pruned, desc, [sp.UpdatePruningStep()])
+        stripped = sp.strip_pruning(pruned)
+        self.params["sparsity"] = round(kernel_sparsity(stripped), 4)
+        self.params["target_sparsity"] = final
+        return stripped
+
+    def cluster(self, model, preserve_sparsity: bool, desc: str = "cluster"):
+        """Cluster the Conv2D/Dense weights (k-means++, per channel for Conv2D), fine-tune, strip."""
+        # The experimental cluster_weights (preserve_sparsity, cluster_per_channel) is not re-exported
+        # by tfmot's public API in 0.8: import it from its module.
+        from tensorflow_model_optimization.python.core.clustering.keras.experimental.cluster import (
+            cluster_weights,
+        )
+
+        cl = self.tfmot.clustering.keras
+        n = int(self.ctx.params.get("clusters", 8))
+        per_channel = bool(self.ctx.params.get("per_channel", True))
+
+        def wrap(layer):
+            return cluster_weights(
+                layer, number_of_clusters=n, cluster_centroids_init=cl.CentroidInitialization.KMEANS_PLUS_PLUS,
+                preserve_sparsity=preserve_sparsity,
+                cluster_per_channel=per_channel and type(layer).__name__ == "Conv2D")
+
+        clustered = self.wrapped_clone(model, wrap)
+        self.fit(clustered, desc)
+        stripped = cl.strip_clustering(clustered)
+        self.params["clustering"] = {"number_of_clusters": n, "init": "KMEANS_PLUS_PLUS",
+                                     "per_channel": "Conv2D" if per_channel else "none",
+                                     "preserve_sparsity": preserve_sparsity}
+        self.params["max_unique_weights_per_channel"] = max_unique_per_channel(stripped)
+        return stripped
+
+    def qat(self, model, scheme_name: str, desc: str = "qat"):
+        """Quantization-aware fine-tuning of the Conv2D/Dense layers with the given tfmot scheme."""
+        q = self.tfmot.quantization.keras
+        schemes = {
+            "default_8bit": lambda: q.default_8bit.Default8BitQuantizeScheme(),
+            "prune_preserve": lambda: q.collab_opts.Default8BitPrunePreserveQuantizeScheme(),
+            "cluster_preserve": lambda: self.tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme(
+                preserve_sparsity=False),
+            "prune_cluster_preserve": lambda: self.tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme(
+                preserve_sparsity=True),
+        }
+        # The cluster-preserving scheme refuses a frozen (trainable=False) BatchNormalization: unfreeze
+        # for quantize_apply, freeze again in the QAT model.
+        frozen = self._set_norm_trainable(model, True)
+        annotated = self.wrapped_clone(model, q.quantize_annotate_layer)
+        with q.quantize_scope():
+            qat_model = q.quantize_apply(annotated, scheme=schemes[scheme_name]())
+        if frozen:
+            self._set_norm_trainable(qat_model, False)
+        self.fit(qat_model, desc, epochs=int(self.ctx.params.get("qat_epochs", self.epochs)))
+        self.params["qat"] = {"scheme": scheme_name, "annotated": list(WRAPPED),
+                              "epochs": int(self.ctx.params.get("qat_epochs", self.epochs))}
+        return qat_model
+
+    # -- conversion ------------------------------------------------------------------------------
+    def convert(self, model, quantize: bool) -> None:
+        """TFLite flatbuffer to ``ctx.out``; ``quantize``: Optimize.DEFAULT (dynamic range for a
+        float model; int8 kernels from the fake-quant ranges for a QAT model)."""
+        conv = self.tf.lite.TFLiteConverter.from_keras_model(model)
+        if quantize:
+            conv.optimizations = [self.tf.lite.Optimize.DEFAULT]
+        self.params["optimizations"] = ["DEFAULT"] if quantize else []
+        atomic_write_bytes(self.ctx.out, conv.convert())
+
+    def finish(self) -> dict[str, Any]:
+        if "sparsity" in self.params:
+            self.params["gzip_bytes"] = gzip_size(self.ctx.out)
+        return self.params
+
+
+def _kernels(model) -> list[np.ndarray]:
+    return [layer.get_weights()[0] for layer in model.layers if type(layer).__name__ in WRAPPED]
+
+
+def kernel_sparsity(model) -> float:
+    """Fraction of zero weights over the Conv2D/Dense kernels of a (stripped) tf_keras model."""
+    return sparsity(_kernels(model))
+
+
+def max_unique_per_channel(model) -> int:
+    """Largest count of distinct values in one output channel of a Conv2D/Dense kernel."""
+    out = 0
+    for k in _kernels(model):
+        flat = k.reshape(-1, k.shape[-1])
+        out = max(out, max(len(np.unique(flat[:, c])) for c in range(flat.shape[1])))
+    return int(out)
+
+
+@register_method("tflite_pruned", initial_sparsity=0.5, final_sparsity=0.8, **COMMON)
+def tflite_pruned(ctx: BuildContext) -> dict[str, Any]:
+    """Magnitude pruning (PolynomialDecay 50% -> 80%), fine-tuned, stripped; float32 TFLite."""
+    run = _Run(ctx)
+    model = run.prune(run.base, float(ctx.params["initial_sparsity"]), float(ctx.params["final_sparsity"]))
+    run.convert(model, quantize=False)
+    return run.finish()
+
+
+@register_method("tflite_pruned_dynamic", initial_sparsity=0.5, final_sparsity=0.8, **COMMON)
+def tflite_pruned_dynamic(ctx: BuildContext) -> dict[str, Any]:
+    """Magnitude pruning (50% -> 80%) then dynamic-range quantization (int8 weights)."""
+    run = _Run(ctx)
+    model = run.prune(run.base, float(ctx.params["initial_sparsity"]), float(ctx.params["final_sparsity"]))
+    run.convert(model, quantize=True)
+    return run.finish()
+
+
+@register_method("tflite_qat", **QAT)
+def tflite_qat(ctx: BuildContext) -> dict[str, Any]:
+    """Quantization-aware training of the Conv2D/Dense layers; int8 TFLite (float I/O)."""
+    run = _Run(ctx)
+    run.convert(run.qat(run.base, "default_8bit"), quantize=True)
+    return run.finish()
+
+
+@register_method("tflite_cqat", clusters=8, per_channel=True, **QAT)
+def tflite_cqat(ctx: BuildContext) -> dict[str, Any]:
+    """Clustering (8 k-means++ clusters, per channel) then cluster-preserving QAT; int8 TFLite."""
+    run = _Run(ctx)
+    clustered = run.cluster(run.base, preserve_sparsity=False)
+    run.convert(run.qat(clustered, "cluster_preserve"), quantize=True)
+    return run.finish()
+
+
+@register_method("tflite_pqat", target_sparsity=0.5, **QAT)
+def tflite_pqat(ctx: BuildContext) -> dict[str, Any]:
+    """Pruning to 50% sparsity then sparsity-preserving QAT; int8 TFLite."""
+    run = _Run(ctx)
+    t = float(ctx.params["target_sparsity"])
+    pruned = run.prune(run.base, t, t)
+    run.convert(run.qat(pruned, "prune_preserve"), quantize=True)
+    return run.finish()
+
+
+@register_method("tflite_pcqat", target_sparsity=0.5, clusters=8, per_channel=True, **QAT)
+def tflite_pcqat(ctx: BuildContext) -> dict[str, Any]:
+    """Pruning (50%), sparsity-preserving clustering (8 clusters), then PCQAT; int8 TFLite."""
+    run = _Run(ctx)
+    t = float(ctx.params["target_sparsity"])
+    pruned = run.prune(run.base, t, t)
+    clustered = run.cluster(pruned, preserve_sparsity=True)
+    run.params["sparsity_after_clustering"] = round(kernel_sparsity(clustered), 4)
+    run.convert(run.qat(clustered, "prune_cluster_preserve"), quantize=True)
+    return run.finish()
