@@ -3,15 +3,32 @@
 SHELL := /bin/bash
 RUN := source tools/env.sh &&
 
-.PHONY: setup demo test test-all test-slow lint clean help models
+.PHONY: setup demo artifact test test-all test-slow lint clean help models
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
 setup:  ## install Debian packages, the .venv and the catkin workspace (idempotent)
 	@tools/bootstrap.sh
 
-demo: setup  ## one lap of SimpleCircuit in the embedded simulator, then the metrics table
-	@$(RUN) roslaunch pilotnet_brains simple_circuit.launch $(ARGS)
+BACKEND ?= tflite_int8
+demo: setup  ## one lap of SimpleCircuit with BACKEND (default tflite_int8), then the metrics table (ARGS="name:=value ...")
+	@$(MAKE) --no-print-directory artifact BACKEND=$(BACKEND)
+	@$(RUN) roslaunch pilotnet_brains simple_circuit.launch backend:=$(BACKEND) $(ARGS)
+
+artifact: setup  ## build BACKEND's artifact from the base model if it is missing or stale
+	@$(RUN) python -c "import sys; from pilotnet_brains.optimize import METHODS, is_up_to_date; \
+	  sys.exit(0 if '$(BACKEND)' not in METHODS or is_up_to_date('$(BACKEND)') else 1)" \
+	  || { $(MAKE) --no-print-directory data/calibration/summary.json && \
+	       $(RUN) python scripts/optimize $(BACKEND) --data $(or $(DATA),data/calibration); }
+
+data/calibration/summary.json:  # 200 frames from the training circuits: calibration for post-training quantization
+	@$(RUN) python scripts/collect_dataset data/calibration --episodes 1 --episode-frames 20 --force
+
+data/train/summary.json:  # the training dataset (16,000 frames, about 8 minutes)
+	@$(RUN) python scripts/collect_dataset data/train --force
+
+data/test/summary.json:  # the test set: one clean lap per evaluation circuit
+	@$(RUN) python scripts/collect_dataset data/test --test --force
 
 test: setup  ## the default suite (unit + ROS integration; slow suites excluded)
 	@$(RUN) python -m pytest $(PYTEST_ARGS)
@@ -22,8 +39,8 @@ test-slow: setup  ## only the slow suites (full laps of every circuit, training)
 test-all: setup  ## everything
 	@$(RUN) python -m pytest -m "slow or not slow" $(PYTEST_ARGS)
 
-models: setup  ## build every optimized artifact missing or stale under models/build (DATA=calibration frames: DLS folder or .npy)
-	@$(RUN) python scripts/optimize --all $(if $(DATA),--data $(DATA),)
+models: setup  ## build every optimized artifact missing or stale under models/build (DATA=training frames; default data/train, collected if missing)
+	@$(if $(DATA),,$(MAKE) --no-print-directory data/train/summary.json &&) $(RUN) python scripts/optimize --all --data $(or $(DATA),data/train)
 
 lint: setup  ## ruff (target Python 3.8)
 	@$(RUN) ruff check .
