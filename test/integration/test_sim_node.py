@@ -240,6 +240,7 @@ def test_lockstep_is_deterministic(roslaunch_files):
     assert moved > 30.0
 
 
+@pytest.mark.slow   # ~15-25 s; the default suite drives the same lap in the core (test/unit/test_sim.py)
 def test_lockstep_expert_lap_of_simple_circuit(roslaunch_files):
     c = load_circuit("simple_circuit")
     frames = 1200   # 60 s of sim time: the expert laps in about 50 s
