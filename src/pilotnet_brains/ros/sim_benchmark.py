@@ -1,8 +1,9 @@
 """benchmark_sim: how fast the embedded simulator renders, and how much faster than real time it runs.
 
-1. Render: ms per 640x480 frame (the camera renderer alone, and a whole ``step_to_next_frame``:
-   50 physics steps + render) on poses along an expert lap; warm-up, then at least ``--frames``
-   frames and ``--min-time`` s; p50/p90/p99/max, OpenCV threads stated.
+1. Render: ms per 640x480 frame (the camera renderer alone, wall clock and the thread's CPU
+   time, and a whole ``step_to_next_frame``: 50 physics steps + render) on poses along an expert
+   lap; warm-up, then at least ``--frames`` frames and ``--min-time`` s; p50/p90/p99/max, OpenCV
+   threads and load average stated.
 2. Lockstep in the core (no ROS): expert lap with the camera in the loop; sim s / wall s.
 3. Lockstep through ROS: a private master, launch/include/sim.launch in lockstep mode, and an
    expert driver node in this process answering each camera frame (deserializing the image and
@@ -56,12 +57,14 @@ def bench_render(name: str, frames: int, min_time: float) -> dict[str, object]:
     out = np.empty((480, 640, 3), np.uint8)
     for p in poses[:50]:  # warm-up
         sim.renderer.render(p, out=out)
-    render_ms, i, t_end = [], 0, time.perf_counter() + min_time
+    render_ms, cpu_ms, i, t_end = [], [], 0, time.perf_counter() + min_time
     while len(render_ms) < frames or time.perf_counter() < t_end:
         p = poses[i % len(poses)]
+        c0 = time.thread_time_ns()
         t0 = time.perf_counter_ns()
         sim.renderer.render(p, out=out)
         render_ms.append((time.perf_counter_ns() - t0) / 1e6)
+        cpu_ms.append((time.thread_time_ns() - c0) / 1e6)
         i += 1
     # Whole frame step (physics at 1 kHz + render) with the expert driving.
     expert = PurePursuitExpert(c)
@@ -74,7 +77,7 @@ def bench_render(name: str, frames: int, min_time: float) -> dict[str, object]:
         sim.step_to_next_frame(out)
         step_ms.append((time.perf_counter_ns() - t0) / 1e6)
     wall = time.perf_counter() - wall0
-    return {"circuit": name, "render_ms": _pct(render_ms), "step_ms": _pct(step_ms),
+    return {"circuit": name, "render_ms": _pct(render_ms), "render_cpu_ms": _pct(cpu_ms), "step_ms": _pct(step_ms),
             "core_lockstep_speedup": sim.time / wall}
 
 
@@ -193,12 +196,16 @@ def main() -> None:
     if args.ros_seconds > 0:
         results["ros"].append(bench_ros_lockstep(args.circuits[0], args.ros_seconds))
     print(f"\nEmbedded simulator, {env['cpu']}, OpenCV {env['opencv']} with {env['opencv_threads']} thread(s)\n")
-    print("| circuit | render ms p50 | p90 | p99 | max | frame step ms p50 | p99 | core lockstep x real time |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| circuit | render ms p50 | p90 | p99 | max | render CPU ms p50 | p99 | frame step ms p50 | p99 "
+          "| core lockstep x real time |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results["render"]:
-        a, b = r["render_ms"], r["step_ms"]
+        a, c, b = r["render_ms"], r["render_cpu_ms"], r["step_ms"]
         print(f"| {r['circuit']} | {a['p50']:.2f} | {a['p90']:.2f} | {a['p99']:.2f} | {a['max']:.2f} | "
-              f"{b['p50']:.2f} | {b['p99']:.2f} | {r['core_lockstep_speedup']:.1f} |")
+              f"{c['p50']:.2f} | {c['p99']:.2f} | {b['p50']:.2f} | {b['p99']:.2f} | "
+              f"{r['core_lockstep_speedup']:.1f} |")
+    print(f"\n(wall clock and this thread's CPU time; load average at start {env['loadavg'][0]:.1f} on "
+          f"{env['cores']} cores: on a busy machine the wall-clock tail is other processes' time)")
     for r in results["ros"]:
         print(f"\nROS lockstep ({r['circuit']}, expert driver in the benchmark process, answering every frame): {r['sim_s']:.1f} sim s in "
               f"{r['wall_s']:.1f} wall s = x{r['ros_lockstep_speedup']:.1f} real time")
