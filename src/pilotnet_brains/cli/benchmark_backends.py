@@ -147,7 +147,7 @@ def _machine() -> dict[str, Any]:
 
 def _table(rows: list[dict[str, Any]], md: bool = False) -> str:
     head = ["backend", "runtime", "thr", "p50 ms", "p90 ms", "p99 ms", "max ms", "n", "size MB",
-            "import s", "load s", "RSS MB", "max|err|", "tol"]
+            "import s", "load s", "RSS MB", "max abs err", "tol"]
     lines = []
     for r in rows:
         if "error" in r:
@@ -193,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.worker:
         return worker(args)
+    machine = _machine()   # load average at the start
 
     from pilotnet_brains.backends import BACKENDS, get_spec
     from pilotnet_brains.models import TF_BASE_NAME, TORCH_BASE_NAME, models_dir
@@ -257,10 +258,13 @@ def main(argv: list[str] | None = None) -> int:
                 "min_seconds": args.min_seconds, "warmup_seconds": args.warmup_seconds, "seed": args.seed,
                 "models": "models/ artifacts" if args.use_models else "random-weight PilotNet (seed 0), "
                           "int8 calibrated on 100 synthetic frames"}
-    machine = _machine()
+    machine["load_average_end"] = list(os.getloadavg())
+    if machine["load_average"][0] > (machine["cores"] or 1):
+        print(f"warning: load average {machine['load_average'][0]:.1f} on {machine['cores']} cores: other "
+              f"processes shared the CPU; tails are not representative", file=sys.stderr)
     result = {"created": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": machine, "settings": settings,
               "conventions": "perf_counter_ns around predict() only; warm-up by time; min count AND min "
-                             "duration; percentiles without clipping; preloaded inputs; max|err| = max abs "
+                             "duration; percentiles without clipping; preloaded inputs; max abs err = max abs "
                              "difference from the parent base model on 32 synthetic frames (normalized units)",
               "results": rows}
     os.makedirs(args.out, exist_ok=True)
@@ -269,11 +273,13 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(jpath, json.dumps(result, indent=1) + "\n")
     md = [f"# Backend benchmark {result['created']}", "",
           f"Machine: {machine['cpu']}, {machine['cores']} cores, Python {machine['python']}, "
-          f"load average at start {machine['load_average'][0]:.2f}.",
+          f"load average at start {machine['load_average'][0]:.2f}."
+          + (" **The machine was busy (load > cores): tails and ratios are not representative.**"
+             if machine["load_average"][0] > (machine["cores"] or 1) else ""),
           f"Settings: threads {args.threads}, batch {args.batch}, warm-up {args.warmup_seconds} s, then at least "
           f"{args.min_count} calls and {args.min_seconds} s; models: {settings['models']}.",
           "Latency = perf_counter_ns around predict() only (p50/p90/p99/max, no clipping); import = runtime "
-          "import in a fresh process that already has numpy and OpenCV (the preprocessing) loaded; RSS after the timed run; max|err| vs the parent base model "
+          "import in a fresh process that already has numpy and OpenCV (the preprocessing) loaded; RSS after the timed run; max abs err vs the parent base model "
           "(normalized outputs), tol = the method's stated tolerance.", "", _table(rows, md=True), ""]
     atomic_write_text(mpath, "\n".join(md))
     print(f"wrote {jpath} and {mpath}", file=sys.stderr)
