@@ -157,6 +157,8 @@ def f1_model_sdf(circuit: Circuit, camera: CameraConfig | None = None) -> str:
     x, y, yaw = circuit.start_pose
     ns = topics.CMD_VEL.rsplit("/", 1)[0].lstrip("/")           # "F1ROS"
     cam_ns = topics.CAMERA_IMAGE.rsplit("/", 1)[0].lstrip("/")  # "F1ROS/cameraL"
+    image_topic, info_topic = topics.CAMERA_IMAGE.rsplit("/", 1)[1], topics.CAMERA_INFO.rsplit("/", 1)[1]
+    cmd_topic, odom_topic = topics.CMD_VEL.rsplit("/", 1)[1], topics.ODOM.rsplit("/", 1)[1]
     bl, bw, bh = BODY
     body_x = camera.mount_forward - 0.1 - bl / 2
     return f"""    <model name="f1">
@@ -187,8 +189,8 @@ def f1_model_sdf(circuit: Circuit, camera: CameraConfig | None = None) -> str:
             <alwaysOn>true</alwaysOn>
             <updateRate>0.0</updateRate>
             <cameraName>{cam_ns}</cameraName>
-            <imageTopicName>{topics.CAMERA_IMAGE.rsplit("/", 1)[1]}</imageTopicName>
-            <cameraInfoTopicName>{topics.CAMERA_INFO.rsplit("/", 1)[1]}</cameraInfoTopicName>
+            <imageTopicName>{image_topic}</imageTopicName>
+            <cameraInfoTopicName>{info_topic}</cameraInfoTopicName>
             <frameName>cameraL</frameName>
             <hackBaseline>0.0</hackBaseline>
             <distortionK1>0.0</distortionK1>
@@ -201,8 +203,8 @@ def f1_model_sdf(circuit: Circuit, camera: CameraConfig | None = None) -> str:
       </link>
       <plugin name="f1_planar_move" filename="libgazebo_ros_planar_move.so">
         <robotNamespace>/{ns}</robotNamespace>
-        <commandTopic>{topics.CMD_VEL.rsplit("/", 1)[1]}</commandTopic>
-        <odometryTopic>{topics.ODOM.rsplit("/", 1)[1]}</odometryTopic>
+        <commandTopic>{cmd_topic}</commandTopic>
+        <odometryTopic>{odom_topic}</odometryTopic>
         <odometryFrame>{topics.ODOM_FRAME}</odometryFrame>
         <odometryRate>20.0</odometryRate>
         <robotBaseFrame>{topics.BASE_FRAME}</robotBaseFrame>
