@@ -1,0 +1,525 @@
+"""Offline evaluation of PilotNet artifacts: size, accuracy per circuit, latency, throughput.
+
+For every artifact (a backend name + model path): size (MB; folders summed) and gzip size, the
+sparsity recorded by pruned methods, MSE on a DeepLearningStudio-format test set per evaluation
+circuit and overall (normalized units, comparable with published tables) and RMSE per output in
+physical units (v m/s, w rad/s), max |output - parent output| over the test set (parent = the base
+model the artifact was built from), batch-1 latency (p50/p90/p99/max) and batch-N throughput, all
+measured in one process, one after the other (DESIGN §7: warm-up by time, then a minimum count AND
+a minimum duration, ``perf_counter_ns``, preloaded inputs, fixed seed, threads stated).
+
+Test set: one run folder per evaluation circuit (several allowed); a folder's name starts with
+its circuit's name (``simple_circuit_run1`` -> ``simple_circuit``; see :func:`circuit_of`).
+
+Targets of the offline table (issue 8, reported, never asserted by timing): every quantized
+variant's MSE within 5% of its fp32 parent's (:data:`MSE_TARGET`), dynamic-range/int8 artifacts
+about 4x smaller than fp32, fastest CPU variant's batch-1 p50 <= 0.1 ms.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+#: Quantized variants must keep their MSE within this factor of their fp32 parent's.
+MSE_TARGET = 1.05
+#: Quantized methods (checked against MSE_TARGET) -> their fp32 reference row.
+QUANTIZED = ("tflite_dynamic", "tflite_fp16", "tflite_int8", "tflite_int8_fallback", "tflite_pruned_dynamic",
+             "tflite_qat", "tflite_cqat", "tflite_pqat", "tflite_pcqat", "tftrt_fp16", "tftrt_int8",
+             "torch_dynamic", "torch_static", "torch_qat", "torch_pruned_quant", "onnx_int8", "tensorrt")
+#: Size target: these should be about 4x smaller than their fp32 sibling.
+SIZE_TARGET = {"tflite_dynamic": "tflite_fp32", "tflite_int8": "tflite_fp32", "tflite_int8_fallback": "tflite_fp32",
+               "torch_dynamic": "torchscript", "torch_static": "torchscript", "onnx_int8": "onnx_fp32",
+               "tflite_pruned_dynamic": "tflite_fp32"}
+#: Batch-1 p50 target of the fastest CPU variant (s).
+LATENCY_TARGET_S = 1e-4
+
+
+class EvaluationError(ValueError):
+    """Inputs the evaluation cannot use; names the path and what to do."""
+
+
+# -- test set -----------------------------------------------------------------------------------------
+
+def known_circuits() -> list[str]:
+    try:
+        from pilotnet_brains.circuits import circuit_names
+
+        return list(circuit_names())
+    except Exception:
+        return ["simple_circuit", "montreal", "montmelo", "nurburgring", "many_curves"]
+
+
+def circuit_of(folder_name: str, names: Sequence[str] | None = None) -> str:
+    """The circuit a run folder belongs to: the longest known circuit name its name starts with
+    (case-insensitive), else the name without a trailing ``[_-]<suffix with digits>``."""
+    base = os.path.basename(os.path.normpath(folder_name))
+    low = base.lower()
+    for name in sorted(names if names is not None else known_circuits(), key=len, reverse=True):
+        if low.startswith(name.lower()):
+            return name
+    m = re.match(r"^(.*?)[_-]*(run)?[_-]*\d[\w-]*$", base)
+    return (m.group(1) if m and m.group(1) else base) or base
+
+
+@dataclass
+class TestSet:
+    """Preprocessed test frames with normalized labels and each frame's circuit."""
+
+    x: np.ndarray                 # float32 (N, 66, 200, 3)
+    y: np.ndarray                 # float32 (N, 2) normalized
+    circuit: np.ndarray           # (N,) str
+    root: str
+    runs: dict[str, list[str]] = field(default_factory=dict)   # circuit -> run folders
+
+    @property
+    def circuits(self) -> list[str]:
+        return list(self.runs)
+
+    def mask(self, circuit: str) -> np.ndarray:
+        return self.circuit == circuit
+
+
+def load_test_set(root: str, prep=None, max_frames: int = 0, seed: int = 0, progress: bool = True,
+                  cache_dir: str | None = None) -> TestSet:
+    """Read a DLS-format test folder; ``max_frames`` (0 = all) subsamples evenly per circuit."""
+    from pilotnet_brains.dataset import DatasetError, load_arrays, read_run, run_folders
+    from pilotnet_brains.preprocess import DEFAULT
+
+    if not root or not os.path.isdir(root):
+        raise EvaluationError(f"test set folder {root} does not exist: pass --test DIR, one run folder per "
+                              f"evaluation circuit (DeepLearningStudio layout: <int>.png + data.csv)")
+    try:
+        folders = run_folders(root)
+    except DatasetError as e:
+        raise EvaluationError(f"test set {root}: {e}") from None
+    names = known_circuits()
+    runs: dict[str, list[str]] = {}
+    samples, circuits = [], []
+    for folder in folders:
+        name = circuit_of(os.path.relpath(folder, root).split(os.sep)[0] if folder != root else folder, names)
+        try:
+            run = read_run(folder)
+        except DatasetError as e:
+            raise EvaluationError(f"test set {root}: {e}") from None
+        runs.setdefault(name, []).append(folder)
+        samples.extend(run)
+        circuits.extend([name] * len(run))
+    circ = np.asarray(circuits)
+    if max_frames and len(samples) > max_frames:
+        keep: list[int] = []
+        per = max(1, max_frames // len(runs))
+        for name in runs:
+            idx = np.flatnonzero(circ == name)
+            keep.extend(idx[np.linspace(0, len(idx) - 1, min(per, len(idx))).round().astype(int)].tolist())
+        keep = sorted(set(keep))
+        samples = [samples[i] for i in keep]
+        circ = circ[keep]
+    x, y = load_arrays(samples, prep=prep or DEFAULT, cache_dir=cache_dir, progress=progress)
+    return TestSet(np.asarray(x, np.float32), np.asarray(y, np.float32), circ, os.path.abspath(root), runs)
+
+
+# -- measuring ----------------------------------------------------------------------------------------
+
+def measure_ns(fn: Callable[[Any], Any], inputs: Sequence[Any], min_count: int, min_seconds: float,
+               warmup_seconds: float) -> np.ndarray:
+    """``fn(inputs[i % n])`` after a timed warm-up, until ``min_count`` calls AND ``min_seconds`` are
+    both reached; per-call wall times in ns (perf_counter_ns), nothing clipped."""
+    from pilotnet_brains.cli.benchmark_brain import measure
+
+    return measure(fn, list(inputs), min_count, min_seconds, warmup_seconds)
+
+
+def percentiles_s(ns: np.ndarray) -> dict[str, float]:
+    a = np.asarray(ns, np.float64) / 1e9
+    return {"n": int(a.size), "p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)),
+            "p99": float(np.percentile(a, 99)), "max": float(a.max()), "mean": float(a.mean())}
+
+
+def predict_all(backend, x: np.ndarray, batch: int = 64) -> np.ndarray:
+    return np.concatenate([np.array(backend.predict(x[i:i + batch]), np.float32, copy=True)
+                           for i in range(0, len(x), batch)]) if len(x) else np.zeros((0, 2), np.float32)
+
+
+def accuracy(pred: np.ndarray, test: TestSet, prep) -> dict[str, dict[str, float]]:
+    """Per circuit and "overall": frames, MSE (normalized, mean over both outputs), MSE per output,
+    RMSE of v (m/s) and w (rad/s)."""
+    out = {}
+    for scope in test.circuits + ["overall"]:
+        m = np.ones(len(pred), bool) if scope == "overall" else test.mask(scope)
+        d = pred[m].astype(np.float64) - test.y[m]
+        v_p, w_p = prep.outputs(pred[m])
+        v_t, w_t = prep.outputs(test.y[m])
+        out[scope] = {"frames": int(m.sum()), "mse": float(np.mean(d ** 2)),
+                      "mse_v": float(np.mean(d[:, 0] ** 2)), "mse_w": float(np.mean(d[:, 1] ** 2)),
+                      "rmse_v_mps": float(np.sqrt(np.mean((v_p - v_t) ** 2))),
+                      "rmse_w_radps": float(np.sqrt(np.mean((w_p - w_t) ** 2)))}
+    return out
+
+
+# -- artifacts ----------------------------------------------------------------------------------------
+
+@dataclass
+class Artifact:
+    name: str          # backend name
+    path: str
+    skip: str = ""     # reason it is not evaluated ("" = evaluate)
+
+
+def discover(selection: Sequence[str] = (), models_dir: str | None = None) -> list[Artifact]:
+    """Artifacts to evaluate. ``selection``: backend names and/or model paths (a path's backend comes
+    from its sidecar's ``method``); empty = every backend of the table at its default path under
+    ``models_dir`` (default: the package's models folder). Missing/unsupported ones carry a skip reason."""
+    from pilotnet_brains.backends.registry import BACKENDS, build_hint
+    from pilotnet_brains.preprocess import read_meta
+
+    root = models_dir
+    out: list[Artifact] = []
+    items = list(selection) or list(BACKENDS)
+    for item in items:
+        if item in BACKENDS:
+            spec = BACKENDS[item]
+            path = os.path.join(root, spec.default) if root else spec.default_path
+            reason = spec.missing()
+            if reason:
+                out.append(Artifact(item, path, f"cannot run on this machine: {reason}"))
+            elif not os.path.exists(path):
+                out.append(Artifact(item, path, f"not built ({path} missing): {build_hint(spec)}"))
+            else:
+                out.append(Artifact(item, path))
+            continue
+        if not os.path.exists(item):
+            raise EvaluationError(f"{item!r} is neither a backend name nor an existing model path; backends: "
+                                  f"{', '.join(BACKENDS)}")
+        try:
+            method = read_meta(item).method
+        except (OSError, ValueError) as e:
+            raise EvaluationError(f"{item}: cannot tell its backend without its metadata sidecar ({e})") from None
+        if method == "train":
+            method = "keras" if item.endswith((".keras", ".h5")) else method
+        if method not in BACKENDS:
+            raise EvaluationError(f"{item}: sidecar method {method!r} is not a backend; backends: "
+                                  f"{', '.join(BACKENDS)}")
+        reason = BACKENDS[method].missing()
+        out.append(Artifact(method, os.path.abspath(item), f"cannot run on this machine: {reason}" if reason else ""))
+    return out
+
+
+def parent_outputs(framework: str, base_path: str, x: np.ndarray) -> np.ndarray:
+    """Outputs of a base model (tf_keras file or torch state dict) on ``x``, in its own framework."""
+    if framework == "tf_keras":
+        from pilotnet_brains.models.tf_pilotnet import load
+
+        model = load(base_path)
+        return np.concatenate([model(x[i:i + 64], training=False).numpy() for i in range(0, len(x), 64)])
+    import torch
+
+    from pilotnet_brains.models.torch_pilotnet import load as tload
+
+    model = tload(base_path)
+    with torch.inference_mode():
+        return np.concatenate([model(torch.from_numpy(np.ascontiguousarray(x[i:i + 64]))).numpy()
+                               for i in range(0, len(x), 64)])
+
+
+def find_base(artifact: Artifact, models_dir: str | None) -> tuple[str, str]:
+    """(framework, base model path) an artifact derives from: the sidecar's ``extra.base`` if it still
+    exists, else the table's base model under ``models_dir``; ("", "") for a base model itself."""
+    from pilotnet_brains.backends.registry import BACKENDS, BASE_MODELS
+    from pilotnet_brains.preprocess import read_meta
+
+    spec = BACKENDS[artifact.name]
+    if not spec.parent:
+        return "", ""
+    try:
+        base = read_meta(artifact.path).extra.get("base", "")
+    except (OSError, ValueError):
+        base = ""
+    if not base or not os.path.exists(base):
+        from pilotnet_brains.models import models_dir as default_models_dir
+
+        base = os.path.join(models_dir or default_models_dir(), BASE_MODELS[spec.parent])
+    return spec.parent, base
+
+
+# -- one artifact -------------------------------------------------------------------------------------
+
+@dataclass
+class Settings:
+    threads: int = 1
+    batch: int = 32                 # throughput batch size N
+    min_count: int = 200
+    min_seconds: float = 2.0
+    warmup_seconds: float = 0.5
+    latency_inputs: int = 16        # distinct preloaded batch-1 inputs, cycled
+    seed: int = 0
+
+
+def evaluate_artifact(art: Artifact, test: TestSet, settings: Settings, parent_cache: dict[str, Any],
+                      models_dir: str | None = None) -> dict[str, Any]:
+    """Every figure of one artifact (see the module doc)."""
+    from pilotnet_brains.backends import load_backend
+    from pilotnet_brains.optimize.finetune import gzip_size
+    from pilotnet_brains.preprocess import DEFAULT, read_meta
+    from pilotnet_brains.util import path_size
+
+    try:
+        meta = read_meta(art.path)
+    except (OSError, ValueError):
+        meta = None
+    prep = meta.preprocessing if meta else DEFAULT
+    params = (meta.extra.get("parameters", {}) if meta else {}) or {}
+    row: dict[str, Any] = {"method": art.name, "path": art.path, "size_bytes": path_size(art.path),
+                           "gzip_bytes": params.get("gzip_bytes") or gzip_size(art.path),
+                           "sparsity": params.get("sparsity"),
+                           "smoke": bool(meta and (meta.extra.get("smoke") or meta.extra.get("weights") == "random")),
+                           "notes": list(meta.extra.get("notes", [])) if meta else []}
+    backend = load_backend(art.name, art.path, threads=settings.threads)
+    row["runtime"] = backend.runtime
+    row["runtime_version"] = backend.runtime_version
+    pred = predict_all(backend, test.x)
+    row["accuracy"] = accuracy(pred, test, prep)
+    framework, base = find_base(art, models_dir)
+    row["smoke"] = row["smoke"] or _smoke_model(base if framework else art.path)
+    if framework and os.path.exists(base):
+        key = f"{framework}:{base}"
+        if key not in parent_cache:
+            ref = parent_outputs(framework, base, test.x)
+            parent_cache[key] = {"pred": ref, "accuracy": accuracy(ref, test, prep)}
+        ref = parent_cache[key]
+        row["parent"] = {"framework": framework, "path": base, "mse": ref["accuracy"]["overall"]["mse"]}
+        row["max_abs_diff_parent"] = float(np.max(np.abs(pred - ref["pred"]))) if len(pred) else 0.0
+    else:
+        row["parent"] = None
+        row["max_abs_diff_parent"] = 0.0 if not framework else None
+    rng = np.random.default_rng(settings.seed)
+    pick = rng.choice(len(test.x), size=min(settings.latency_inputs, len(test.x)), replace=False)
+    singles = [np.ascontiguousarray(test.x[i:i + 1]) for i in pick]
+    ns1 = measure_ns(backend.predict, singles, settings.min_count, settings.min_seconds, settings.warmup_seconds)
+    idx = rng.choice(len(test.x), size=settings.batch, replace=len(test.x) < settings.batch)
+    big = [np.ascontiguousarray(test.x[idx])]
+    nsb = measure_ns(backend.predict, big, max(10, settings.min_count // 10), settings.min_seconds,
+                     settings.warmup_seconds)
+    row["latency_s"] = percentiles_s(ns1)
+    row["batch_latency_s"] = percentiles_s(nsb)
+    row["throughput_fps"] = settings.batch / row["batch_latency_s"]["p50"]
+    row["raw_ns"] = {"batch1": ns1.tolist(), f"batch{settings.batch}": nsb.tolist()}
+    backend.close()
+    return row
+
+
+def _smoke_model(path: str) -> bool:
+    """True if a (base) model's sidecar says it has random weights or is a smoke build."""
+    from pilotnet_brains.preprocess import read_meta
+
+    try:
+        extra = read_meta(path).extra
+    except (OSError, ValueError):
+        return False
+    return bool(extra.get("weights") == "random" or extra.get("smoke") or extra.get("smoke_build"))
+
+
+# -- targets ------------------------------------------------------------------------------------------
+
+def fp32_reference(name: str) -> str:
+    """The fp32 row a quantized variant is compared with (its parent framework's fp32 model)."""
+    from pilotnet_brains.backends.registry import BACKENDS
+
+    return "keras" if BACKENDS[name].parent == "tf_keras" else "torchscript"
+
+
+def check_targets(rows: list[dict[str, Any]]) -> None:
+    """Fill each row's ``target`` (MSE within 5% of the fp32 parent, for quantized variants) with
+    "ok" or "MISS: ... (why)", and ``size_ratio`` for the 4x-smaller targets. In place."""
+    by_name = {r["method"]: r for r in rows}
+    for r in rows:
+        mse = r["accuracy"]["overall"]["mse"]
+        if r["method"] in SIZE_TARGET and SIZE_TARGET[r["method"]] in by_name:
+            r["size_ratio_vs_fp32"] = by_name[SIZE_TARGET[r["method"]]]["size_bytes"] / max(1, r["size_bytes"])
+        if r["method"] not in QUANTIZED:
+            r["target"] = ""
+            continue
+        ref_mse = (r.get("parent") or {}).get("mse")
+        if ref_mse is None:
+            ref = by_name.get(fp32_reference(r["method"]))
+            ref_mse = ref["accuracy"]["overall"]["mse"] if ref else None
+        if ref_mse is None:
+            r["target"] = "n/a: no fp32 parent evaluated"
+            continue
+        ratio = mse / ref_mse if ref_mse > 0 else float("inf")
+        r["mse_ratio_vs_parent"] = ratio
+        if ratio <= MSE_TARGET:
+            r["target"] = "ok"
+            continue
+        why = []
+        if r.get("smoke"):
+            why.append("smoke build / random-weight parent: its MSE says nothing about driving")
+        if r["method"] in ("tflite_pruned_dynamic", "tflite_pqat", "tflite_pcqat", "torch_pruned_quant"):
+            why.append("pruned weights (sparsity {}) before quantizing".format(r.get("sparsity")))
+        if r["method"] in ("tflite_qat", "tflite_cqat", "tflite_pqat", "tflite_pcqat", "torch_qat",
+                           "torch_pruned_quant"):
+            why.append("fine-tuned weights differ from the parent's")
+        if not why:
+            why.append(f"quantization error: max |Δ| vs parent {r.get('max_abs_diff_parent', float('nan')):.3g}")
+        r["target"] = f"MISS: MSE {100 * (ratio - 1):+.1f}% vs fp32 parent ({'; '.join(why)})"
+
+
+# -- reports ------------------------------------------------------------------------------------------
+
+CSV_COLUMNS = ["method", "scope", "frames", "mse", "mse_v", "mse_w", "rmse_v_mps", "rmse_w_radps", "size_mb",
+               "gzip_mb", "sparsity", "max_abs_diff_parent", "p50_s", "p99_s", "throughput_fps", "batch",
+               "threads", "target", "smoke", "path"]
+
+
+def _mb(n: float | None) -> float | None:
+    return None if n is None else n / 1e6
+
+
+def csv_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per artifact and scope (each circuit, then "overall")."""
+    s = result["settings"]
+    out = []
+    for r in result["rows"]:
+        for scope, acc in r["accuracy"].items():
+            out.append({"method": r["method"], "scope": scope, "frames": acc["frames"], "mse": acc["mse"],
+                        "mse_v": acc["mse_v"], "mse_w": acc["mse_w"], "rmse_v_mps": acc["rmse_v_mps"],
+                        "rmse_w_radps": acc["rmse_w_radps"], "size_mb": _mb(r["size_bytes"]),
+                        "gzip_mb": _mb(r["gzip_bytes"]), "sparsity": r.get("sparsity"),
+                        "max_abs_diff_parent": r.get("max_abs_diff_parent"), "p50_s": r["latency_s"]["p50"],
+                        "p99_s": r["latency_s"]["p99"], "throughput_fps": r["throughput_fps"],
+                        "batch": s["batch"], "threads": s["threads"], "target": r.get("target", ""),
+                        "smoke": r.get("smoke", False), "path": r["path"]})
+    return out
+
+
+def to_csv(result: dict[str, Any]) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for row in csv_rows(result):
+        w.writerow({k: ("" if v is None else (f"{v:.6g}" if isinstance(v, float) else v)) for k, v in row.items()})
+    return buf.getvalue()
+
+
+def _f(v: Any, fmt: str) -> str:
+    return "–" if v is None else format(v, fmt)
+
+
+def to_markdown(result: dict[str, Any]) -> str:
+    s, env = result["settings"], result["environment"]
+    rows = result["rows"]
+    lines = [f"# Offline evaluation ({result['run_id']})", "",
+             f"Test set: `{result['test']['root']}` — {result['test']['frames']} frames, circuits: "
+             + ", ".join(f"{c} ({n})" for c, n in result["test"]["frames_per_circuit"].items()) + ".",
+             f"Machine: {env.get('cpu')} ({env.get('cores')} cores), Python {env.get('python')}; "
+             f"{s['threads']} thread(s) per runtime. Latency: batch 1, warm-up {s['warmup_seconds']} s, then "
+             f"≥ {s['min_count']} runs and ≥ {s['min_seconds']} s, perf_counter_ns, {s['latency_inputs']} "
+             f"preloaded test frames cycled, seed {s['seed']}. Throughput: batch N = {s['batch']}.",
+             "MSE in normalized units (labels scaled to [0, 1], mean over v and w), as the published tables; "
+             "v/w RMSE in m/s and rad/s. max |Δ| = largest absolute output difference from the parent base "
+             "model over the test set (normalized units).", ""]
+    if any(r.get("smoke") for r in rows):
+        lines += ["**Smoke build**: rows marked * come from a random-weight parent or a smoke fine-tune; "
+                  "their MSE is not a driving result.", ""]
+    head = ["Method", "Model size (MB)", "MSE", "Inference time (s)", "p99 (s)", f"Throughput (fps @{s['batch']})",
+            "v RMSE (m/s)", "w RMSE (rad/s)", "Sparsity", "gzip (MB)", "max |Δ| vs parent", "Target (MSE ≤ 1.05× fp32)"]
+    lines += ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for r in rows:
+        acc = r["accuracy"]["overall"]
+        lines.append("| " + " | ".join([
+            r["method"] + ("*" if r.get("smoke") else ""), _f(_mb(r["size_bytes"]), ".2f"), _f(acc["mse"], ".4g"),
+            _f(r["latency_s"]["p50"], ".2e"), _f(r["latency_s"]["p99"], ".2e"), _f(r["throughput_fps"], ".0f"),
+            _f(acc["rmse_v_mps"], ".3f"), _f(acc["rmse_w_radps"], ".3f"),
+            _f(r.get("sparsity"), ".1%"), _f(_mb(r["gzip_bytes"]), ".2f"),
+            _f(r.get("max_abs_diff_parent"), ".3g"), r.get("target", "") or "–"]) + " |")
+    circuits = list(result["test"]["frames_per_circuit"])
+    lines += ["", "## MSE per evaluation circuit (normalized units)", "",
+              "| Method | " + " | ".join(circuits) + " | overall |", "|" + " --- |" * (len(circuits) + 2)]
+    for r in rows:
+        lines.append(f"| {r['method']} | " + " | ".join(_f(r["accuracy"][c]["mse"], ".4g") for c in circuits)
+                     + f" | {_f(r['accuracy']['overall']['mse'], '.4g')} |")
+    lines += ["", "## Targets", ""]
+    sized = [r for r in rows if "size_ratio_vs_fp32" in r]
+    for r in sized:
+        lines.append(f"- size: {r['method']} is {r['size_ratio_vs_fp32']:.2f}× smaller than "
+                     f"{SIZE_TARGET[r['method']]} (target ≈ 4×)")
+    if rows:
+        fastest = min(rows, key=lambda r: r["latency_s"]["p50"])
+        p50 = fastest["latency_s"]["p50"]
+        lines.append(f"- fastest batch-1 p50: {fastest['method']} {p50 * 1e3:.3f} ms — target ≤ "
+                     f"{LATENCY_TARGET_S * 1e3:.1f} ms: {'met' if p50 <= LATENCY_TARGET_S else 'missed'}")
+    misses = [r for r in rows if str(r.get("target", "")).startswith("MISS")]
+    lines.append(f"- MSE within 5% of the fp32 parent: {sum(r.get('target') == 'ok' for r in rows)} quantized "
+                 f"variant(s) ok, {len(misses)} miss" + (":" if misses else "."))
+    lines += [f"  - {r['method']}: {r['target']}" for r in misses]
+    if result["skipped"]:
+        lines += ["", "## Skipped", ""] + [f"- {k['method']}: {k['reason']}" for k in result["skipped"]]
+    versions = result.get("versions", {})
+    if versions:
+        lines += ["", "Runtimes: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))]
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict[str, Any], folder: str) -> list[str]:
+    """scatter.png (batch-1 p50 vs MSE, marker area ∝ size) and bars.png (per method: size, MSE,
+    p50). Written atomically; returns the file names."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["rows"]
+    if not rows:
+        return []
+    names = [r["method"] for r in rows]
+    size = np.array([r["size_bytes"] / 1e6 for r in rows])
+    mse = np.array([r["accuracy"]["overall"]["mse"] for r in rows])
+    p50 = np.array([r["latency_s"]["p50"] * 1e3 for r in rows])
+    p99 = np.array([r["latency_s"]["p99"] * 1e3 for r in rows])
+    files = []
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    sc = ax.scatter(p50, mse, s=30 + 400 * size / max(size.max(), 1e-9), c=np.log10(np.maximum(size, 1e-3)),
+                    cmap="viridis", alpha=0.75, edgecolors="k")
+    for n, x, y in zip(names, p50, mse):
+        ax.annotate(n, (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"batch-1 latency p50 (ms, {result['settings']['threads']} thread)")
+    ax.set_ylabel("test MSE (normalized)")
+    ax.set_title("Size (marker area, colour = log10 MB) vs latency vs MSE")
+    fig.colorbar(sc, ax=ax, label="log10 size (MB)")
+    ax.grid(alpha=0.3)
+    files.append(_save(fig, os.path.join(folder, "scatter.png")))
+    fig, axes = plt.subplots(3, 1, figsize=(max(6, 0.55 * len(rows) + 2), 9), sharex=True)
+    pos = np.arange(len(rows))
+    axes[0].bar(pos, size, color="tab:blue")
+    axes[0].set_ylabel("size (MB)")
+    axes[1].bar(pos, mse, color="tab:orange")
+    axes[1].set_ylabel("MSE")
+    axes[2].bar(pos, p50, color="tab:green", label="p50")
+    axes[2].scatter(pos, p99, color="k", marker="_", s=200, label="p99")
+    axes[2].set_ylabel("batch-1 latency (ms)")
+    axes[2].legend()
+    axes[2].set_xticks(pos)
+    axes[2].set_xticklabels(names, rotation=60, ha="right", fontsize=8)
+    for a in axes:
+        a.grid(axis="y", alpha=0.3)
+    fig.suptitle("PilotNet variants, offline")
+    files.append(_save(fig, os.path.join(folder, "bars.png")))
+    return files
+
+
+def _save(fig, path: str) -> str:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return os.path.basename(path)

@@ -1,0 +1,131 @@
+"""Offline evaluation: circuits from folder names, the figures against an independent computation,
+every output file with its columns and per-circuit rows, skipped backends with reasons, bad inputs."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+from conftest import run_tool
+from finetune_helpers import write_dls
+
+from pilotnet_brains import evaluate as ev
+
+RUNS = {"simple_circuit_1": 12, "montreal_run2": 10, "montmelo": 10}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """Random-weight base models, three small CPU artifacts, a three-circuit DLS test set."""
+    from pilotnet_brains.backends import BACKENDS
+    from pilotnet_brains.models import save_random_base_models
+    from pilotnet_brains.optimize import build
+
+    root = tmp_path_factory.mktemp("evaluate")
+    models = root / "models"
+    base = save_random_base_models(str(models), seed=0)
+    for name in ("torchscript", "torch_dynamic", "tflite_dynamic"):
+        spec = BACKENDS[name]
+        build(name, base=base[spec.parent], data="synthetic:16", out=os.path.join(str(models), spec.default),
+              progress=False)
+    test = write_dls(str(root / "test"), RUNS, seed=3)
+    return {"root": root, "models": str(models), "test": test, "base": base}
+
+
+def test_circuit_of_folder_names():
+    names = ["simple_circuit", "montreal", "montmelo", "many_curves"]
+    assert ev.circuit_of("simple_circuit_1", names) == "simple_circuit"
+    assert ev.circuit_of("/data/test/Montreal-run3", names) == "montreal"
+    assert ev.circuit_of("montmelo", names) == "montmelo"
+    assert ev.circuit_of("hockenheim_07", names) == "hockenheim"
+
+
+def test_bad_test_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(ev.EvaluationError) as e:
+        ev.load_test_set(str(tmp_path / "nope"))
+    assert "nope" in str(e.value) and "--test" in str(e.value)
+    with pytest.raises(ev.EvaluationError) as e:
+        ev.load_test_set(str(tmp_path))
+    assert "data.csv" in str(e.value)
+
+
+def test_unknown_artifact_lists_backends(tmp_path):
+    with pytest.raises(ev.EvaluationError) as e:
+        ev.discover(["tflite_int9"], str(tmp_path))
+    assert "tflite_int9" in str(e.value) and "tflite_int8" in str(e.value) and "torch_qat" in str(e.value)
+
+
+def test_test_set_per_circuit(built):
+    test = ev.load_test_set(built["test"], progress=False)
+    assert test.circuits == ["montmelo", "montreal", "simple_circuit"]
+    assert {c: int(test.mask(c).sum()) for c in test.circuits} == {"montmelo": 10, "montreal": 10,
+                                                                   "simple_circuit": 12}
+    assert test.x.shape == (32, 66, 200, 3) and test.y.shape == (32, 2)
+
+
+def test_evaluate_offline_writes_the_table(built, tmp_path):
+    out_root = tmp_path / "results"
+    names = ["torchscript", "torch_dynamic", "tflite_dynamic", "tftrt_fp16", "tflite_qat"]
+    proc = run_tool("evaluate_offline", *names, "--models", built["models"], "--test", built["test"],
+                    "--out-dir", str(out_root), "--run-id", "t1", "--batch", "4", "--min-count", "20",
+                    "--min-seconds", "0.2", "--warmup", "0.1", "--quiet", timeout=300)
+    folder = out_root / "t1"
+    assert sorted(os.listdir(out_root)) == ["t1"]                       # no partial folder left
+    assert sorted(os.listdir(folder)) == ["bars.png", "offline.csv", "offline.json", "offline.md", "scatter.png"]
+
+    with open(folder / "offline.csv") as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == ev.CSV_COLUMNS
+        rows = list(reader)
+    evaluated = ["torchscript", "torch_dynamic", "tflite_dynamic"]
+    scopes = {(r["method"], r["scope"]) for r in rows}
+    assert scopes == {(m, s) for m in evaluated for s in ("simple_circuit", "montreal", "montmelo", "overall")}
+    assert all(r["batch"] == "4" and r["threads"] == "1" for r in rows)
+
+    result = json.loads((folder / "offline.json").read_text())
+    by = {r["method"]: r for r in result["rows"]}
+    assert set(by) == set(evaluated)
+    skipped = {s["method"]: s["reason"] for s in result["skipped"]}
+    assert "cannot run on this machine" in skipped["tftrt_fp16"]
+    assert "not built" in skipped["tflite_qat"] and "scripts/optimize tflite_qat" in skipped["tflite_qat"]
+    for r in by.values():
+        assert len(r["raw_ns"]["batch1"]) >= 20 and len(r["raw_ns"]["batch4"]) >= 10
+        lat = r["latency_s"]
+        assert 0 < lat["p50"] <= lat["p99"] <= lat["max"]
+        assert r["throughput_fps"] > 0 and r["size_bytes"] > 0 and r["gzip_bytes"] > 0
+    # torchscript is the fp32 torch model: same outputs as its parent, and its MSE checks out
+    # against an independent computation from the base model and the labels
+    assert by["torchscript"]["max_abs_diff_parent"] <= 1e-5
+    test = ev.load_test_set(built["test"], progress=False)
+    ref = ev.parent_outputs("torch", built["base"]["torch"], test.x)
+    want = float(np.mean((ref - test.y) ** 2))
+    assert by["torchscript"]["accuracy"]["overall"]["mse"] == pytest.approx(want, rel=1e-4)
+    m = test.mask("montreal")
+    assert by["torchscript"]["accuracy"]["montreal"]["mse"] == pytest.approx(
+        float(np.mean((ref[m] - test.y[m]) ** 2)), rel=1e-4)
+    v_rmse = float(np.sqrt(np.mean(((ref[:, 0] - test.y[:, 0]) * 17.5) ** 2)))
+    assert by["torchscript"]["accuracy"]["overall"]["rmse_v_mps"] == pytest.approx(v_rmse, rel=1e-4)
+    # quantized rows carry a target verdict (ok, or MISS with the reason); int8 outputs dequantized
+    for name in ("torch_dynamic", "tflite_dynamic"):
+        assert by[name]["target"] == "ok" or by[name]["target"].startswith("MISS: MSE")
+        assert by[name]["max_abs_diff_parent"] < 0.1
+    assert by["torch_dynamic"]["size_ratio_vs_fp32"] > 2
+
+    md = (folder / "offline.md").read_text()
+    assert "| Method | Model size (MB) | MSE | Inference time (s) |" in md
+    assert "## MSE per evaluation circuit" in md and "| montmelo | montreal | simple_circuit | overall |" in md
+    assert "tftrt_fp16: cannot run on this machine" in md
+    assert "fastest batch-1 p50" in md and "Smoke build" in md
+    assert "montreal (10)" in md and "Throughput (fps @4)" in md
+    assert "evaluate_offline" in proc.stdout or "wrote" in proc.stdout
+
+
+def test_evaluate_offline_bad_test_dir_writes_nothing(built, tmp_path):
+    out_root = tmp_path / "results"
+    proc = run_tool("evaluate_offline", "torchscript", "--models", built["models"], "--test",
+                    str(tmp_path / "missing"), "--out-dir", str(out_root), "--quiet", check=False, timeout=120)
+    assert proc.returncode == 2
+    assert "missing" in proc.stderr and "does not exist" in proc.stderr
+    assert not out_root.exists() or os.listdir(out_root) == []
