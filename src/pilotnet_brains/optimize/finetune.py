@@ -29,7 +29,7 @@ def finetune_arrays(ctx: BuildContext, parent_predict: Callable[[np.ndarray], np
     """(x float32 (N,66,200,3), y float32 (N,2) normalized, info) for fine-tuning.
 
     Params read from ``ctx.params``: fraction (of the dataset, 0-1], max_frames, seed, cache_dir
-    (folder for the preprocessed-array cache, optional). ``parent_predict(x) -> (N, 2)`` labels
+    (folder for the preprocessed-array cache; default ``<data>/.cache`` like the trainer's). ``parent_predict(x) -> (N, 2)`` labels
     synthetic frames."""
     from pilotnet_brains.optimize.calibration import synthetic_frames
 
@@ -70,8 +70,9 @@ def finetune_arrays(ctx: BuildContext, parent_predict: Callable[[np.ndarray], np
     if k < total:
         idx = np.sort(np.random.default_rng(seed).choice(total, size=k, replace=False))
         samples = [samples[i] for i in idx]
-    x, y = load_arrays(samples, prep=ctx.preprocessing(), cache_dir=ctx.params.get("cache_dir") or None,
-                       progress=ctx.progress)
+    # the trainer's cache convention (<data>/.cache): methods with the same subset share it
+    cache = ctx.params.get("cache_dir") or os.path.join(data, ".cache")
+    x, y = load_arrays(samples, prep=ctx.preprocessing(), cache_dir=cache, progress=ctx.progress)
     if total < SMOKE_FRAMES:
         ctx.notes.append(f"smoke build: the training data has only {total} frames (< {SMOKE_FRAMES})")
     return np.asarray(x, np.float32), np.asarray(y, np.float32), {"source": os.path.abspath(data),
