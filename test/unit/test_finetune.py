@@ -168,3 +168,20 @@ def test_bad_parameters_are_clear_errors(setup, tmp_path):
               progress=False, fraction=0)
     assert "fraction" in str(e.value)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [n for n in sorted(TOLERANCE) if n.startswith("tflite_")])
+def test_tfmot_methods_on_the_full_pilotnet(tmp_path, name):
+    """The real architecture (1152x1164 fc1): every tfmot method builds, loads and stays finite and
+    dequantized (slow: clustering the full model takes minutes on 2 cores)."""
+    from pilotnet_brains.models import save_random_base_models
+
+    base = save_random_base_models(str(tmp_path), seed=0)["tf_keras"]
+    out = str(tmp_path / "build" / f"{name}.tflite")
+    build(name, base=base, data="synthetic:64", out=out, progress=False, **FAST)
+    params = read_meta(out).extra["parameters"]
+    y = load_backend(name, out).predict(np.zeros((2, 66, 200, 3), np.float32))
+    assert y.dtype == np.float32 and np.all(np.isfinite(y)) and np.all(np.abs(y) < 5)
+    if TOLERANCE[name][2] is not None:
+        assert params["sparsity"] >= TOLERANCE[name][2] - 0.02
