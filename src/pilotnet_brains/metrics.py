@@ -81,15 +81,27 @@ def wrap_signed(d, length: float):
     return (np.asarray(d, dtype=np.float64) + half) % length - half
 
 
+def wrap_turns(d, length: float):
+    """+1 where an arc-length step ``d`` = s[i] - s[i-1] crossed s = length forwards (the shorter way
+    round), -1 backwards, else 0."""
+    d = np.asarray(d, dtype=np.float64)
+    half = length / 2.0
+    return np.where(d < -half, 1, np.where(d >= half, -1, 0))
+
+
 def unwrap_progress(s, length: float, s_ref: float | None = None) -> np.ndarray:
     """Unwrapped progress (m) of arc lengths ``s`` (N,) in [0, length), relative to ``s_ref``
-    (default ``s[0]``). Crossing ``s = length`` forward adds, driving backwards subtracts."""
+    (default ``s[0]``). Crossing ``s = length`` forward adds, driving backwards subtracts.
+
+    Computed as ``s - s_ref + turns * length`` (turns counted at the wrap), so the value of a sample
+    does not depend on which other samples were seen (no summation round-off)."""
     s = np.asarray(s, dtype=np.float64).reshape(-1)
     if len(s) == 0:
         return s.copy()
-    first = float(wrap_signed(s[0] - (s[0] if s_ref is None else s_ref), length))
-    steps = wrap_signed(np.diff(s), length)
-    return first + np.concatenate([[0.0], np.cumsum(steps)])
+    ref = s[0] if s_ref is None else float(s_ref)
+    turns0 = int(wrap_turns(s[0] - ref, length))
+    turns = turns0 + np.concatenate([[0], np.cumsum(wrap_turns(np.diff(s), length))])
+    return (s - ref) + turns * length
 
 
 def path_length(xy) -> float:
@@ -310,6 +322,7 @@ class RunTracker:
         if i == self._first:
             self._progress = 0.0
             self._s_ref = s
+            self._turns = 0
             self.laps.append(LapSpan(lap=1, t_start=t, progress_start=0.0))
         else:
             t0, jump = c["t"][i - 1], math.hypot(x - c["x"][i - 1], y - c["y"][i - 1])
@@ -323,7 +336,8 @@ class RunTracker:
                 span.dnf_reason = "reset"
                 span.detail = f"the car moved {jump:.1f} m in {t - t0:.3f} s (a reset or teleport)"
                 return [span]
-            self._progress += float(wrap_signed(s - c["s"][i - 1], self.length))
+            self._turns += int(wrap_turns(s - c["s"][i - 1], self.length))
+            self._progress = (s - self._s_ref) + self._turns * self.length
         c["progress"][i] = self._progress
         self._window.append((t, x, y))
         ended: list[LapSpan] = []
@@ -472,6 +486,7 @@ def lap_metrics(span: LapSpan, t_end: float, length: float, odom: dict[str, np.n
         "in_progress": not span.finished,
         "t_start": t0,
         "t_end": t1,
+        "start_xy": [float(xy[0, 0]), float(xy[0, 1])] if len(xy) else None,   # the pose at t_start (m)
         "lap_time": lap_time,
         "distance": float(distance),
         "percentage": float(min(max(100.0 * distance / length, 0.0), 100.0)),
@@ -498,7 +513,10 @@ def lap_metrics(span: LapSpan, t_end: float, length: float, odom: dict[str, np.n
         "camera_frames": n_cam,
         "camera_fps_sim": n_cam / lap_time if lap_time > 0 else float("nan"),
         "commands": int(np.count_nonzero(cm)),
-        "suddenness": suddenness(commands["v"][cm], commands["w"][cm]),
+        # from the brain's stats when it publishes them (stamped with their frame: the same live and
+        # offline); else from the commands as received
+        "suddenness": suddenness(stats["v"][sm], stats["w"][sm]) if n_iter else
+        suddenness(commands["v"][cm], commands["w"][cm]),
         "skipped_frames": cum["skipped_frames"],
         "bad_frames": cum["bad_frames"],
         "bad_outputs": cum["bad_outputs"],
@@ -539,6 +557,6 @@ def limits_dict(limits: LapLimits) -> dict[str, float]:
 
 __all__: list[str] = [
     "ODOM_REASONS", "WALL_REASONS", "DNF_REASONS", "LapLimits", "LapSpan", "RunTracker", "default_timeout",
-    "wrap_signed", "unwrap_progress", "counter_increase", "path_length", "off_track", "bm_deviation", "suddenness",
+    "wrap_signed", "wrap_turns", "unwrap_progress", "counter_increase", "path_length", "off_track", "bm_deviation", "suddenness",
     "lap_metrics", "speed_profile", "detect_laps", "limits_dict",
 ]

@@ -45,8 +45,24 @@ def test_explicit_brain_full_lap_lockstep_recorded_and_recomputed(roslaunch_file
 
     offline = json.loads(run_tool("metrics_from_bag", bag, "--json", "--no-progress").stdout)
     (olap,) = offline["laps"]
+    check_offline_equals_live(olap, lap)
+
+
+def check_offline_equals_live(olap: dict, lap: dict) -> None:
+    """Offline = live, exactly where the bag holds what the node saw. The recorder may connect a
+    moment after the run started: the start then comes from the live LapResult (exact anyway), and
+    the few messages before it connected are missing from the means and counts."""
+    for key in ("t_start", "t_end", "lap_time", "distance", "percentage", "start_xy"):
+        assert olap[key] == pytest.approx(lap[key], rel=1e-12), key
+    complete = olap["odom_samples"] == lap["odom_samples"] and olap["brain_iterations"] == lap["brain_iterations"] \
+        and olap["camera_frames"] == lap["camera_frames"]
     for key in SAME_OFFLINE:
-        assert olap[key] == pytest.approx(lap[key], rel=1e-9), key
+        if complete:
+            assert olap[key] == pytest.approx(lap[key], rel=1e-12), key
+        elif key in ("brain_iterations", "camera_frames", "skipped_frames"):
+            assert lap[key] - 5 <= olap[key] <= lap[key], key
+        else:
+            assert olap[key] == pytest.approx(lap[key], rel=0.02), key
     assert olap["real_time_factor"] == pytest.approx(lap["real_time_factor"], rel=0.1)
 
 

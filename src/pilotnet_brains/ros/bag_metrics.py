@@ -63,19 +63,28 @@ def replay_bag(path: str, circuit: str | None = None, limits: LapLimits | None =
         wall_ends = sorted((float(r["t_end"]), str(r["dnf_reason"]), str(r.get("dnf_detail", "")))
                            for r in recorded if r.get("dnf_reason") in WALL_REASONS)
         wanted = [topics.ODOM, topics.BRAIN_STATS, topics.CMD_VEL, topics.CAMERA_INFO]
-        # the run starts at the first BrainStats' frame stamp (a brain without stats: its first command)
-        # (a bag of odometry only, as Behavior Metrics records: its first odometry sample)
+        # The run starts where the live node started it (its lap 1 record: t_start and the pose
+        # there, which stands in for a start sample the bag lacks when the recorder connected
+        # late); without a record, as live: the first BrainStats' stamp, else the first command,
+        # else (a bag of odometry only, as Behavior Metrics records) the first odometry sample.
+        odom_t = [m.header.stamp.to_sec() for _, m, _ in bag.read_messages(topics=[topics.ODOM])]
+        if not odom_t:
+            raise ValueError(f"{path}: no {topics.ODOM} messages: nothing to measure")
+        inject = None
+        lap1 = next((r for r in recorded if int(r.get("lap", 0)) == 1 and r.get("start_xy")), None)
         first = next(iter(bag.read_messages(topics=[topics.BRAIN_STATS])), None)
         first_cmd = next(iter(bag.read_messages(topics=[topics.CMD_VEL])), None)
-        first_odom = next(iter(bag.read_messages(topics=[topics.ODOM])), None)
-        if first is not None:
+        if lap1 is not None:
+            t0 = float(lap1["t_start"])
+            tracker.arm(t0)
+            if not any(abs(x - t0) < 1e-9 for x in odom_t):
+                inject = (t0, *lap1["start_xy"])
+        elif first is not None:
             tracker.arm(first[1].header.stamp.to_sec())
         elif first_cmd is not None:
             tracker.arm(first_cmd[2].to_sec())
-        elif first_odom is not None:
-            tracker.arm(first_odom[1].header.stamp.to_sec())
         else:
-            raise ValueError(f"{path}: no {topics.ODOM} messages: nothing to measure")
+            tracker.arm(odom_t[0])
         it = bag.read_messages(topics=wanted)
         if progress:
             from tqdm import tqdm
@@ -84,6 +93,9 @@ def replay_bag(path: str, circuit: str | None = None, limits: LapLimits | None =
         for topic, msg, t in it:       # all of it: stats of a lap's last frames may come after its end
             if topic == topics.ODOM:
                 stamp = msg.header.stamp.to_sec()
+                if inject is not None and stamp > inject[0]:
+                    tracker.add_odom(*inject)
+                    inject = None
                 while wall_ends and stamp > wall_ends[0][0]:
                     t_end, reason, detail = wall_ends.pop(0)
                     tracker.abort(reason, t=t_end, detail=detail)
