@@ -109,6 +109,11 @@ def test_missing_runtime_names_pip_package(tmp_path):
         del BACKENDS[spec.name]
 
 
+def test_threads_validated():
+    with pytest.raises(ValueError, match="threads"):
+        load_backend("tflite_int8", threads=0)
+
+
 def test_register_refuses_duplicates_and_unknown_runtime():
     with pytest.raises(ValueError, match="already registered"):
         register_backend(BACKENDS["onnx_fp32"])

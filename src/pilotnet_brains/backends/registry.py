@@ -200,6 +200,9 @@ def load_backend(name: str, path: str | None = None, threads: int = 1, **options
     UnknownBackend, Unsupported (no GPU/TensorRT/TF-TRT), RuntimeMissing, ArtifactMissing, ArtifactCorrupt.
     """
     spec = get_spec(name)
+    if int(threads) < 1:
+        raise ValueError(f"backend {name!r}: threads must be >= 1 (got {threads}); 1 gave the steadiest "
+                         f"latency on 2 cores")
     reason = spec.missing()
     if reason:
         raise Unsupported(f"backend {name!r} cannot run on this machine; missing: {reason}. "
