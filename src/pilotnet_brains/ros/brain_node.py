@@ -60,7 +60,7 @@ class FrameSlot:
 class BrainNode:
     """Subscribes the camera, publishes Twist commands and BrainStats. See :func:`main`."""
 
-    def __init__(self, pipeline: Pipeline, watchdog_timeout: float = 1.0):
+    def __init__(self, pipeline: Pipeline, watchdog_timeout: float = 1.0, wait_for_stats_subscriber: float = 0.0):
         self.pipeline = pipeline
         self.watchdog_timeout = float(watchdog_timeout)
         self.slot = FrameSlot()
@@ -79,6 +79,14 @@ class BrainNode:
         self._stopped_by_watchdog = True
         self._worker = threading.Thread(target=self._run, name="brain_worker", daemon=True)
         self._worker.start()
+        if wait_for_stats_subscriber > 0:
+            # Subscribe the camera only once the metrics node listens to the stats: a lockstep
+            # simulator (which waits for this subscription) then cannot run frames whose stats are lost,
+            # so a run starts at the same frame every time.
+            deadline = time.monotonic() + wait_for_stats_subscriber
+            while self.stats_pub.get_num_connections() == 0 and time.monotonic() < deadline \
+                    and not rospy.is_shutdown():
+                time.sleep(0.01)
         self.sub = rospy.Subscriber(topics.CAMERA_IMAGE, Image, self.slot.put, queue_size=1,
                                     buff_size=CAMERA_BUFF_SIZE, tcp_nodelay=True)
         rospy.on_shutdown(self.slot.close)
@@ -162,6 +170,9 @@ def main(default_brain: str = "pilotnet") -> None:
       ~watchdog_timeout (float s, default 1.0): wall seconds without a usable frame (after the
         first one) before a stop command (0, 0) is published (logged once per stall); 0 disables it.
       ~stop_on_bad_output (bool, default true): a NaN/inf command stops the car (else holds the last).
+      ~wait_for_stats_subscriber (float s, default 0): wall seconds to wait, before subscribing the
+        camera, for a subscriber of /brain/stats (the metrics node), so no answered frame goes
+        unmeasured; 0 subscribes at once. circuit.launch sets it.
       ~image_width, ~image_height (int px, default 640x480): the frame size the brain accepts;
         0 accepts any size.
 
@@ -191,6 +202,7 @@ def main(default_brain: str = "pilotnet") -> None:
     height = int(rospy.get_param("~image_height", 480))
     pipeline = Pipeline(policy, expected_size=(width, height) if width > 0 and height > 0 else None,
                         stop_on_bad_output=bool(rospy.get_param("~stop_on_bad_output", True)))
-    BrainNode(pipeline, watchdog_timeout=float(rospy.get_param("~watchdog_timeout", 1.0)))
+    BrainNode(pipeline, watchdog_timeout=float(rospy.get_param("~watchdog_timeout", 1.0)),
+              wait_for_stats_subscriber=float(rospy.get_param("~wait_for_stats_subscriber", 0.0)))
     rospy.loginfo(f"brain: {name} ({pipeline.label}) ready on {topics.CAMERA_IMAGE} -> {topics.CMD_VEL}")
     rospy.spin()
