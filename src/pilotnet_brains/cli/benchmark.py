@@ -1,0 +1,329 @@
+"""scripts/benchmark: run an online benchmark campaign (every method x every circuit, headless) and
+write the combined report to results/benchmarks/<campaign>/.
+
+Each run is the package's own launch/circuit.launch started by ``roslaunch -p PORT`` (the roslaunch
+Python API's command line) in a child process on a free port, so it gets its own private ROS master
+(no parameter such as /use_sim_time outlives it) and its own process tree: a crash ends only that
+run, a hang is ended at the run's wall timeout (DNF "hung": SIGINT, then SIGKILL of every process of
+the run) and the campaign goes on. The child dies with the campaign (PR_SET_PDEATHSIG), so a killed
+campaign leaves no run behind; run again to resume: finished runs are skipped.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+from pilotnet_brains import campaign as cp
+
+#: Child prologue: die with the campaign (SIGTERM when the parent thread ends), then exec roslaunch.
+_PDEATH = ("import ctypes, os, signal, sys\n"
+           "ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))\n"
+           "if os.getppid() != int(sys.argv[1]):\n"
+           "    sys.exit(3)\n"
+           "os.execvp(sys.argv[2], sys.argv[2:])\n")
+#: Wall seconds roslaunch gets to end the run's nodes after SIGINT before everything is SIGKILLed.
+STOP_GRACE = 20.0
+POLL = 0.25
+
+
+def _proc_table() -> dict[int, tuple[int, str]]:
+    """pid -> (ppid, start time) of every process (Linux /proc)."""
+    table = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+            table[int(name)] = (int(rest[1]), rest[19])
+        except (OSError, IndexError, ValueError):
+            continue
+    return table
+
+
+def descendants(root: int) -> set[tuple[int, str]]:
+    """(pid, start time) of every live descendant of ``root`` (roslaunch starts nodes in their own
+    sessions, so the process tree, not the process group, is what a run owns)."""
+    table = _proc_table()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    out, todo = set(), [root]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.add((c, table[c][1]))
+            todo.append(c)
+    return out
+
+
+def _kill_known(procs: set[tuple[int, str]], sig: int) -> None:
+    table = _proc_table()
+    for pid, start in procs:
+        if pid in table and table[pid][1] == start:      # the same process, not a reused pid
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+
+
+class PortPool:
+    """Free TCP ports for the runs' masters, never the same twice in one campaign."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.used: set[int] = set()
+
+    def take(self) -> int:
+        with self.lock:
+            while True:
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", 0))
+                    port = s.getsockname()[1]
+                if port not in self.used:
+                    self.used.add(port)
+                    return port
+
+
+class Runner:
+    """Runs RunSpecs one per child roslaunch; thread-safe; ``stop()`` ends every run in flight."""
+
+    def __init__(self, campaign_dir: str, launch_file: str, ports: PortPool):
+        self.campaign_dir = campaign_dir
+        self.launch_file = launch_file
+        self.ports = ports
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.active: dict[str, dict[str, Any]] = {}
+
+    def command(self, spec: cp.RunSpec, port: int) -> list[str]:
+        roslaunch = shutil.which("roslaunch") or "roslaunch"
+        args = [f"{k}:={v}" for k, v in spec.args] + [f"results_dir:={cp.runs_dir(self.campaign_dir)}"]
+        return [sys.executable, "-c", _PDEATH, str(os.getpid()), roslaunch, "-p", str(port), "--no-summary",
+                "--skip-log-check", "--disable-title", "--sigint-timeout", "10", "--sigterm-timeout", "2",
+                self.launch_file, *args]
+
+    def run(self, spec: cp.RunSpec, timeout: float) -> dict[str, Any]:
+        """Run one spec to its end (or its wall timeout) and write its campaign record."""
+        if self.stopping.is_set():
+            return {"spec": spec, "outcome": None, "wall_s": 0.0, "detail": "campaign stopped"}
+        folder = cp.run_folder(self.campaign_dir, spec)
+        if os.path.isdir(folder):              # a stale or interrupted attempt: start clean
+            shutil.rmtree(folder)
+        os.makedirs(folder, exist_ok=True)
+        logs = os.path.join(self.campaign_dir, "logs")
+        os.makedirs(logs, exist_ok=True)
+        log_path = os.path.join(logs, spec.run_id + ".log")
+        port = self.ports.take()
+        env = dict(os.environ)
+        env.pop("ROS_IP", None)
+        env.update({"ROS_MASTER_URI": f"http://127.0.0.1:{port}/", "ROS_HOSTNAME": "127.0.0.1",
+                    "ROS_LOG_DIR": os.path.join(logs, spec.run_id + "_ros"), "PYTHONUNBUFFERED": "1"})
+        t0 = time.monotonic()
+        known: set[tuple[int, str]] = set()
+        with open(log_path, "w") as log:
+            log.write("$ " + " ".join(self.command(spec, port)[4:]) + "\n")
+            log.flush()
+            proc = subprocess.Popen(self.command(spec, port), stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+            with self.lock:
+                self.active[spec.run_id] = {"spec": spec, "t0": t0, "folder": folder}
+            hung = False
+            try:
+                last_scan = 0.0
+                while proc.poll() is None:
+                    now = time.monotonic()
+                    if now - last_scan > 2.0:
+                        known |= descendants(proc.pid)
+                        last_scan = now
+                    if self.stopping.is_set():
+                        break
+                    if now - t0 > timeout:
+                        hung = True
+                        break
+                    time.sleep(POLL)
+            finally:
+                if proc.poll() is None:
+                    known |= descendants(proc.pid)
+                    proc.send_signal(signal.SIGINT)       # roslaunch ends its nodes; metrics writes its state
+                    try:
+                        proc.wait(STOP_GRACE)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+                _kill_known(known, signal.SIGKILL)        # whatever outlived roslaunch
+                with self.lock:
+                    self.active.pop(spec.run_id, None)
+        wall = time.monotonic() - t0
+        if self.stopping.is_set() and not hung:
+            return {"spec": spec, "outcome": None, "wall_s": wall, "detail": "campaign stopped"}
+        doc = cp.read_json(os.path.join(folder, "laps.json"))
+        if hung:
+            outcome, detail = "hung", f"no end within the run timeout of {timeout:.0f} wall s; run ended"
+        else:
+            outcome, detail = cp.classify(doc, proc.returncode)
+        if outcome == "failed":
+            detail += "; log: " + _tail(log_path)
+        rec = cp.write_run_record(folder, spec, outcome, wall, proc.returncode, detail,
+                                  os.path.relpath(log_path, self.campaign_dir))
+        return {"spec": spec, "outcome": outcome, "wall_s": wall, "detail": detail, "record": rec,
+                "laps": cp.read_json(os.path.join(folder, "laps.json"))}
+
+    def progress_text(self, laps: int) -> str:
+        with self.lock:
+            active = list(self.active.values())
+        parts = []
+        for a in active:
+            doc = cp.read_json(os.path.join(a["folder"], "laps.json"))
+            parts.append(f"{a['spec'].run_id}: {cp.lap_progress(doc, laps)} ({time.monotonic() - a['t0']:.0f} s)")
+        return "; ".join(parts)
+
+
+def _tail(path: str, lines: int = 3) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            text = [x.strip() for x in f.read().splitlines() if x.strip()]
+        return " | ".join(text[-lines:])[-400:]
+    except OSError:
+        return "(no log)"
+
+
+def _describe(res: dict[str, Any]) -> str:
+    spec: cp.RunSpec = res["spec"]
+    head = f"{spec.run_id}: "
+    if res["outcome"] != "done":
+        return head + f"DNF {res['outcome']} after {res['wall_s']:.0f} s wall ({res['detail'][:200]})"
+    laps = (res.get("laps") or {}).get("laps") or []
+    bits = []
+    for lap in laps:
+        state = "completed" if lap.get("completed") else f"DNF {lap.get('dnf_reason')} ({lap.get('percentage', 0):.0f} %)"
+        mae = lap.get("deviation_mae")
+        bits.append(f"lap {lap.get('lap')} {state} in {lap.get('lap_time', 0):.1f} s sim"
+                    + (f", MAE {mae:.3f} m" if isinstance(mae, float) else ""))
+    return head + ("; ".join(bits) or "no lap") + f" [{res['wall_s']:.0f} s wall]"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="benchmark",
+        description="Run an online benchmark campaign: every method of the campaign file on every circuit, "
+                    "each run an isolated circuit.launch (own ROS master on a free port, own processes), "
+                    "then write results/benchmarks/<campaign>/report.md, summary.{csv,json}, runs.csv and "
+                    "plots. Run it again to resume: finished runs are skipped. Campaign file format: see "
+                    "config/benchmarks/default.yaml and pilotnet_brains/campaign.py.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  scripts/benchmark default --jobs 2\n  scripts/benchmark tiny --list\n"
+               "  scripts/benchmark my_campaign.yaml --report-only")
+    p.add_argument("campaign", help="campaign name (config/benchmarks/<name>.yaml) or path to a .yaml file")
+    p.add_argument("--jobs", "-j", type=int, default=1,
+                   help="runs at once, one master each (default 1; runs in parallel share the CPU, which "
+                        "lowers realtime RTF and brain frequency: keep 1 for timing figures)")
+    p.add_argument("--out", default=None, help="parent of the campaign folder (default <package>/results/benchmarks)")
+    p.add_argument("--offline", default=None,
+                   help="evaluate_offline results root to join size/MSE from (default <out>/../offline)")
+    p.add_argument("--list", action="store_true", help="print the run matrix and skipped methods, run nothing")
+    p.add_argument("--report-only", action="store_true", help="rewrite the report from the finished runs")
+    p.add_argument("--fresh", action="store_true", help="forget finished runs (delete the campaign's runs/) first")
+    p.add_argument("--retry", action="append", default=[], choices=["hung", "failed"],
+                   help="run again the runs that ended this way (repeatable)")
+    p.add_argument("--max-runs", type=int, default=0, help="run at most this many pending runs, then report")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots of the report")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per finished run)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.jobs < 1:
+        print("benchmark: --jobs must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        campaign = cp.load_campaign(args.campaign)
+        entries, skipped = cp.resolve_entries(campaign)
+        specs = cp.expand(campaign, entries)
+    except cp.CampaignError as e:
+        print(f"benchmark: {e}", file=sys.stderr)
+        return 2
+    root = cp.package_root()
+    out = os.path.abspath(args.out or os.path.join(root, "results", "benchmarks"))
+    offline_root = os.path.abspath(args.offline or os.path.join(os.path.dirname(out), "offline"))
+    cdir = os.path.join(out, campaign.name)
+    launch_file = os.path.join(root, "launch", "circuit.launch")
+
+    if args.fresh and os.path.isdir(cp.runs_dir(cdir)):
+        shutil.rmtree(cp.runs_dir(cdir))
+    pending = [s for s in specs if not cp.is_finished(cdir, s, retry=args.retry)]
+    print(f"campaign {campaign.name}: {len(entries)} method(s) x {len(campaign.circuits)} circuit(s) = "
+          f"{len(specs)} run(s), {len(specs) - len(pending)} already finished, {len(pending)} to run; "
+          f"mode {campaign.mode}" + (f" at rtf {campaign.rtf:g}" if campaign.mode == "realtime" else "")
+          + f"; folder {cdir}")
+    for s in skipped:
+        print(f"  skipped {s['label']}: {s['reason']}")
+    if args.list:
+        for s in specs:
+            state = "todo" if s in pending else "finished"
+            print(f"  {state:8s} {s.run_id}  (run timeout {cp.run_timeout(campaign, s.circuit):.0f} s)")
+        return 0
+    os.makedirs(cdir, exist_ok=True)
+    if args.max_runs > 0:
+        pending = pending[:args.max_runs]
+
+    t0 = time.monotonic()
+    runner = Runner(cdir, launch_file, PortPool())
+    results: list[dict[str, Any]] = []
+    interrupted = False
+    if pending and not args.report_only:
+        from tqdm import tqdm
+
+        def on_signal(signum, _frame):
+            raise KeyboardInterrupt
+
+        old = signal.signal(signal.SIGTERM, on_signal)
+        bar = tqdm(total=len(pending), desc=f"benchmark {campaign.name}", unit="run", disable=args.no_progress,
+                   file=sys.stderr, dynamic_ncols=True)
+        pool = cf.ThreadPoolExecutor(max_workers=args.jobs)
+        try:
+            futures = [pool.submit(runner.run, s, cp.run_timeout(campaign, s.circuit)) for s in pending]
+            left = set(futures)
+            while left:
+                done, left = cf.wait(left, timeout=1.0)
+                for f in done:
+                    res = f.result()
+                    if res["outcome"] is None:
+                        continue
+                    results.append(res)
+                    bar.update(1)
+                    line = _describe(res)
+                    if args.no_progress:
+                        print(line, flush=True)
+                    else:
+                        bar.write(line, file=sys.stdout)
+                bar.set_postfix_str(runner.progress_text(campaign.laps)[:160], refresh=True)
+        except KeyboardInterrupt:
+            interrupted = True
+            runner.stopping.set()
+            print("\nbenchmark: interrupted; ending the runs in flight (they will run again on resume)",
+                  file=sys.stderr)
+        finally:
+            pool.shutdown(wait=True)          # queued runs return at once once stopping is set
+            bar.close()
+            signal.signal(signal.SIGTERM, old)
+    doc = cp.write_report(cdir, campaign, specs, skipped, offline_root=offline_root, plots=not args.no_plots,
+                          wall_s=time.monotonic() - t0 if results else None)
+    outcomes = [r["outcome"] for r in doc["runs"]]
+    print(f"report: {os.path.join(cdir, 'report.md')} ({len(doc['runs'])}/{len(specs)} runs finished: "
+          f"{outcomes.count('done')} done, {outcomes.count('hung')} hung, {outcomes.count('failed')} failed; "
+          f"{len(skipped)} method(s) skipped)")
+    return 130 if interrupted else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
