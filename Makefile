@@ -47,3 +47,7 @@ lint: setup  ## ruff (target Python 3.8)
 
 clean:  ## remove the venv, the workspace and built artifacts (results/ is kept)
 	rm -rf .venv .build models/build
+
+.PHONY: benchmark
+benchmark: setup  ## online benchmark campaign (CAMPAIGN=default|realtime|tiny|file.yaml, JOBS=N): results/benchmarks/<campaign>/report.md; run again to resume
+	@$(RUN) python scripts/benchmark $(or $(CAMPAIGN),default) --jobs $(or $(JOBS),1) $(ARGS)
