@@ -96,6 +96,18 @@ class BrainWatch:
             return False
 
 
+def _model_path(brain: str, backend: str, model: str) -> str:
+    """The model file the brain drives with: ~model, or the backend's default artifact."""
+    if model or brain not in ("", "pilotnet") or not backend:
+        return model
+    try:
+        from pilotnet_brains.backends.registry import resolve_path
+
+        return resolve_path(backend)
+    except Exception:          # an unknown backend: the brain node reports it
+        return model
+
+
 class LapMetricsNode:
     """See :func:`main` for the topics and ~params."""
 
@@ -121,7 +133,7 @@ class LapMetricsNode:
         self.identity: dict[str, object] = {
             "run_id": run_id, "circuit": self.circuit.name, "circuit_source": self.circuit.source,
             "circuit_length": self.circuit.length, "reverse": self.circuit.reversed,
-            "brain": brain, "backend": backend, **model_identity(str(p("~model", "") or "")),
+            "brain": brain, "backend": backend, **model_identity(_model_path(brain, backend, str(p("~model", "") or ""))),
             "sim": str(p("~sim", "")), "mode": str(p("~mode", "")), "threads": int(p("~threads", 1)),
             "limits": {**limits_dict(self.limits), "lap_timeout": self.tracker.timeout,
                        "brain_timeout_wall": self.brain_timeout},
