@@ -37,6 +37,17 @@ def onnx_fp32(ctx: BuildContext) -> dict[str, Any]:
     return {"opset": int(ctx.params["opset"]), "exporter": "torch.onnx.export(dynamo=False)"}
 
 
+def _nodes_before_first_conv(path: str) -> list:
+    import onnx
+
+    names = []
+    for node in onnx.load(path).graph.node:
+        if node.op_type == "Conv":
+            break
+        names.append(node.name)
+    return names
+
+
 class _Reader:
     """onnxruntime.quantization CalibrationDataReader over preprocessed frames (batch 1)."""
 
@@ -68,9 +79,11 @@ def onnx_int8(ctx: BuildContext) -> dict[str, Any]:
         prepped = os.path.join(tmp, "prepped.onnx")
         export_onnx(ctx.base, fp32, int(ctx.params["opset"]))
         quant_pre_process(fp32, prepped, skip_symbolic_shape=True)
+        # the input Transpose + BatchNorm stay float (quantizing them only adds Q/DQ pairs)
+        excluded = _nodes_before_first_conv(prepped)
         quantize_static(prepped, ctx.out, _Reader(frames), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        per_channel=per_channel, calibrate_method=method)
+                        per_channel=per_channel, calibrate_method=method, nodes_to_exclude=excluded)
     return {"format": "QDQ", "activations": "QUInt8", "weights": "QInt8", "per_channel": per_channel,
             "calibrate_method": str(ctx.params["calibrate_method"]), "calibration_frames": len(frames),
-            "opset": int(ctx.params["opset"])}
+            "opset": int(ctx.params["opset"]), "float_nodes": excluded}
