@@ -49,7 +49,7 @@ class SimNode:
     def __init__(self, sim: Simulator, mode: str = "realtime", rtf: float = 1.0, odom_rate: float = 20.0,
                  clock_rate: float = 100.0, lockstep_timeout: float = 1.0, lockstep_startup_timeout: float = 60.0,
                  camera_frame: str = "cameraL", headless: bool = True, topdown_png: str = "",
-                 topdown_period: float = 2.0):
+                 topdown_period: float = 2.0, wait_for_odom_subscriber: float = 0.0):
         if mode not in MODES:
             raise ValueError(f"~mode {mode!r}: use one of {list(MODES)}")
         if not rtf > 0:
@@ -59,6 +59,7 @@ class SimNode:
         self.rtf = float(rtf)
         self.lockstep_timeout = float(lockstep_timeout)
         self.lockstep_startup_timeout = float(lockstep_startup_timeout)
+        self.wait_for_odom_subscriber = float(wait_for_odom_subscriber)
         self.odom_period_ns = int(round(1e9 / odom_rate))
         self.clock_period_ns = int(round(1e9 / clock_rate))
         self.lock = threading.Lock()
@@ -236,6 +237,12 @@ class SimNode:
                 return
             rospy.loginfo_throttle(10.0, "f1_sim: lockstep: waiting for the brain (a camera subscriber and a cmd_vel publisher)")
             time.sleep(0.02)
+        # then (when asked) for the lap metrics' odometry and camera_info subscriptions, so no sample
+        # of the run is lost to a connection still being made (lockstep runs measure identically)
+        deadline = time.monotonic() + self.wait_for_odom_subscriber
+        while not rospy.is_shutdown() and time.monotonic() < deadline and (
+                self.odom_pub.get_num_connections() == 0 or self.info_pub.get_num_connections() == 0):
+            time.sleep(0.02)
 
     def _realtime_step(self) -> None:
         with self.cond:
@@ -323,6 +330,8 @@ def main() -> None:
     ~clock_rate (float, 100): Hz (sim time) of /clock
     ~lockstep_timeout (float, 1.0): wall s to wait for a command after each frame in lockstep mode
     ~lockstep_startup_timeout (float, 60): wall s to wait for the first camera subscriber in lockstep mode
+    ~wait_for_odom_subscriber (float, 0): lockstep: then also wait up to this many wall s for subscribers of
+      odometry and camera_info (the lap metrics) before sim time starts; 0 = don't (circuit.launch sets it)
     ~camera_height (float, 0.6), ~camera_forward (float, 0.4): camera mounting (m)
     ~camera_frame (str, cameraL): frame_id of image and camera_info
     ~noise_std (float, 0): Gaussian pixel noise (grey levels)
@@ -353,7 +362,8 @@ def main() -> None:
                        lockstep_startup_timeout=float(p("~lockstep_startup_timeout", 60.0)),
                        camera_frame=str(p("~camera_frame", "cameraL")), headless=bool(p("~headless", True)),
                        topdown_png=os.path.expanduser(str(p("~topdown_png", ""))),
-                       topdown_period=float(p("~topdown_period", 2.0)))
+                       topdown_period=float(p("~topdown_period", 2.0)),
+                       wait_for_odom_subscriber=float(p("~wait_for_odom_subscriber", 0.0)))
     except (CircuitError, ValueError) as e:
         rospy.logfatal(f"f1_sim: {e}")
         raise SystemExit(2) from None
