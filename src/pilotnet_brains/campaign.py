@@ -379,15 +379,20 @@ class RunSpec:
         """Identity of what the run measures: its launch args and the artifact's size and mtime (a
         rebuilt model or an edited campaign makes a finished run stale)."""
         h = hashlib.sha256(json.dumps(self.args).encode())
-        model = self.entry.model
-        if not model and self.entry.backend:
-            from pilotnet_brains.backends import BACKENDS
-
-            model = BACKENDS[self.entry.backend].default_path
+        model = entry_model(self.entry)
         if model and os.path.exists(model):
             st = os.stat(model)
             h.update(f"{model}:{st.st_size}:{int(st.st_mtime)}".encode())
         return h.hexdigest()[:16]
+
+
+def entry_model(entry: Entry) -> str:
+    """The artifact path a run loads: the entry's, else its backend's default ("" for the explicit brain)."""
+    if entry.model or not entry.backend:
+        return entry.model
+    from pilotnet_brains.backends import BACKENDS
+
+    return BACKENDS[entry.backend].default_path
 
 
 def circuit_name(circuit: str) -> str:
@@ -419,7 +424,7 @@ def expand(campaign: Campaign, entries: Sequence[Entry]) -> list[RunSpec]:
                     args = {"circuit": circuit + (REVERSE_SUFFIX if start.reverse else ""), "mode": campaign.mode,
                             "rtf": _arg_str(campaign.rtf),
                             "seed": str(campaign.seed + rep - 1), "headless": "true", "brain": e.brain,
-                            "backend": e.backend, "model": e.model, "threads": str(campaign.threads),
+                            "backend": e.backend, "model": entry_model(e), "threads": str(campaign.threads),
                             "laps": str(campaign.laps), "timeout": _arg_str(campaign.lap_timeout),
                             "brain_timeout": _arg_str(campaign.brain_timeout),
                             "record": _arg_str(campaign.record),
@@ -851,8 +856,14 @@ def plot_trajectories(circuit_arg: str, runs: Sequence[Mapping[str, Any]]) -> by
         e = p + side * c.road_width / 2.0 * n
         ax.plot(np.r_[e[:, 0], e[:1, 0]], np.r_[e[:, 1], e[:1, 1]], color="0.6", lw=0.7)
     ax.plot(np.r_[p[:, 0], p[:1, 0]], np.r_[p[:, 1], p[:1, 1]], color="red", lw=0.6, ls="--", label="centerline")
-    colors = plt.get_cmap("tab20")
     methods = list(dict.fromkeys(r["method"] for r in runs))
+    cmap = plt.get_cmap("tab10" if len(methods) <= 10 else "tab20")
+    if len(methods) <= 10:
+        def colors(k):
+            return cmap(k % 10)
+    else:  # dark shades first, then the light ones: neighbours stay distinct
+        def colors(k):
+            return cmap((2 * k) % 20 + (k // 10) % 2)
     for r in runs:
         if r["repetition"] != 1:
             continue
@@ -861,10 +872,10 @@ def plot_trajectories(circuit_arg: str, runs: Sequence[Mapping[str, Any]]) -> by
             continue
         k = methods.index(r["method"])
         first = r["start_index"] == min(x["start_index"] for x in runs if x["method"] == r["method"])
-        ax.plot(tr["x"], tr["y"], lw=1.0, color=colors(k % 20), alpha=0.85, label=r["method"] if first else None)
-        ax.plot(tr["x"][0], tr["y"][0], "o", ms=4, color=colors(k % 20))
+        ax.plot(tr["x"], tr["y"], lw=1.0, color=colors(k), alpha=0.85, label=r["method"] if first else None)
+        ax.plot(tr["x"][0], tr["y"][0], "o", ms=5, color=colors(k), mec="black")
         if not all(lap.get("completed") for lap in r["laps"]):
-            ax.plot(tr["x"][-1], tr["y"][-1], "x", ms=9, mew=2, color=colors(k % 20))
+            ax.plot(tr["x"][-1], tr["y"][-1], "x", ms=9, mew=2, color=colors(k))
     ax.set_aspect("equal")
     ax.set_xlabel("x (m)")
     ax.set_ylabel("y (m)")

@@ -120,6 +120,7 @@ def test_matrix_order_ids_and_launch_args():
     a = runs[1].launch_args
     assert a["brain"] == "pilotnet" and a["backend"] == "tflite_int8" and a["laps"] == "3" and a["timeout"] == "30.0"
     assert a["circuit"] == "simple_circuit" and a["start_s"] == "-1" and a["mode"] == "lockstep"
+    assert a["model"] == BACKENDS["tflite_int8"].default_path and runs[0].launch_args["model"] == ""
     assert runs[0].launch_args["brain"] == "explicit" and runs[2].launch_args["seed"] == "1"
     assert len({r.key() for r in runs}) == len(runs)
 
