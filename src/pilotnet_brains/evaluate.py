@@ -30,6 +30,9 @@ MSE_TARGET = 1.05
 QUANTIZED = ("tflite_dynamic", "tflite_fp16", "tflite_int8", "tflite_int8_fallback", "tflite_pruned_dynamic",
              "tflite_qat", "tflite_cqat", "tflite_pqat", "tflite_pcqat", "tftrt_fp16", "tftrt_int8",
              "torch_dynamic", "torch_static", "torch_qat", "torch_pruned_quant", "onnx_int8", "tensorrt")
+#: Quantized variants of a fine-tuned fp32 artifact: compared with that artifact (same fine-tuning,
+#: same seed) when it is evaluated too, else with the base model.
+FP32_SIBLING = {"tflite_pruned_dynamic": "tflite_pruned"}
 #: Size target: these should be about 4x smaller than their fp32 sibling.
 SIZE_TARGET = {"tflite_dynamic": "tflite_fp32", "tflite_int8": "tflite_fp32", "tflite_int8_fallback": "tflite_fp32",
                "torch_dynamic": "torchscript", "torch_static": "torchscript", "onnx_int8": "onnx_fp32",
@@ -293,8 +296,8 @@ def evaluate_artifact(art: Artifact, test: TestSet, settings: Settings, parent_c
         row["parent"] = {"framework": framework, "path": base, "mse": ref["accuracy"]["overall"]["mse"]}
         row["max_abs_diff_parent"] = float(np.max(np.abs(pred - ref["pred"]))) if len(pred) else 0.0
     else:
-        row["parent"] = None
-        row["max_abs_diff_parent"] = 0.0 if not framework else None
+        row["parent"] = None                 # a base model itself, or its parent file is gone
+        row["max_abs_diff_parent"] = None
     rng = np.random.default_rng(settings.seed)
     pick = rng.choice(len(test.x), size=min(settings.latency_inputs, len(test.x)), replace=False)
     singles = [np.ascontiguousarray(test.x[i:i + 1]) for i in pick]
@@ -342,7 +345,9 @@ def check_targets(rows: list[dict[str, Any]]) -> None:
         if r["method"] not in QUANTIZED:
             r["target"] = ""
             continue
-        ref_mse = (r.get("parent") or {}).get("mse")
+        sibling = by_name.get(FP32_SIBLING.get(r["method"], ""))
+        ref_mse = sibling["accuracy"]["overall"]["mse"] if sibling else (r.get("parent") or {}).get("mse")
+        r["target_reference"] = sibling["method"] if sibling else "parent base model"
         if ref_mse is None:
             ref = by_name.get(fp32_reference(r["method"]))
             ref_mse = ref["accuracy"]["overall"]["mse"] if ref else None
@@ -363,8 +368,9 @@ def check_targets(rows: list[dict[str, Any]]) -> None:
                            "torch_pruned_quant"):
             why.append("fine-tuned weights differ from the parent's")
         if not why:
-            why.append(f"quantization error: max |Δ| vs parent {r.get('max_abs_diff_parent', float('nan')):.3g}")
-        r["target"] = f"MISS: MSE {100 * (ratio - 1):+.1f}% vs fp32 parent ({'; '.join(why)})"
+            diff = r.get("max_abs_diff_parent")
+            why.append(f"quantization error: max abs Δ vs parent {float('nan') if diff is None else diff:.3g}")
+        r["target"] = f"MISS: MSE {100 * (ratio - 1):+.1f}% vs {r['target_reference']} ({'; '.join(why)})"
 
 
 # -- reports ------------------------------------------------------------------------------------------
@@ -422,13 +428,13 @@ def to_markdown(result: dict[str, Any]) -> str:
              f"≥ {s['min_count']} runs and ≥ {s['min_seconds']} s, perf_counter_ns, {s['latency_inputs']} "
              f"preloaded test frames cycled, seed {s['seed']}. Throughput: batch N = {s['batch']}.",
              "MSE in normalized units (labels scaled to [0, 1], mean over v and w), as the published tables; "
-             "v/w RMSE in m/s and rad/s. max |Δ| = largest absolute output difference from the parent base "
+             "v/w RMSE in m/s and rad/s. max abs Δ = largest absolute output difference from the parent base "
              "model over the test set (normalized units).", ""]
     if any(r.get("smoke") for r in rows):
         lines += ["**Smoke build**: rows marked * come from a random-weight parent or a smoke fine-tune; "
                   "their MSE is not a driving result.", ""]
     head = ["Method", "Model size (MB)", "MSE", "Inference time (s)", "p99 (s)", f"Throughput (fps @{s['batch']})",
-            "v RMSE (m/s)", "w RMSE (rad/s)", "Sparsity", "gzip (MB)", "max |Δ| vs parent", "Target (MSE ≤ 1.05× fp32)"]
+            "v RMSE (m/s)", "w RMSE (rad/s)", "Sparsity", "gzip (MB)", "max abs Δ vs parent", "Target (MSE ≤ 1.05× fp32)"]
     lines += ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for r in rows:
         acc = r["accuracy"]["overall"]

@@ -129,3 +129,23 @@ def test_evaluate_offline_bad_test_dir_writes_nothing(built, tmp_path):
     assert proc.returncode == 2
     assert "missing" in proc.stderr and "does not exist" in proc.stderr
     assert not out_root.exists() or os.listdir(out_root) == []
+
+
+def _row(method, mse, parent_mse=None, smoke=False, size=1000, diff=0.01):
+    return {"method": method, "accuracy": {"overall": {"mse": mse}}, "size_bytes": size, "smoke": smoke,
+            "parent": None if parent_mse is None else {"mse": parent_mse}, "max_abs_diff_parent": diff}
+
+
+def test_targets_name_the_misses_and_why():
+    rows = [_row("tflite_fp32", 0.040, 0.040, size=4000), _row("tflite_int8", 0.0415, 0.040),
+            _row("tflite_int8_fallback", 0.050, 0.040), _row("tflite_pruned", 0.060, 0.040),
+            _row("tflite_pruned_dynamic", 0.061, 0.040), _row("torch_qat", 0.09, 0.04, smoke=True)]
+    ev.check_targets(rows)
+    t = {r["method"]: r["target"] for r in rows}
+    assert t["tflite_fp32"] == "" and t["tflite_pruned"] == ""          # not quantized: no target
+    assert t["tflite_int8"] == "ok"                                      # +3.75 %
+    assert t["tflite_int8_fallback"].startswith("MISS: MSE +25.0% vs parent base model")
+    assert "quantization error: max abs Δ vs parent 0.01" in t["tflite_int8_fallback"]
+    assert t["tflite_pruned_dynamic"] == "ok"                            # vs tflite_pruned, +1.7 %
+    assert "smoke build" in t["torch_qat"] and "fine-tuned weights" in t["torch_qat"]
+    assert rows[1]["size_ratio_vs_fp32"] == 4.0
