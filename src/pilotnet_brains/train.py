@@ -225,7 +225,7 @@ def train(framework: str, data_dir: str, out_path: str, cfg: TrainConfig, cache_
         if val_mse < best[0]:
             best = (val_mse, trainer.get_state(), epoch)
         elif epoch - best[2] >= cfg.patience:
-            log(f"{framework}: early stop, no improvement for {cfg.patience} epochs (best epoch {best[2]})")
+            log(f"{framework} epoch {epoch}: early stop, no improvement for {cfg.patience} epochs (best epoch {best[2]})")
             break
     trainer.set_state(best[1])
     pred = predict_in_batches(trainer, x_val)
