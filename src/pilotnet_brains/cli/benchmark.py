@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     except cp.CampaignError as e:
         print(f"benchmark: {e}", file=sys.stderr)
         return 2
-    root = cp.package_root()
+    root = os.path.realpath(cp.package_root())
     out = os.path.abspath(args.out or os.path.join(root, "results", "benchmarks"))
     offline_root = os.path.abspath(args.offline or os.path.join(os.path.dirname(out), "offline"))
     cdir = os.path.join(out, campaign.name)
@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         def on_signal(signum, _frame):
             raise KeyboardInterrupt
 
-        old = signal.signal(signal.SIGTERM, on_signal)
+        old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         bar = tqdm(total=len(pending), desc=f"benchmark {campaign.name}", unit="run", disable=args.no_progress,
                    file=sys.stderr, dynamic_ncols=True)
         pool = cf.ThreadPoolExecutor(max_workers=args.jobs)
@@ -315,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             pool.shutdown(wait=True)          # queued runs return at once once stopping is set
             bar.close()
-            signal.signal(signal.SIGTERM, old)
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
     doc = cp.write_report(cdir, campaign, specs, skipped, offline_root=offline_root, plots=not args.no_plots,
                           wall_s=time.monotonic() - t0 if results else None)
     outcomes = [r["outcome"] for r in doc["runs"]]
