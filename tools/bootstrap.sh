@@ -2,7 +2,8 @@
 # Install what is missing, idempotently: Debian packages, the Python venv, the catkin workspace.
 # A second run checks and returns in seconds. Usage: tools/bootstrap.sh
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+source "$(dirname "$0")/paths.sh"
+root=$PNB_ROOT
 cd "$root"
 stamps=.build/stamps
 mkdir -p "$stamps"
@@ -32,9 +33,9 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamps/venv" 2>/dev/null)" != "$req_h
   echo "$req_hash" > "$stamps/venv"
 fi
 
-# 3. The catkin workspace: .build/ws/src/pilotnet_brains -> this checkout; builds the messages
-#    and the devel-space relays whose shebang is the venv's python.
-ws=.build/ws
+# 3. The catkin workspace ($PNB_WS, see tools/paths.sh): src/pilotnet_brains -> this checkout;
+#    builds the messages and the devel-space relays whose shebang is the venv's python.
+ws=$PNB_WS
 mkdir -p "$ws/src"
 ln -sfn "$root" "$ws/src/pilotnet_brains"
 build_hash=$( (cat CMakeLists.txt package.xml setup.py msg/*.msg; ls brains scripts) | sha256sum | cut -c1-16)
