@@ -720,7 +720,7 @@ def report_markdown(campaign: Campaign, rows: Sequence[Mapping[str, Any]], runs:
               f"- Simulator: embedded f1_sim, mode {mode}",
               f"- Laps per run: {campaign.laps}; repetitions: {campaign.repetitions}; starts: {start_text}",
               f"- Inference threads: {campaign.threads}; lap timeout: "
-              f"{campaign.lap_timeout:g} sim s" + (" (circuit length / 2 m/s)" if not campaign.lap_timeout else "")
+              + (f"{campaign.lap_timeout:g} sim s" if campaign.lap_timeout else "circuit length / 2 m/s (sim s)")
               + f"; run timeout: {campaign.run_timeout or 'auto'} wall s",
               f"- Runs finished: {len(runs)}" + (f", not yet run: {pending}" if pending else "")
               + (f"; campaign wall time {wall_s:.0f} s" if wall_s else ""),
