@@ -9,9 +9,11 @@ import os
 __version__ = "0.1.0"
 
 
-def _package_root() -> str:
-    """The folder holding package.xml. In a catkin devel space this ``__init__`` is a relay whose
-    ``__path__`` also lists the source folder, so look there; an installed package asks rospkg."""
+def package_root() -> str:
+    """The folder holding package.xml (the source checkout, or an installed package's share folder).
+
+    In a catkin devel space this ``__init__`` is a relay whose ``__path__`` also lists the source
+    folder, so look there; an installed package asks rospkg."""
     for folder in __path__:  # noqa: F821 -- defined for packages
         root = os.path.dirname(os.path.dirname(os.path.realpath(folder)))
         if os.path.exists(os.path.join(root, "package.xml")):
@@ -22,4 +24,4 @@ def _package_root() -> str:
 
 
 #: Root of the package (source checkout or installed share folder).
-PACKAGE_ROOT = _package_root()
+PACKAGE_ROOT = package_root()

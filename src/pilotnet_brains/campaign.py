@@ -47,7 +47,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from pilotnet_brains.circuits import REVERSE_SUFFIX, CircuitError, load_circuit, package_root
+from pilotnet_brains import package_root
+from pilotnet_brains.circuits import REVERSE_SUFFIX, CircuitError, load_circuit
 from pilotnet_brains.util import atomic_write_bytes, atomic_write_text
 
 #: Where campaign files live; a bare name resolves to ``<name>.yaml`` there.

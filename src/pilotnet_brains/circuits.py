@@ -33,6 +33,8 @@ from typing import Sequence, Union
 import numpy as np
 import yaml
 
+from pilotnet_brains import PACKAGE_ROOT
+
 #: The circuits used for evaluation (never for training), as in the DLS/BM validation set.
 EVALUATION_CIRCUITS: tuple[str, ...] = ("simple_circuit", "montreal", "montmelo")
 #: The circuits a dataset may be collected on (disjoint from EVALUATION_CIRCUITS).
@@ -41,21 +43,9 @@ TRAINING_CIRCUITS: tuple[str, ...] = (
 
 
 
-def package_root() -> str:
-    """The pilotnet_brains package folder (holding package.xml): the source tree, else via rospkg."""
-    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    if os.path.isfile(os.path.join(here, "package.xml")):
-        return here
-    try:
-        import rospkg
-
-        return rospkg.RosPack().get_path("pilotnet_brains")
-    except Exception:  # noqa: BLE001 - no ROS environment: fall back to the source layout
-        return here
-
 
 #: Folder of the packaged circuit files (override with $PILOTNET_CIRCUITS_DIR).
-CIRCUITS_DIR = os.environ.get("PILOTNET_CIRCUITS_DIR") or os.path.join(package_root(), "config", "circuits")
+CIRCUITS_DIR = os.environ.get("PILOTNET_CIRCUITS_DIR") or os.path.join(PACKAGE_ROOT, "config", "circuits")
 
 #: Resampled centerline spacing upper bound (m).
 POLYLINE_SPACING = 0.2

@@ -283,7 +283,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Command line of scripts/make_worlds."""
     import argparse
 
-    from pilotnet_brains.circuits import EVALUATION_CIRCUITS, circuit_path, load_circuit, package_root
+    from pilotnet_brains import package_root
+    from pilotnet_brains.circuits import EVALUATION_CIRCUITS, circuit_path, load_circuit
 
     ap = argparse.ArgumentParser(
         prog="make_worlds",

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import os
 
+from pilotnet_brains import PACKAGE_ROOT
+
 #: Input shape (H, W, C) and output size; the layer plan shared by both frameworks.
 INPUT_SHAPE = (66, 200, 3)
 N_OUTPUTS = 2
@@ -32,25 +34,10 @@ DENSE_LAYERS = (1164, 100, 50, 10)
 FLATTEN_SIZE = 1152   # 1 x 18 x 64 for a 66 x 200 input
 
 
-def package_root() -> str:
-    """The package source folder (holding package.xml), found from this file's location: the
-    devel-space relay of ``pilotnet_brains/__init__.py`` lives elsewhere, its subpackages do not.
-    Falls back to rospkg for an installed package."""
-    here = os.path.dirname(os.path.realpath(__file__))
-    root = os.path.dirname(os.path.dirname(os.path.dirname(here)))
-    if os.path.exists(os.path.join(root, "package.xml")):
-        return root
-    try:  # installed (catkin install space): ask ROS where the package's share folder is
-        import rospkg
-
-        return rospkg.RosPack().get_path("pilotnet_brains")
-    except Exception:
-        return root
-
 
 def models_dir() -> str:
     """Where models live: ``<package>/models``; ``PILOTNET_MODELS_DIR`` overrides (tests, benchmarks)."""
-    return os.environ.get("PILOTNET_MODELS_DIR") or os.path.join(package_root(), "models")
+    return os.environ.get("PILOTNET_MODELS_DIR") or os.path.join(PACKAGE_ROOT, "models")
 
 
 TF_BASE_NAME = "pilotnet_tf.keras"

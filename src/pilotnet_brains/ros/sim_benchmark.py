@@ -23,7 +23,8 @@ import time
 import cv2
 import numpy as np
 
-from pilotnet_brains.circuits import EVALUATION_CIRCUITS, load_circuit, package_root
+from pilotnet_brains import package_root
+from pilotnet_brains.circuits import EVALUATION_CIRCUITS, load_circuit
 from pilotnet_brains.expert import PurePursuitExpert
 from pilotnet_brains.sim import Simulator
 from pilotnet_brains.util import atomic_write_text
