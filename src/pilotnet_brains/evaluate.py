@@ -259,11 +259,13 @@ class Settings:
     warmup_seconds: float = 0.5
     latency_inputs: int = 16        # distinct preloaded batch-1 inputs, cycled
     seed: int = 0
+    rounds: int = 5                 # round-robin timing rounds (side-by-side measurement)
 
 
 def evaluate_artifact(art: Artifact, test: TestSet, settings: Settings, parent_cache: dict[str, Any],
-                      models_dir: str | None = None) -> dict[str, Any]:
-    """Every figure of one artifact (see the module doc)."""
+                      models_dir: str | None = None, keep_open: bool = False) -> dict[str, Any]:
+    """Every figure of one artifact (see the module doc). ``keep_open``: skip the timing and keep the
+    loaded backend in ``row["_backend"]`` for :func:`time_side_by_side` over all rows."""
     from pilotnet_brains.backends import load_backend
     from pilotnet_brains.optimize.finetune import gzip_size
     from pilotnet_brains.preprocess import DEFAULT, read_meta
@@ -298,20 +300,56 @@ def evaluate_artifact(art: Artifact, test: TestSet, settings: Settings, parent_c
     else:
         row["parent"] = None                 # a base model itself, or its parent file is gone
         row["max_abs_diff_parent"] = None
+    if keep_open:
+        row["_backend"] = backend
+    else:
+        time_side_by_side([row], test, settings, backends={art.name: backend})
+        backend.close()
+    return row
+
+
+def time_side_by_side(rows: list[dict[str, Any]], test: TestSet, settings: Settings,
+                      backends: dict[str, Any] | None = None, progress: bool = False) -> None:
+    """Batch-1 latency and batch-N throughput of every row's backend, measured round-robin: each of
+    ``settings.rounds`` rounds gives every backend its share of the minimum count and duration (after
+    its own timed warm-up), so all of them see the same machine load -- the figures compare side by
+    side. The same preloaded inputs (fixed seed) for all. Fills latency_s, batch_latency_s,
+    throughput_fps and raw_ns (per-call ns) in place."""
+    backends = dict(backends or {})
+    for r in rows:
+        if "_backend" in r:
+            backends[r["method"]] = r.pop("_backend")
     rng = np.random.default_rng(settings.seed)
     pick = rng.choice(len(test.x), size=min(settings.latency_inputs, len(test.x)), replace=False)
     singles = [np.ascontiguousarray(test.x[i:i + 1]) for i in pick]
-    ns1 = measure_ns(backend.predict, singles, settings.min_count, settings.min_seconds, settings.warmup_seconds)
     idx = rng.choice(len(test.x), size=settings.batch, replace=len(test.x) < settings.batch)
     big = [np.ascontiguousarray(test.x[idx])]
-    nsb = measure_ns(backend.predict, big, max(10, settings.min_count // 10), settings.min_seconds,
-                     settings.warmup_seconds)
-    row["latency_s"] = percentiles_s(ns1)
-    row["batch_latency_s"] = percentiles_s(nsb)
-    row["throughput_fps"] = settings.batch / row["batch_latency_s"]["p50"]
-    row["raw_ns"] = {"batch1": ns1.tolist(), f"batch{settings.batch}": nsb.tolist()}
-    backend.close()
-    return row
+    rounds = max(1, int(settings.rounds))
+    times: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {r["method"]: ([], []) for r in rows}
+    steps = [(k, r) for k in range(rounds) for r in rows]
+    if progress:
+        import sys
+
+        from tqdm import tqdm
+
+        steps = tqdm(steps, desc="timing (round-robin)", unit="slot", file=sys.stderr)
+    for k, r in steps:
+        b = backends[r["method"]]
+        warm = settings.warmup_seconds if k == 0 else settings.warmup_seconds / rounds
+        one, many = times[r["method"]]
+        one.append(measure_ns(b.predict, singles, -(-settings.min_count // rounds), settings.min_seconds / rounds,
+                              warm))
+        many.append(measure_ns(b.predict, big, -(-max(10, settings.min_count // 10) // rounds),
+                               settings.min_seconds / rounds, warm / 2))
+    for r in rows:
+        one, many = times[r["method"]]
+        ns1, nsb = np.concatenate(one), np.concatenate(many)
+        r["latency_s"] = percentiles_s(ns1)
+        r["batch_latency_s"] = percentiles_s(nsb)
+        r["throughput_fps"] = settings.batch / r["batch_latency_s"]["p50"]
+        r["raw_ns"] = {"batch1": ns1.tolist(), f"batch{settings.batch}": nsb.tolist()}
+    for b in backends.values():
+        b.close()
 
 
 def _smoke_model(path: str) -> bool:
@@ -425,7 +463,8 @@ def to_markdown(result: dict[str, Any]) -> str:
              + ", ".join(f"{c} ({n})" for c, n in result["test"]["frames_per_circuit"].items()) + ".",
              f"Machine: {env.get('cpu')} ({env.get('cores')} cores), Python {env.get('python')}; "
              f"{s['threads']} thread(s) per runtime. Latency: batch 1, warm-up {s['warmup_seconds']} s, then "
-             f"≥ {s['min_count']} runs and ≥ {s['min_seconds']} s, perf_counter_ns, {s['latency_inputs']} "
+             f"≥ {s['min_count']} runs and ≥ {s['min_seconds']} s per model, timed round-robin over all models in "
+             f"{s.get('rounds', 1)} rounds (same machine load for all), perf_counter_ns, {s['latency_inputs']} "
              f"preloaded test frames cycled, seed {s['seed']}. Throughput: batch N = {s['batch']}.",
              "MSE in normalized units (labels scaled to [0, 1], mean over v and w), as the published tables; "
              "v/w RMSE in m/s and rad/s. max abs Δ = largest absolute output difference from the parent base "

@@ -8,7 +8,8 @@ Examples:
 For each artifact (backend names use their default path under --models; paths get their backend from
 their sidecar): size and gzip size, sparsity (pruned methods), MSE per evaluation circuit and overall
 (normalized) and v/w RMSE (m/s, rad/s), max |Δ| vs the parent base model, batch-1 latency p50/p99 and
-batch-N throughput, measured one after the other in this process. Backends this machine cannot run
+batch-N throughput, timed side by side: all models loaded in this process and measured round-robin
+(--rounds), so every one sees the same machine load. Backends this machine cannot run
 (TF-TRT, TensorRT) or that are not built are listed as skipped with the reason.
 
 Output: results/offline/<run-id>/ with offline.csv (one row per artifact and circuit + overall),
@@ -45,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-count", type=int, default=200, help="batch-1 timed runs at least (default 200)")
     parser.add_argument("--min-seconds", type=float, default=2.0, help="timed seconds at least (default 2)")
     parser.add_argument("--warmup", type=float, default=0.5, help="warm-up seconds (default 0.5)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="round-robin timing rounds: every model gets its share of the runs in each "
+                             "round, so all see the same machine load (default 5)")
     parser.add_argument("--max-frames", type=int, default=0, help="subsample the test set (0 = all frames)")
     parser.add_argument("--cache-dir", help="folder for the preprocessed test-set cache (.npy)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -70,17 +74,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"evaluate_offline: {e}", file=sys.stderr)
         return 2
     settings = ev.Settings(threads=args.threads, batch=args.batch, min_count=args.min_count,
-                           min_seconds=args.min_seconds, warmup_seconds=args.warmup)
+                           min_seconds=args.min_seconds, warmup_seconds=args.warmup, rounds=args.rounds)
     todo = [a for a in arts if not a.skip]
     skipped = [{"method": a.name, "path": a.path, "reason": a.skip} for a in arts if a.skip]
     rows, parents = [], {}
-    bar = tqdm(todo, desc="evaluating", unit="model", disable=args.quiet, file=sys.stderr)
+    bar = tqdm(todo, desc="accuracy", unit="model", disable=args.quiet, file=sys.stderr)
     for art in bar:
         bar.set_postfix_str(art.name)
         try:
-            rows.append(ev.evaluate_artifact(art, test, settings, parents, args.models))
+            rows.append(ev.evaluate_artifact(art, test, settings, parents, args.models, keep_open=True))
         except BackendError as e:
             skipped.append({"method": art.name, "path": art.path, "reason": f"cannot load: {e}"})
+    ev.time_side_by_side(rows, test, settings, progress=not args.quiet)
     ev.check_targets(rows)
     versions = {}
     for r in rows:
