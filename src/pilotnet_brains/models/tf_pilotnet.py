@@ -44,6 +44,7 @@ def save(model, path: str, extra: dict[str, Any] | None = None, method: str = "t
     os.close(fd)
     try:
         model.save(tmp)
+        os.chmod(tmp, 0o644)   # mkstemp makes 0600
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
