@@ -345,7 +345,7 @@ def markdown(result: dict[str, Any]) -> str:
              f"node - node infer per frame (the brain's own work, same process), e2e = camera publish -> command received through a ROS "
              f"master on loopback (one frame in flight).", "",
              "| backend | runtime | size MB | import+load s | raw p50 | raw p99 | brain p50 | brain p99 | "
-             "overhead p50 | brain/raw | preprocess p50 | node p50 | node p99 | node infer p50 | node own p50 | e2e p50 | e2e p99 | RSS MB (load) | node RSS MB |",
+             "overhead p50 | (raw+overhead)/raw | preprocess p50 | node p50 | node p99 | node infer p50 | node own p50 | e2e p50 | e2e p99 | RSS MB (load) | node RSS MB |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in result["rows"]:
         if "error" in r:
