@@ -42,7 +42,10 @@ WRAPPED = ("Conv2D", "Dense")
 
 #: Fine-tuning defaults shared by all tfmot methods (DLS: 2 epochs of pruning; QAT on 1% of the data
 #: -- we take 10%, at most 5000 frames: 1% of a small dataset is a few dozen frames).
-COMMON = {"freeze_norm": True, "epochs": 2, "batch_size": 64, "learning_rate": 1e-4, "seed": 0, "augment": True,
+#: Pruning leaves the 2-unit output layer alone (``skip_layers``): its 20 weights save nothing and
+#: cost accuracy (trained TF base, 80% magnitude pruning before fine-tuning: test MSE 0.207 with it
+#: pruned, 0.137 kept; base 0.051).
+COMMON = {"skip_layers": ["outputs"], "freeze_norm": True, "epochs": 2, "batch_size": 64, "learning_rate": 1e-4, "seed": 0, "augment": True,
           "max_frames": 10000, "max_steps": 0, "fraction": 1.0}
 QAT = dict(COMMON, fraction=0.1, max_frames=5000)
 
@@ -137,10 +140,14 @@ class _Run:
             self.params["pruning_schedule"] = {"kind": "PolynomialDecay", "initial_sparsity": initial,
                                                "final_sparsity": final, "begin_step": 0, "end_step": end,
                                                "frequency": freq}
-        pruned = self.wrapped_clone(model, lambda layer: sp.prune_low_magnitude(layer, pruning_schedule=sched))
+        skip = set(self.ctx.params.get("skip_layers") or ())
+        pruned = self.wrapped_clone(model, lambda layer: layer if layer.name in skip else
+                                    sp.prune_low_magnitude(layer, pruning_schedule=sched))
         self.fit(pruned, desc, [sp.UpdatePruningStep()])
         stripped = sp.strip_pruning(pruned)
-        self.params["sparsity"] = round(kernel_sparsity(stripped), 4)
+        self.params["sparsity"] = round(kernel_sparsity(stripped, skip), 4)
+        self.params["pruned_layers"] = [la.name for la in stripped.layers
+                                        if type(la).__name__ in WRAPPED and la.name not in skip]
         self.params["target_sparsity"] = final
         return stripped
 
@@ -211,13 +218,15 @@ class _Run:
         return self.params
 
 
-def _kernels(model) -> list[np.ndarray]:
-    return [layer.get_weights()[0] for layer in model.layers if type(layer).__name__ in WRAPPED]
+def _kernels(model, skip=()) -> list[np.ndarray]:
+    return [layer.get_weights()[0] for layer in model.layers
+            if type(layer).__name__ in WRAPPED and layer.name not in skip]
 
 
-def kernel_sparsity(model) -> float:
-    """Fraction of zero weights over the Conv2D/Dense kernels of a (stripped) tf_keras model."""
-    return sparsity(_kernels(model))
+def kernel_sparsity(model, skip=()) -> float:
+    """Fraction of zero weights over the Conv2D/Dense kernels of a (stripped) tf_keras model, the
+    layers named in ``skip`` (not pruned) left out."""
+    return sparsity(_kernels(model, skip))
 
 
 def max_unique_per_channel(model) -> int:
@@ -281,6 +290,6 @@ def tflite_pcqat(ctx: BuildContext) -> dict[str, Any]:
     t = float(ctx.params["target_sparsity"])
     pruned = run.prune(run.base, t, t)
     clustered = run.cluster(pruned, preserve_sparsity=True)
-    run.params["sparsity_after_clustering"] = round(kernel_sparsity(clustered), 4)
+    run.params["sparsity_after_clustering"] = round(kernel_sparsity(clustered, set(ctx.params["skip_layers"] or ())), 4)
     run.convert(run.qat(clustered, "prune_cluster_preserve"), quantize=True)
     return run.finish()

@@ -34,7 +34,8 @@ from pilotnet_brains.optimize.finetune import (
 )
 from pilotnet_brains.optimize.torch_methods import _base, _engine, _save_script
 
-COMMON = {"freeze_norm": True, "epochs": 2, "batch_size": 64, "learning_rate": 1e-4, "seed": 0, "augment": True,
+#: ``skip_layers``: the 2-unit output layer is not pruned (saves nothing, costs accuracy).
+COMMON = {"skip_layers": ["outputs"], "freeze_norm": True, "epochs": 2, "batch_size": 64, "learning_rate": 1e-4, "seed": 0, "augment": True,
           "max_frames": 10000, "max_steps": 0, "fraction": 1.0}
 #: QAT on a fraction of the data (DLS: 1%; 10% here, at most 5000 frames).
 QAT = dict(COMMON, fraction=0.1, max_frames=5000, engine="x86")
@@ -103,8 +104,11 @@ class _Run:
 
     # -- pruning ---------------------------------------------------------------------------------
     def prunable(self, model) -> list[tuple[str, Any]]:
+        """Conv2d/Linear modules to prune: all but those named in ``skip_layers`` (the output layer)."""
         nn = self.torch.nn
-        return [(name, m) for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        skip = set(self.ctx.params.get("skip_layers") or ())
+        return [(name, m) for name, m in model.named_modules()
+                if isinstance(m, (nn.Conv2d, nn.Linear)) and name not in skip]
 
     def prune(self, mode: str) -> dict[str, np.ndarray]:
         """L1-unstructured prune ``self.model`` ("global": one threshold over all weights; "local":
