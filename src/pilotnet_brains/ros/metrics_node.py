@@ -128,7 +128,7 @@ class LapMetricsNode:
         backend = str(p("~backend", ""))
         method = method_label(brain, backend)
         run_id = str(p("~run_id", "") or "") or make_run_id(self.circuit.name, method)
-        results_dir = os.path.expanduser(str(p("~results_dir", "results")))
+        results_dir = os.path.realpath(os.path.expanduser(str(p("~results_dir", "results"))))
         self.folder = os.path.join(results_dir, run_id)
         self.identity: dict[str, object] = {
             "run_id": run_id, "circuit": self.circuit.name, "circuit_source": self.circuit.source,
