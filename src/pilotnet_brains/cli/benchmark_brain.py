@@ -457,5 +457,5 @@ def main(argv: list[str] | None = None) -> int:
     md = markdown(result)
     atomic_write_text(base + ".md", md)
     print(md)
-    print(f"saved {base}.json and {base}.md")
+    print(f"saved {base}.json and {base}.md (node logs and any random-weight artifacts: {work})")
     return 0
