@@ -1,6 +1,6 @@
-"""Run each test/rostest/sim*.test with ``rostest pilotnet_brains X.test`` and check its exit code
-(never ``--text``: on ros_comm 1.15.15 it exits 0 on failure). rostest starts its own master on a
-free port, so these need no fixture."""
+"""Every test/rostest/*.test, run as ``rostest pilotnet_brains X.test`` (the same files CMake's
+add_rostest registers), judged by exit code and RESULT line -- never ``--text``, which on ros_comm
+1.15.15 exits 0 on failure. rostest starts its own master on a free port, so no fixture is needed."""
 from __future__ import annotations
 
 import glob
@@ -10,14 +10,18 @@ import subprocess
 import pytest
 from conftest import ROOT
 
-TESTS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "test", "rostest", "sim*.test")))
+TESTS = sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "test", "rostest", "*.test")))
 
 
 def _rostest(*args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env.setdefault("ROS_LOG_DIR", os.path.join(ROOT, ".build", "ros_log"))
     env.pop("ROS_MASTER_URI", None)  # rostest spawns its own master
-    return subprocess.run(["rostest", *args], capture_output=True, text=True, timeout=240, env=env)
+    return subprocess.run(["rostest", *args], capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_every_area_has_rostests():
+    assert {t.split("_")[0] for t in TESTS} >= {"sim", "brain", "metrics"}
 
 
 @pytest.mark.parametrize("name", TESTS)
