@@ -102,6 +102,8 @@ class BrainNode:
             try:
                 self._handle(msg)
             except Exception as e:  # never let one frame kill the worker
+                if rospy.is_shutdown():   # the launch is ending: publishers are already closed
+                    break
                 rospy.logerr_throttle(5.0, f"brain: frame failed: {type(e).__name__}: {e}")
 
     def _watchdog(self) -> None:
