@@ -39,17 +39,22 @@ def synthetic_frames(n: int, seed: int = 0) -> np.ndarray:
     return out
 
 
+def _check_path(source: str) -> bool:
+    """Raise on a missing source or a file that is not a .npy; True if it is a (.npy) file."""
+    if not os.path.exists(source):
+        raise CalibrationError(f"representative data {source} does not exist: pass a DeepLearningStudio "
+                               f"folder (<int>.png + data.csv) or a .npy of preprocessed frames")
+    if os.path.isfile(source) and not source.endswith(".npy"):
+        raise CalibrationError(f"representative data {source}: a file must be a .npy of preprocessed "
+                               f"frames float32 (N, {', '.join(map(str, INPUT_SHAPE))})")
+    return os.path.isfile(source)
+
+
 def check_source(source: str | None) -> None:
     """Fail early (before any framework import) on a missing/empty/wrong data source."""
     if source is None or str(source).startswith("synthetic"):
         return
-    if not os.path.exists(source):
-        raise CalibrationError(f"representative data {source} does not exist: pass a DeepLearningStudio "
-                               f"folder (<int>.png + data.csv) or a .npy of preprocessed frames")
-    if os.path.isfile(source):
-        if not source.endswith(".npy"):
-            raise CalibrationError(f"representative data {source}: a file must be a .npy of preprocessed "
-                                   f"frames float32 (N, {', '.join(map(str, INPUT_SHAPE))})")
+    if _check_path(source):
         return
     from pilotnet_brains.dataset import DatasetError, read_run, run_folders
 
@@ -69,13 +74,7 @@ def load_representative(source: str | None, n: int = 100, seed: int = 0, progres
         text = str(source or "synthetic")
         count = int(text.split(":", 1)[1]) if ":" in text else n
         return synthetic_frames(min(n, count), seed)
-    if not os.path.exists(source):
-        raise CalibrationError(f"representative data {source} does not exist: pass a DeepLearningStudio "
-                               f"folder (<int>.png + data.csv) or a .npy of preprocessed frames")
-    if os.path.isfile(source):
-        if not source.endswith(".npy"):
-            raise CalibrationError(f"representative data {source}: a file must be a .npy of preprocessed "
-                                   f"frames float32 (N, {', '.join(map(str, INPUT_SHAPE))})")
+    if _check_path(source):
         x = np.load(source, mmap_mode="r")
         if x.ndim != 4 or x.shape[1:] != INPUT_SHAPE or len(x) == 0:
             raise CalibrationError(f"{source} holds an array of shape {x.shape}; expected (N, "
