@@ -49,7 +49,7 @@ import numpy as np
 
 from pilotnet_brains import package_root
 from pilotnet_brains.circuits import REVERSE_SUFFIX, CircuitError, load_circuit
-from pilotnet_brains.util import atomic_write_bytes, atomic_write_text
+from pilotnet_brains.util import atomic_write_bytes, atomic_write_text, resolve_yaml
 
 #: Where campaign files live; a bare name resolves to ``<name>.yaml`` there.
 CAMPAIGNS_DIR = os.path.join(os.path.realpath(package_root()), "config", "benchmarks")
@@ -116,18 +116,7 @@ class Campaign:
 
 def campaign_path(name_or_path: str) -> str:
     """A campaign name (``tiny``) or a path to a ``.yaml`` file -> absolute path."""
-    p = os.path.expanduser(str(name_or_path))
-    if p.endswith((".yaml", ".yml")) or os.sep in p:
-        if not os.path.isfile(p):
-            raise CampaignError(f"{p}: campaign file not found")
-        return os.path.abspath(p)
-    path = os.path.join(CAMPAIGNS_DIR, p + ".yaml")
-    if not os.path.isfile(path):
-        known = sorted(f[:-5] for f in os.listdir(CAMPAIGNS_DIR) if f.endswith(".yaml")) \
-            if os.path.isdir(CAMPAIGNS_DIR) else []
-        raise CampaignError(f"unknown campaign {p!r}: no {path}; known: {', '.join(known) or '(none)'}; "
-                            f"or give a path to a .yaml file")
-    return path
+    return resolve_yaml(name_or_path, CAMPAIGNS_DIR, "campaign", CampaignError)
 
 
 def load_campaign(name_or_path: str) -> Campaign:

@@ -34,6 +34,7 @@ import numpy as np
 import yaml
 
 from pilotnet_brains import PACKAGE_ROOT
+from pilotnet_brains.util import resolve_yaml, yaml_names
 
 #: The circuits used for evaluation (never for training), as in the DLS/BM validation set.
 EVALUATION_CIRCUITS: tuple[str, ...] = ("simple_circuit", "montreal", "montmelo")
@@ -76,23 +77,12 @@ class CircuitError(ValueError):
 
 def circuit_names() -> list[str]:
     """Names of the packaged circuits (the ``*.yaml`` files in CIRCUITS_DIR), sorted."""
-    if not os.path.isdir(CIRCUITS_DIR):
-        return []
-    return sorted(f[:-5] for f in os.listdir(CIRCUITS_DIR) if f.endswith(".yaml"))
+    return yaml_names(CIRCUITS_DIR)
 
 
 def circuit_path(name_or_path: str) -> str:
     """Resolve a circuit name (``montreal``) or a path to a ``.yaml`` file to an absolute path."""
-    candidate = os.path.expanduser(str(name_or_path))
-    if candidate.endswith((".yaml", ".yml")) or os.sep in candidate:
-        if not os.path.isfile(candidate):
-            raise CircuitError(f"{candidate}: circuit file not found")
-        return os.path.abspath(candidate)
-    path = os.path.join(CIRCUITS_DIR, candidate + ".yaml")
-    if not os.path.isfile(path):
-        raise CircuitError(f"unknown circuit {candidate!r}: no {path}; known circuits: "
-                           f"{', '.join(circuit_names()) or '(none)'}; or give a path to a .yaml file")
-    return path
+    return resolve_yaml(name_or_path, CIRCUITS_DIR, "circuit", CircuitError)
 
 
 def wrap_angle(a):

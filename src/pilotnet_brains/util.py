@@ -52,3 +52,24 @@ def path_size(path: str) -> int:
     if os.path.isdir(path):
         return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
     return os.path.getsize(path)
+
+
+def yaml_names(folder: str) -> list[str]:
+    """Names of the ``<name>.yaml`` files in ``folder`` (sorted; none if it does not exist)."""
+    return sorted(f[:-5] for f in os.listdir(folder) if f.endswith(".yaml")) if os.path.isdir(folder) else []
+
+
+def resolve_yaml(name_or_path: str, folder: str, kind: str, error: type) -> str:
+    """A name (``montreal`` -> ``<folder>/montreal.yaml``) or a path to a .yaml file -> absolute path.
+
+    ``kind`` names the thing in the messages ("circuit", "campaign"); ``error`` is the exception raised."""
+    candidate = os.path.expanduser(str(name_or_path))
+    if candidate.endswith((".yaml", ".yml")) or os.sep in candidate:
+        if not os.path.isfile(candidate):
+            raise error(f"{candidate}: {kind} file not found")
+        return os.path.abspath(candidate)
+    path = os.path.join(folder, candidate + ".yaml")
+    if not os.path.isfile(path):
+        raise error(f"unknown {kind} {candidate!r}: no {path}; known: "
+                    f"{', '.join(yaml_names(folder)) or '(none)'}; or give a path to a .yaml file")
+    return path
