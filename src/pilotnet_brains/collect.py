@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
-from typing import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -147,7 +146,7 @@ def _bar(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="frame", disable=not enabled)
 
 
-def write_summary(out_dir: str, stats: dict, cfg: dict, labels_from: Callable | None = None) -> str:
+def write_summary(out_dir: str, stats: dict, cfg: dict) -> str:
     """summary.json (frames per run/circuit, settings) and labels.png (v and w histograms)."""
     from pilotnet_brains.dataset import read_dataset
     from pilotnet_brains.util import atomic_write_text
@@ -180,6 +179,3 @@ def write_summary(out_dir: str, stats: dict, cfg: dict, labels_from: Callable | 
     plt.close(fig)
     return path
 
-
-def config_dict(cfg: CollectConfig) -> dict:
-    return asdict(cfg)
