@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 
 import pytest
@@ -79,14 +78,14 @@ def roslaunch_files(ros_master):
 
 
 def run_tool(*argv: str, timeout: float = 300, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
-    """Run one of the package's executables (scripts/ or brains/) with this interpreter."""
+    """Run one of the package's executables (scripts/ or brains/) as a user types it."""
     exe = argv[0]
     for folder in ("scripts", "brains"):
         candidate = os.path.join(ROOT, folder, exe)
         if os.path.exists(candidate):
             exe = candidate
             break
-    proc = subprocess.run([sys.executable, exe, *argv[1:]], capture_output=True, text=True,
+    proc = subprocess.run([exe, *argv[1:]], capture_output=True, text=True,
                           timeout=timeout, **kwargs)
     if check and proc.returncode != 0:
         raise AssertionError(f"{argv} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")

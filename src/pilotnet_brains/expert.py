@@ -10,9 +10,11 @@ by tests (a full lap proves circuit + simulator + timing hold together) and as t
 Steering: the target point lies ``lookahead`` m ahead along the centerline from the car's
 projection; the commanded path curvature is 2 sin(alpha) / d (alpha: bearing of the target in the
 car frame, d: distance to it), which on a circle equals the circle's curvature exactly. Speed: the
-fastest v in [v_min, v_max] with v^2 |curvature| <= max_lat_acc over the stretch the car reaches
-within ``preview_time`` s. Commands are clipped to the dataset label ranges (v in [6.5, 24] m/s,
-|w| <= 7.1 rad/s).
+fastest v in [v_min, v_max] with v^2 |curvature| <= max_lat_acc over the next ``preview`` m of
+centerline. The preview is what the camera shows clearly (10 m; far clip 15 m), so every speed
+label can be read from its own frame: a network cannot learn to brake for a bend it cannot see.
+The car model changes speed instantly, so 10 m (0.4 s at 24 m/s, 8 camera frames) is time enough.
+Commands are clipped to the dataset label ranges (v in [6.5, 24] m/s, |w| <= 7.1 rad/s).
 """
 from __future__ import annotations
 
@@ -37,8 +39,7 @@ class ExpertConfig:
     lookahead_time: float = 0.25    # s: lookahead = clip(lookahead_time * v, min, max)
     min_lookahead: float = 2.5      # m
     max_lookahead: float = 6.0      # m
-    preview_time: float = 1.2       # s of travel over which the curvature limits the speed
-    preview_margin: float = 6.0     # m added to the preview (covers the camera-rate control delay)
+    preview: float = 10.0           # m of centerline ahead whose curvature limits the speed
 
 
 class PurePursuitExpert:
@@ -56,18 +57,9 @@ class PurePursuitExpert:
     def speed_at(self, s: float) -> float:
         """Scheduled speed (m/s) at arc length s (m)."""
         c = self.config
-        reach = c.v_max * c.preview_time + c.preview_margin
         i0 = int(math.floor((s % self.circuit.length) / self._ds))
-        # Worst curvature within the distance the car covers at the speed it would choose there.
-        ks = self._k[i0:i0 + int(math.ceil(reach / self._ds)) + 1]
-        v_at = np.sqrt(c.max_lat_acc / np.maximum(ks, 1e-6))
-        dist = np.arange(len(ks)) * self._ds
-        # A stretch at distance x matters if the car could get there within preview_time at speed v.
-        v = c.v_max
-        for _ in range(3):
-            horizon = v * c.preview_time + c.preview_margin
-            v = float(min(c.v_max, np.min(v_at[dist <= horizon])))
-        return float(np.clip(v, c.v_min, c.v_max))
+        k = float(np.max(self._k[i0:i0 + int(math.ceil(c.preview / self._ds)) + 1]))
+        return float(np.clip(math.sqrt(c.max_lat_acc / max(k, 1e-6)), c.v_min, c.v_max))
 
     def command(self, pose) -> tuple[float, float]:
         """(v m/s, w rad/s) for the car at pose (x m, y m, yaw rad)."""
@@ -86,3 +78,26 @@ class PurePursuitExpert:
         return v, w
 
     __call__ = command
+
+
+def expert_lap(circuit: CircuitLike, rate: float = 20.0, max_time: float = 600.0) -> dict:
+    """One lap of the expert from the circuit's start pose, commands at ``rate`` Hz (the camera's)
+    held between updates, kinematics only (no rendering). The reference the networks are measured
+    against: {"completed", "lap_time" s, "average_speed" m/s, "deviation_mae" m, "deviation_max" m}."""
+    from pilotnet_brains.sim.kinematics import integrate
+
+    c = as_circuit(circuit)
+    expert = PurePursuitExpert(c)
+    pose = tuple(float(p) for p in c.start_pose)
+    s_prev = float(c.project(np.array([pose[:2]]))[0][0])
+    dt, t, progress, lats = 1.0 / rate, 0.0, 0.0, []
+    while progress < c.length and t < max_time:
+        pose = integrate(pose, *expert(pose), dt)
+        t += dt
+        s, lat = c.project(np.array([pose[:2]]))
+        progress += float(c.progress(s_prev, s[0]))
+        s_prev = float(s[0])
+        lats.append(abs(float(lat[0])))
+    return {"completed": progress >= c.length, "lap_time": round(t, 3),
+            "average_speed": round(progress / t, 3), "deviation_mae": round(float(np.mean(lats)), 4),
+            "deviation_max": round(float(np.max(lats)), 4)}

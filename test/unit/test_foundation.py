@@ -23,16 +23,25 @@ def test_messages_are_generated_by_the_build():
     assert "completed" in LapResult.__slots__
 
 
-def test_executables_are_executable_and_use_the_system_interpreter_shebang():
-    """catkin_install_python rewrites these shebangs; the devel relays use the venv's python."""
+def test_executables_are_executable_and_use_the_python_on_path():
+    """``scripts/NAME`` runs in the environment of ``tools/env.sh`` (the venv's python first on PATH);
+    catkin_install_python rewrites these shebangs and the devel relays use the venv's python."""
     for folder in ("brains", "scripts"):
         path = os.path.join(ROOT, folder)
         for name in os.listdir(path):
             exe = os.path.join(path, name)
             assert os.access(exe, os.X_OK), f"{folder}/{name} is not executable"
             with open(exe) as f:
-                assert f.readline().strip() == "#!/usr/bin/python3", f"{folder}/{name} shebang"
+                assert f.readline().strip() == "#!/usr/bin/env python3", f"{folder}/{name} shebang"
             assert name != "pilotnet_brains", "an executable named like the package shadows it"
+
+
+def test_scripts_run_as_typed():
+    """What the docs tell users to type after ``source tools/env.sh``: the script itself, no python."""
+    out = subprocess.run([os.path.join(ROOT, "scripts", "collect_dataset"), "--help"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "usage: collect_dataset" in out.stdout
 
 
 def test_ros_tools_find_the_package():
