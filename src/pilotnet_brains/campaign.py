@@ -694,6 +694,19 @@ def machine_text(env: Mapping[str, Any] | None) -> str:
             f"ROS {env.get('ros_distro') or '?'}; {lib}")
 
 
+def expert_text(circuit: str) -> str:
+    """The privileged expert's lap of ``circuit`` (the speed the networks learned from), for scale."""
+    from pilotnet_brains.expert import expert_lap
+
+    try:
+        lap = expert_lap(circuit)
+    except (OSError, ValueError) as e:
+        return f"Expert reference: unavailable ({e})."
+    return (f"Expert reference (privileged pure pursuit on the centerline, commands at 20 Hz, from the start "
+            f"pose): {lap['average_speed']:.2f} m/s, lap {lap['lap_time']:.2f} s, deviation MAE "
+            f"{lap['deviation_mae']:.3f} m.")
+
+
 def report_markdown(campaign: Campaign, rows: Sequence[Mapping[str, Any]], runs: Sequence[Mapping[str, Any]],
                     skipped: Sequence[Mapping[str, str]], pending: int, plots: Mapping[str, list[str]],
                     env: Mapping[str, Any] | None = None, wall_s: float | None = None) -> str:
@@ -723,7 +736,7 @@ def report_markdown(campaign: Campaign, rows: Sequence[Mapping[str, Any]], runs:
     for r in rows:
         by_circuit.setdefault(r["circuit"], []).append(r)
     for circuit, rs in by_circuit.items():
-        lines += [f"## {circuit}", "", table_markdown(rs)]
+        lines += [f"## {circuit}", "", table_markdown(rs), expert_text(circuit), ""]
         for p in plots.get(circuit, []):
             lines += [f"![{circuit} trajectories]({p})", ""]
     lines += ["Mean ± sample standard deviation over the laps of every repetition and start (no ± with one "

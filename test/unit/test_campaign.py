@@ -12,6 +12,7 @@ from conftest import run_tool
 
 from pilotnet_brains import campaign as cp
 from pilotnet_brains.backends import BACKENDS
+from pilotnet_brains.expert import expert_lap
 
 
 def parse(**over):
@@ -293,6 +294,9 @@ def test_write_report_files(tmp_path):
     assert "| tftrt_fp16 | needs an NVIDIA GPU |" in report and "TestCPU (2 cores)" in report
     assert "| " + " | ".join(cp.TABLE_HEADER) + " |" in report
     assert "lockstep" in report and "## Targets" in report
+    expert = expert_lap("montmelo")
+    assert "Expert reference (privileged pure pursuit" in report
+    assert f"{expert['average_speed']:.2f} m/s, lap {expert['lap_time']:.2f} s" in report
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["skipped"] == skipped and summary["campaign"]["name"] == "test"
     rows = list(csv.DictReader(io.StringIO((tmp_path / "summary.csv").read_text())))
