@@ -570,7 +570,10 @@ def mean_spread(values: Sequence[Any]) -> dict[str, Any]:
 
 def offline_index(offline_root: str) -> dict[str, dict[str, Any]]:
     """realpath of an artifact -> {size_mb, mse, offline_run} from the newest ``offline.json`` (under
-    ``results/offline/<run-id>/``) that evaluated it, when the file there still has the evaluated size."""
+    ``results/offline/<run-id>/``) that evaluated it, when the file there is still the one evaluated
+    (same sha256: a retrained or rebuilt artifact at the same path does not inherit old figures)."""
+    from pilotnet_brains.util import sha256_path
+
     found: dict[str, dict[str, Any]] = {}
     if not os.path.isdir(offline_root):
         return found
@@ -579,17 +582,19 @@ def offline_index(offline_root: str) -> dict[str, dict[str, Any]]:
         doc = read_json(os.path.join(offline_root, name, "offline.json"))
         if doc and isinstance(doc.get("rows"), list):
             docs.append((str(doc.get("time", "")), name, doc))
+    digests: dict[str, str] = {}
     for _, name, doc in sorted(docs, key=lambda d: (d[0], d[1])):       # newest last wins
         for row in doc["rows"]:
             try:
                 path = os.path.realpath(str(row["path"]))
                 mse = float(row["accuracy"]["overall"]["mse"])
                 size = int(row["size_bytes"])
+                sha = str(row["sha256"])
             except (KeyError, TypeError, ValueError):
                 continue
-            from pilotnet_brains.util import path_size
-
-            if os.path.exists(path) and path_size(path) == size:
+            if path not in digests and os.path.exists(path):
+                digests[path] = sha256_path(path)
+            if digests.get(path) == sha:
                 found[path] = {"size_mb": size / 1e6, "mse": mse, "offline_run": name}
     return found
 

@@ -269,7 +269,7 @@ def evaluate_artifact(art: Artifact, test: TestSet, settings: Settings, parent_c
     from pilotnet_brains.backends import load_backend
     from pilotnet_brains.optimize.finetune import gzip_size
     from pilotnet_brains.preprocess import DEFAULT, read_meta
-    from pilotnet_brains.util import path_size
+    from pilotnet_brains.util import path_size, sha256_path
 
     try:
         meta = read_meta(art.path)
@@ -278,6 +278,7 @@ def evaluate_artifact(art: Artifact, test: TestSet, settings: Settings, parent_c
     prep = meta.preprocessing if meta else DEFAULT
     params = (meta.extra.get("parameters", {}) if meta else {}) or {}
     row: dict[str, Any] = {"method": art.name, "path": art.path, "size_bytes": path_size(art.path),
+                           "sha256": sha256_path(art.path),
                            "gzip_bytes": params.get("gzip_bytes") or gzip_size(art.path),
                            "sparsity": params.get("sparsity"),
                            "smoke": bool(meta and (meta.extra.get("smoke") or meta.extra.get("weights") == "random")),

@@ -13,6 +13,7 @@ from conftest import run_tool
 from pilotnet_brains import campaign as cp
 from pilotnet_brains.backends import BACKENDS
 from pilotnet_brains.expert import expert_lap
+from pilotnet_brains.util import sha256_path
 
 
 def parse(**over):
@@ -241,12 +242,14 @@ def test_summary_over_repetitions_with_a_dnf_and_a_hung_run(tmp_path):
 def test_offline_join_by_artifact_file(tmp_path):
     art = tmp_path / "m.tflite"
     art.write_bytes(b"0123456789")
+    sha = sha256_path(str(art))
     old, new = tmp_path / "offline" / "r1", tmp_path / "offline" / "r2"
     for folder, t, mse in ((old, "2026-01-01T00:00:00", 0.5), (new, "2026-02-01T00:00:00", 0.04)):
         folder.mkdir(parents=True)
         (folder / "offline.json").write_text(json.dumps({"time": t, "rows": [
-            {"method": "tflite_int8", "path": str(art), "size_bytes": 10, "accuracy": {"overall": {"mse": mse}}},
-            {"method": "stale", "path": str(tmp_path / "gone.onnx"), "size_bytes": 3,
+            {"method": "tflite_int8", "path": str(art), "size_bytes": 10, "sha256": sha,
+             "accuracy": {"overall": {"mse": mse}}},
+            {"method": "stale", "path": str(tmp_path / "gone.onnx"), "size_bytes": 3, "sha256": sha,
              "accuracy": {"overall": {"mse": 1.0}}}]}))
     idx = cp.offline_index(str(tmp_path / "offline"))
     assert idx == {os.path.realpath(art): {"size_mb": 1e-5, "mse": 0.04, "offline_run": "r2"}}
@@ -254,7 +257,7 @@ def test_offline_join_by_artifact_file(tmp_path):
            "laps": [dict(LAP)]}
     (row,) = cp.summarize([run], idx)
     assert row["offline_mse"] == 0.04 and row["size_mb"] == 1e-5
-    art.write_bytes(b"rebuilt, other size")
+    art.write_bytes(b"9876543210")                       # retrained: same path, same size, new weights
     assert cp.offline_index(str(tmp_path / "offline")) == {}
     assert cp.offline_index(str(tmp_path / "nowhere")) == {}
 

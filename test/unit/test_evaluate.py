@@ -12,6 +12,7 @@ from conftest import run_tool
 from finetune_helpers import write_dls
 
 from pilotnet_brains import evaluate as ev
+from pilotnet_brains.util import sha256_path
 
 RUNS = {"simple_circuit_1": 12, "montreal_run2": 10, "montmelo": 10}
 
@@ -95,6 +96,7 @@ def test_evaluate_offline_writes_the_table(built, tmp_path):
         lat = r["latency_s"]
         assert 0 < lat["p50"] <= lat["p99"] <= lat["max"]
         assert r["throughput_fps"] > 0 and r["size_bytes"] > 0 and r["gzip_bytes"] > 0
+        assert r["sha256"] == sha256_path(r["path"])    # what the campaign report joins on
     # torchscript is the fp32 torch model: same outputs as its parent, and its MSE checks out
     # against an independent computation from the base model and the labels
     assert by["torchscript"]["max_abs_diff_parent"] <= 1e-5
