@@ -102,6 +102,14 @@ def test_method_builds_loads_and_tracks_parent(setup, name):
     if target is not None:
         assert params["sparsity"] >= target - 0.02, params["sparsity"]
         assert 0 < params["gzip_bytes"] < os.path.getsize(out)
+    if name in ("tflite_qat", "tflite_cqat", "tflite_pqat", "tflite_pcqat"):
+        # QAT starts from the float model's activation ranges, not tfmot's [-6, 6]: every wrapped layer
+        from pilotnet_brains.models.tf_pilotnet import load as tf_load
+
+        ranges = params["activation_ranges"]
+        assert ranges["calibrated_on_frames"] == 96 and ranges["layers"][-1] == "outputs", ranges
+        assert len(ranges["layers"]) == sum(type(la).__name__ in ("Conv2D", "Dense")
+                                            for la in tf_load(setup["base"]["tf_keras"]).layers)
 
 
 @pytest.mark.parametrize("name", ["torch_pruned_local", "tflite_pruned"])
