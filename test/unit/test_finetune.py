@@ -102,6 +102,10 @@ def test_method_builds_loads_and_tracks_parent(setup, name):
     if target is not None:
         assert params["sparsity"] >= target - 0.02, params["sparsity"]
         assert 0 < params["gzip_bytes"] < os.path.getsize(out)
+    if name in ("tflite_pruned", "tflite_pruned_dynamic"):
+        # the final sparsity is reached before the last step, leaving recovery steps at the final mask
+        sched = params["pruning_schedule"]
+        assert sched["kind"] == "PolynomialDecay" and 0 < sched["end_step"] < params["epochs"] * params["steps_per_epoch"] - 1
     if name in ("tflite_qat", "tflite_cqat", "tflite_pqat", "tflite_pcqat"):
         # QAT starts from the float model's activation ranges, not tfmot's [-6, 6]: every wrapped layer
         from pilotnet_brains.models.tf_pilotnet import load as tf_load

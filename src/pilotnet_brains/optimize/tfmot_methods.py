@@ -134,8 +134,12 @@ class _Run:
             sched = sp.ConstantSparsity(final, begin_step=0, frequency=1)
             self.params["pruning_schedule"] = {"kind": "ConstantSparsity", "target_sparsity": final}
         else:
-            freq = max(1, (total - 1) // 10)
-            end = freq * ((total - 1) // freq)
+            # reach ``final`` after ``schedule_end`` of the steps and fine-tune at it for the rest: a
+            # schedule that ends on the last step (tfmot's guide) leaves the final mask no recovery
+            # steps (trained base, 50 -> 80 % over 2 epochs: test MSE 5.7x the parent's, off track)
+            span = max(1, int(round((total - 1) * float(self.ctx.params.get("schedule_end", 0.5)))))
+            freq = max(1, span // 10)
+            end = freq * (span // freq)
             sched = sp.PolynomialDecay(initial_sparsity=initial, final_sparsity=final, begin_step=0,
                                        end_step=end, frequency=freq)
             self.params["pruning_schedule"] = {"kind": "PolynomialDecay", "initial_sparsity": initial,
@@ -278,7 +282,7 @@ def max_unique_per_channel(model) -> int:
     return int(out)
 
 
-@register_method("tflite_pruned", initial_sparsity=0.5, final_sparsity=0.8, **COMMON)
+@register_method("tflite_pruned", initial_sparsity=0.5, final_sparsity=0.8, schedule_end=0.5, **COMMON)
 def tflite_pruned(ctx: BuildContext) -> dict[str, Any]:
     """Magnitude pruning (PolynomialDecay 50% -> 80%), fine-tuned, stripped; float32 TFLite."""
     run = _Run(ctx)
@@ -287,7 +291,7 @@ def tflite_pruned(ctx: BuildContext) -> dict[str, Any]:
     return run.finish()
 
 
-@register_method("tflite_pruned_dynamic", initial_sparsity=0.5, final_sparsity=0.8, **COMMON)
+@register_method("tflite_pruned_dynamic", initial_sparsity=0.5, final_sparsity=0.8, schedule_end=0.5, **COMMON)
 def tflite_pruned_dynamic(ctx: BuildContext) -> dict[str, Any]:
     """Magnitude pruning (50% -> 80%) then dynamic-range quantization (int8 weights)."""
     run = _Run(ctx)
