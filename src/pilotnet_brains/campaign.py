@@ -731,7 +731,9 @@ def report_markdown(campaign: Campaign, rows: Sequence[Mapping[str, Any]], runs:
               + (f"{campaign.lap_timeout:g} sim s" if campaign.lap_timeout else "circuit length / 2 m/s (sim s)")
               + f"; run timeout: {campaign.run_timeout or 'auto'} wall s",
               f"- Runs finished: {len(runs)}" + (f", not yet run: {pending}" if pending else "")
-              + (f"; campaign wall time {wall_s:.0f} s" if wall_s else ""),
+              + (f"; wall time of the last invocation {wall_s:.0f} s" if wall_s else "")
+              + (f"; the runs' own wall times add up to {sum(float(r.get('wall_s') or 0) for r in runs):.0f} s"
+                 if runs else ""),
               f"- Generated {_dt.datetime.now().isoformat(timespec='seconds')} from `{campaign.source}`", ""]
     if skipped:
         lines += ["## Skipped on this machine", "", "| Method | Reason |", "| --- | --- |"]

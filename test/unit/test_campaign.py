@@ -297,6 +297,8 @@ def test_write_report_files(tmp_path):
     assert "| tftrt_fp16 | needs an NVIDIA GPU |" in report and "TestCPU (2 cores)" in report
     assert "| " + " | ".join(cp.TABLE_HEADER) + " |" in report
     assert "lockstep" in report and "## Targets" in report
+    total = sum(r["wall_s"] for r in doc["runs"])
+    assert total > 0 and f"the runs' own wall times add up to {total:.0f} s" in report
     expert = expert_lap("montmelo")
     assert "Expert reference (privileged pure pursuit" in report
     assert f"{expert['average_speed']:.2f} m/s, lap {expert['lap_time']:.2f} s" in report
