@@ -49,7 +49,7 @@ import numpy as np
 
 from pilotnet_brains import package_root
 from pilotnet_brains.circuits import REVERSE_SUFFIX, CircuitError, load_circuit
-from pilotnet_brains.util import atomic_write_bytes, atomic_write_text, resolve_yaml
+from pilotnet_brains.util import atomic_write_bytes, atomic_write_text, resolve_yaml, sha256_path
 
 #: Where campaign files live; a bare name resolves to ``<name>.yaml`` there.
 CAMPAIGNS_DIR = os.path.join(os.path.realpath(package_root()), "config", "benchmarks")
@@ -573,8 +573,6 @@ def offline_index(offline_root: str) -> dict[str, dict[str, Any]]:
     """realpath of an artifact -> {size_mb, mse, offline_run} from the newest ``offline.json`` (under
     ``results/offline/<run-id>/``) that evaluated it, when the file there is still the one evaluated
     (same sha256: a retrained or rebuilt artifact at the same path does not inherit old figures)."""
-    from pilotnet_brains.util import sha256_path
-
     found: dict[str, dict[str, Any]] = {}
     if not os.path.isdir(offline_root):
         return found

@@ -76,8 +76,7 @@ def drive_episode(sim: Simulator, expert: PurePursuitExpert, writer: RunWriter, 
             sim.set_command(v, w)
         _, rgb = sim.step_to_next_frame()
         s, lat = circuit.project(np.array(sim.pose[:2])[None])
-        ds = (float(s[0]) - s_prev + circuit.length / 2) % circuit.length - circuit.length / 2
-        travelled += ds
+        travelled += float(circuit.progress(s_prev, s[0]))
         s_prev = float(s[0])
         lateral_abs.append(abs(float(lat[0])))
         if lateral_abs[-1] > half_width - 0.3:

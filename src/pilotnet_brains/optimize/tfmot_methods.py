@@ -75,6 +75,8 @@ class _Run:
         self.epochs, self.steps, self.batch = schedule(len(self.x), ctx)
         self.params: dict[str, Any] = data_params(self.info, self.epochs, self.steps, self.batch, ctx)
         self.params["wrapped_layers"] = list(WRAPPED)
+        #: layers pruning leaves alone (``skip_layers``)
+        self.skip = set(ctx.params.get("skip_layers") or ())
 
     def _predict_base(self, x: np.ndarray) -> np.ndarray:
         return np.concatenate([self.base(x[i:i + 64], training=False).numpy() for i in range(0, len(x), 64)])
@@ -145,14 +147,13 @@ class _Run:
             self.params["pruning_schedule"] = {"kind": "PolynomialDecay", "initial_sparsity": initial,
                                                "final_sparsity": final, "begin_step": 0, "end_step": end,
                                                "frequency": freq}
-        skip = set(self.ctx.params.get("skip_layers") or ())
-        pruned = self.wrapped_clone(model, lambda layer: layer if layer.name in skip else
+        pruned = self.wrapped_clone(model, lambda layer: layer if layer.name in self.skip else
                                     sp.prune_low_magnitude(layer, pruning_schedule=sched))
         self.fit(pruned, desc, [sp.UpdatePruningStep()])
         stripped = sp.strip_pruning(pruned)
-        self.params["sparsity"] = round(kernel_sparsity(stripped, skip), 4)
+        self.params["sparsity"] = round(kernel_sparsity(stripped, self.skip), 4)
         self.params["pruned_layers"] = [la.name for la in stripped.layers
-                                        if type(la).__name__ in WRAPPED and la.name not in skip]
+                                        if type(la).__name__ in WRAPPED and la.name not in self.skip]
         self.params["target_sparsity"] = final
         return stripped
 
@@ -203,9 +204,9 @@ class _Run:
         if frozen:
             self._set_norm_trainable(qat_model, False)
         self.calibrate_activation_ranges(model, qat_model)
-        self.fit(qat_model, desc, epochs=int(self.ctx.params.get("qat_epochs", self.epochs)))
-        self.params["qat"] = {"scheme": scheme_name, "annotated": list(WRAPPED),
-                              "epochs": int(self.ctx.params.get("qat_epochs", self.epochs))}
+        epochs = int(self.ctx.params.get("qat_epochs", self.epochs))
+        self.fit(qat_model, desc, epochs=epochs)
+        self.params["qat"] = {"scheme": scheme_name, "annotated": list(WRAPPED), "epochs": epochs}
         return qat_model
 
     def calibrate_activation_ranges(self, model, qat_model) -> None:
@@ -334,6 +335,6 @@ def tflite_pcqat(ctx: BuildContext) -> dict[str, Any]:
     t = float(ctx.params["target_sparsity"])
     pruned = run.prune(run.base, t, t)
     clustered = run.cluster(pruned, preserve_sparsity=True)
-    run.params["sparsity_after_clustering"] = round(kernel_sparsity(clustered, set(ctx.params["skip_layers"] or ())), 4)
+    run.params["sparsity_after_clustering"] = round(kernel_sparsity(clustered, run.skip), 4)
     run.convert(run.qat(clustered, "prune_cluster_preserve"), quantize=True)
     return run.finish()
