@@ -1,108 +1,23 @@
-"""Design circuit files: turtle-style track layouts (straights and arcs) and random generated tracks.
+"""Procedural training circuits at the scale of the Gazebo F1 worlds (``scripts/make_circuits``).
 
-Used by ``scripts/make_circuits`` to (re)write ``config/circuits/*.yaml``. A layout is a list of
-segments in driving order, starting at the origin heading +x:
-
-- ``("S", length_m)`` a straight;
-- ``("L", angle_deg, radius_m)`` / ``("R", angle_deg, radius_m)`` a left / right arc.
-
-The net turning must be +-360 deg; the residual position gap is closed by stretching two chosen
-straights (their indices in ``close_with``). The path is sampled every ~``sample`` m into control
-points, scaled so the red-line lap (the spline through them) has the target length, then rotated
-and translated so that the point at ``start_at`` (segment index, fraction along it) lands on the
-Gazebo start pose with its heading equal to the start yaw.
+The real circuits (SimpleCircuit, Montreal, Montmelo, Nurburgring, ManyCurves) are measured data
+(``config/circuits/centerlines/``); these add seeded random layouts for training: star-shaped
+loops of a few hundred metres with 2.5-3.3 m of asphalt between 0.5 m walls, 0.10 m red line and
+bends down to about 1.5-2.5 m radius, as tight as the real ones. Every file is validated before it
+is written.
 """
 from __future__ import annotations
 
 import math
-from typing import Sequence, Tuple
+from typing import Sequence
 
 import numpy as np
 
 from pilotnet_brains.circuits import Circuit, CircuitError
 
-Segment = Tuple
 
-
-def _walk(segments: Sequence[Segment], sample: float) -> tuple[np.ndarray, list[tuple[int, float]], np.ndarray]:
-    """Points of the turtle path every <= sample m; returns (points (N,2), tags, end pose)."""
-    x = y = th = 0.0
-    pts = [(x, y)]
-    tags = [(0, 0.0)]
-    for k, seg in enumerate(segments):
-        kind = seg[0]
-        if kind == "S":
-            length = float(seg[1])
-            n = max(1, int(math.ceil(length / sample)))
-            for i in range(1, n + 1):
-                d = length * i / n
-                pts.append((x + d * math.cos(th), y + d * math.sin(th)))
-                tags.append((k, i / n))
-            x, y = pts[-1]
-        elif kind in ("L", "R"):
-            ang = math.radians(float(seg[1])) * (1 if kind == "L" else -1)
-            r = float(seg[2])
-            n = max(2, int(math.ceil(abs(ang) * r / sample)))
-            cx, cy = x - r * math.sin(th) * np.sign(ang), y + r * math.cos(th) * np.sign(ang)
-            for i in range(1, n + 1):
-                a = th + ang * i / n
-                pts.append((cx + r * math.sin(a) * np.sign(ang), cy - r * math.cos(a) * np.sign(ang)))
-                tags.append((k, i / n))
-            th += ang
-            x, y = pts[-1]
-        else:
-            raise ValueError(f"unknown segment {seg!r}")
-    return np.array(pts), tags, np.array([x, y, th])
-
-
-def close_layout(segments: Sequence[Segment], close_with: tuple[int, int]) -> list[Segment]:
-    """Stretch the two straights ``close_with`` so the turtle path ends where it started."""
-    segs = [tuple(s) for s in segments]
-    _, _, end = _walk(segs, 1e9)
-    turn = math.degrees(end[2])
-    if abs(abs(turn) - 360.0) > 1e-6:
-        raise ValueError(f"layout turns {turn:.1f} deg in total, must be +-360")
-    headings = []
-    th = 0.0
-    for s in segs:
-        if s[0] == "S":
-            headings.append(th)
-        else:
-            th += math.radians(s[1]) * (1 if s[0] == "L" else -1)
-            headings.append(None)
-    i, j = close_with
-    a = np.array([[math.cos(headings[i]), math.cos(headings[j])],
-                  [math.sin(headings[i]), math.sin(headings[j])]])
-    if abs(np.linalg.det(a)) < 0.2:
-        raise ValueError(f"close_with straights {i} and {j} are (nearly) parallel; pick two that are not")
-    d = np.linalg.solve(a, -end[:2])
-    segs[i] = ("S", segs[i][1] + d[0])
-    segs[j] = ("S", segs[j][1] + d[1])
-    if segs[i][1] <= 0 or segs[j][1] <= 0:
-        raise ValueError(f"closing needs negative straights: {segs[i]}, {segs[j]}; adjust the layout")
-    return segs
-
-
-def layout_circuit_dict(name: str, segments: Sequence[Segment], close_with: tuple[int, int],
-                        start_at: tuple[int, float], start_pose: Sequence[float], length: float,
-                        road_width: float, line_width: float, role: str, description: str,
-                        sample: float = 4.0) -> dict[str, object]:
-    """A circuit-file mapping for a turtle layout (see the module docstring)."""
-    segs = close_layout(segments, close_with)
-    pts, tags, _ = _walk(segs, sample)
-    pts[-1] = pts[0]
-    # Start point in layout coordinates: the tagged sample closest to start_at.
-    k0, f0 = start_at
-    cand = [n for n, (k, f) in enumerate(tags) if k == k0]
-    n0 = min(cand, key=lambda n: abs(tags[n][1] - f0))
-    # Reorder so the loop starts at the start point (keeps the file readable).
-    loop = pts[:-1]
-    loop = np.concatenate([loop[n0:], loop[:n0]])
-    loop = np.concatenate([loop, loop[:1]])
-    return _fit(name, loop, start_pose, length, road_width, line_width, role, description)
-
-
-def _fit(name, loop, start_pose, length, road_width, line_width, role, description) -> dict[str, object]:
+def _fit(name, loop, start_pose, length, road_width, line_width, role, description,
+         style: dict[str, list[int]]) -> dict[str, object]:
     """Scale, rotate and translate a closed loop (first point = start) onto the start pose."""
     def build(p):
         return Circuit(name, p, road_width, line_width, (p[0, 0], p[0, 1], 0.0), source=f"<{name}>",
@@ -123,7 +38,9 @@ def _fit(name, loop, start_pose, length, road_width, line_width, role, descripti
         "description": description,
         "road_width": float(road_width),
         "line_width": float(line_width),
+        "walls": {"height": WALL_HEIGHT},
         "start": {"x": float(start_pose[0]), "y": float(start_pose[1]), "yaw": float(start_pose[2])},
+        "style": style,
         "control_points": [[float(a), float(b)] for a, b in loop],
     }
     Circuit.from_dict(data, source=f"<{name}>")  # validates
@@ -131,7 +48,7 @@ def _fit(name, loop, start_pose, length, road_width, line_width, role, descripti
 
 
 def generated_circuit_dict(name: str, seed: int, length: float, road_width: float, line_width: float,
-                           n_points: int = 16, roughness: float = 0.4,
+                           n_points: int = 40, roughness: float = 0.12, style: dict | None = None,
                            tries: int = 500) -> dict[str, object]:
     """A random star-shaped circuit (seeded), rejected and redrawn until it validates."""
     rng = np.random.default_rng(seed)
@@ -146,7 +63,8 @@ def generated_circuit_dict(name: str, seed: int, length: float, road_width: floa
         x, y, yaw = float(rng.uniform(-50, 50)), float(rng.uniform(-50, 50)), float(rng.uniform(-np.pi, np.pi))
         try:
             return _fit(name, loop, (round(x, 3), round(y, 3), round(yaw, 3)), length, road_width, line_width,
-                        "training", f"randomly generated training circuit (seed {seed})")
+                        "training", f"procedural training circuit (seed {seed}) at the Gazebo worlds' scale",
+                        dict(style or {}))
         except CircuitError as e:
             last = e
     raise RuntimeError(f"no valid circuit for seed {seed} in {tries} tries (last: {last})")
@@ -215,19 +133,32 @@ GENERATED: dict[str, tuple[int, float]] = {
 }
 
 
+#: Walls' height (m), as in every Gazebo F1 world.
+WALL_HEIGHT = 0.5
+#: Procedural training circuits: name -> (seed, lap length m, road width m, red line width m,
+#: number of star points, wall colour). Road widths span the real circuits' 2.4-3.3 m.
+GENERATED: dict[str, tuple[int, float, float, float, int, list[int]]] = {
+    "generated_1": (1, 450.0, 2.5, 0.10, 32, [220, 220, 220]),
+    "generated_2": (2, 600.0, 2.9, 0.12, 40, [255, 255, 255]),
+    "generated_3": (3, 750.0, 3.3, 0.10, 40, [160, 160, 160]),
+}
+
+
 def circuit_yaml(data: dict[str, object]) -> str:
     """The text of a circuit file (one control point per line, with a header comment)."""
     lines = [
         f"# Circuit {data['name']} - generated by scripts/make_circuits (pilotnet_brains.circuit_design);",
-        "# edit the layout there, or edit this file by hand: it is validated on load.",
+        "# edit the generator there, or edit this file by hand: it is validated on load.",
         "# Metres and radians, world frame. Control points in driving order; the last repeats the first.",
         f"name: {data['name']}",
         f"role: {data['role']}",
         f"description: {yaml_str(data['description'])}",
-        f"road_width: {data['road_width']}   # m, asphalt, centred on the red line",
+        f"road_width: {data['road_width']}   # m, asphalt between the walls, centred on the red line",
         f"line_width: {data['line_width']}   # m, red centerline",
+        f"walls: {{height: {data['walls']['height']}}}   # m, at the asphalt edge",
         "start: {{x: {!r}, y: {!r}, yaw: {!r}}}   # on the red line, yaw along the driving direction".format(
             data["start"]["x"], data["start"]["y"], data["start"]["yaw"]),
+        f"style: {{wall: {data['style']['wall']}}}",
         "control_points:",
     ]
     lines += [f"  - [{x!r}, {y!r}]" for x, y in data["control_points"]]
@@ -241,20 +172,11 @@ def yaml_str(s: str) -> str:
 
 
 def build_all(names: Sequence[str] | None = None) -> dict[str, dict[str, object]]:
-    """The circuit-file mappings of the packaged circuits (all, or ``names``)."""
-    out: dict[str, dict[str, object]] = {}
-    for name, spec in LAYOUTS.items():
-        if names and name not in names:
-            continue
-        spec = dict(spec)
-        out[name] = layout_circuit_dict(name, spec.pop("segments"), spec.pop("close_with"), spec.pop("start_at"),
-                                        spec.pop("start_pose"), spec.pop("length"), ROAD_WIDTH, LINE_WIDTH,
-                                        spec.pop("role"), spec.pop("description"))
-    for name, (seed, length) in GENERATED.items():
-        if names and name not in names:
-            continue
-        out[name] = generated_circuit_dict(name, seed, length, ROAD_WIDTH, LINE_WIDTH)
-    return out
+    """The circuit-file mappings of the procedural circuits (all, or ``names``)."""
+    return {name: generated_circuit_dict(name, seed, length, road_width, line_width, n_points=n,
+                                         style={"wall": wall})
+            for name, (seed, length, road_width, line_width, n, wall) in GENERATED.items()
+            if not names or name in names}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -267,14 +189,14 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     ap = argparse.ArgumentParser(
         prog="make_circuits",
-        description="(Re)write the packaged circuit files config/circuits/<name>.yaml from the layouts in "
-                    "pilotnet_brains.circuit_design (evaluation circuits fitted to the Gazebo start poses and lap "
-                    "lengths; training circuits from layouts and seeded random generation). Every file is "
-                    "validated before it is written.")
+        description="(Re)write the procedural training circuits config/circuits/generated_<n>.yaml (seeded "
+                    "random layouts at the Gazebo F1 worlds' scale: 2.5-3.3 m roads between 0.5 m walls, bends "
+                    "down to about 2 m radius). The real circuits are measured data and are not written here. "
+                    "Every file is validated before it is written.")
     ap.add_argument("names", nargs="*", help="circuits to write (default: all)")
     ap.add_argument("--out", default=CIRCUITS_DIR, help="output folder (default: %(default)s)")
     args = ap.parse_args(argv)
-    known = set(LAYOUTS) | set(GENERATED)
+    known = set(GENERATED)
     bad = [n for n in args.names if n not in known]
     if bad:
         ap.error(f"unknown circuits {bad}; known: {sorted(known)}")

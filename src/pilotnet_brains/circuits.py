@@ -2,8 +2,8 @@
 
 A circuit file (``config/circuits/<name>.yaml``) holds the closed centerline (the red line) as
 control points in metres, in driving order, smoothed into a periodic cubic spline (chord-length
-parametrisation), plus the road width, the red-line width, the start pose and an optional visual
-style. It is the one source of truth for the simulator, the Gazebo worlds, the expert, the
+parametrisation), plus the road width, the red-line width, the walls, the start pose and the
+colours. It is the one source of truth for the simulator, the Gazebo worlds, the expert, the
 metrics and the dataset tools.
 
 File format (every length in metres, angles in radians, world frame = Gazebo world = odom)::
@@ -11,13 +11,19 @@ File format (every length in metres, angles in radians, world frame = Gazebo wor
     name: simple_circuit          # optional, defaults to the file name
     role: evaluation              # evaluation | training (optional, default training)
     description: "..."            # optional
-    road_width: 8.0               # asphalt width, centred on the red line
-    line_width: 0.3               # red centerline width
+    road_width: 3.10              # asphalt width, centred on the red line
+    line_width: 0.10              # red centerline width
+    walls: {height: 0.5}          # optional: walls at the asphalt edge all the way round
+    camera_height: 0.10           # optional: the car's camera above this circuit's road
     start: {x: 53.462, y: -10.734, yaw: -1.57}   # on the road, yaw along the driving direction
     control_points:               # driving order; the last point repeats the first (closed loop)
       - [53.462, -10.734]
       - ...
-    style: {road: [70, 70, 72], ...}   # optional colours (RGB 0-255), see DEFAULT_STYLE
+    # or, instead of control_points, a measured centerline (CSV "x,y", '#' comments allowed,
+    # relative to this file), of which every ``centerline_step``-th point is a control point:
+    centerline: centerlines/simple_circuit.csv
+    centerline_step: 4
+    style: {road: [66, 61, 62], wall: [255, 255, 255], ...}   # optional colours, see DEFAULT_STYLE
 
 Conventions: arc length ``s`` (m) increases in the driving direction and wraps modulo
 ``length``; ``lateral`` (m) is signed, positive left of the driving direction; curvature (1/m)
@@ -38,36 +44,41 @@ from pilotnet_brains.util import resolve_yaml, yaml_names
 
 #: The circuits used for evaluation (never for training), as in the DLS/BM validation set.
 EVALUATION_CIRCUITS: tuple[str, ...] = ("simple_circuit", "montreal", "montmelo")
-#: The circuits a dataset may be collected on (disjoint from EVALUATION_CIRCUITS).
+#: The circuits a dataset may be collected on (disjoint from EVALUATION_CIRCUITS): the two real
+#: training circuits and the procedural ones at the same scale.
 TRAINING_CIRCUITS: tuple[str, ...] = (
     "many_curves", "nurburgring", "generated_1", "generated_2", "generated_3")
-
-
-
 
 #: Folder of the packaged circuit files (override with $PILOTNET_CIRCUITS_DIR).
 CIRCUITS_DIR = os.environ.get("PILOTNET_CIRCUITS_DIR") or os.path.join(PACKAGE_ROOT, "config", "circuits")
 
 #: Resampled centerline spacing upper bound (m).
 POLYLINE_SPACING = 0.2
-#: Minimum allowed radius of the centerline, as a multiple of the road width: at 1.0 the inner
-#: road edge keeps a radius of half the road width (it would fold below 0.5).
-MIN_RADIUS_PER_ROAD_WIDTH = 1.0
+#: Minimum allowed radius of the centerline, as a multiple of the road width: at 0.5 the inner
+#: road edge (and wall) would fold into a point. Montmelo's tightest bend is 1.2 x its half-width.
+MIN_RADIUS_PER_ROAD_WIDTH = 0.5
 #: Tolerance (m) for the closing control point to repeat the first one.
 CLOSE_TOLERANCE = 1e-3
 
-#: Visual style defaults (RGB 0-255; border_width in m). A circuit's ``style`` overrides keys.
-DEFAULT_STYLE: dict[str, object] = {
-    "road": [78, 78, 82],        # asphalt
-    "line": [220, 20, 20],       # the red centerline
-    "border": [235, 235, 235],   # white road-edge lines
-    "ground": [96, 128, 72],     # off-road ground (grass)
-    "sky": [150, 190, 235],      # above the horizon
-    "border_width": 0.25,
+#: Colours (RGB 0-255, albedo before lighting) of the Gazebo F1 worlds; a circuit's ``style``
+#: overrides keys. Asphalt and grass are the mean colours of Gazebo's Asphalt_New and
+#: Grass_Light_Green textures; the red line is flat diffuse (1, 0, 0); walls white unless the
+#: circuit says otherwise; the sky is Gazebo's default background (0.7 grey).
+DEFAULT_STYLE: dict[str, list[int]] = {
+    "road": [66, 61, 62],        # asphalt (mean of a fine gravel texture)
+    "line": [255, 0, 0],         # the red centerline
+    "wall": [255, 255, 255],     # wall faces
+    "ground": [138, 158, 68],    # grass behind the walls
+    "sky": [179, 179, 179],      # background above the horizon and beyond the far clip
 }
+#: Camera height (m) above the road when a circuit does not say: f1_renault's camera.
+DEFAULT_CAMERA_HEIGHT = 0.10
+#: Control points taken from a measured centerline: every n-th point (0.25 m apart -> 1 m).
+DEFAULT_CENTERLINE_STEP = 4
 
-_REQUIRED_KEYS = ("road_width", "line_width", "start", "control_points")
-_OPTIONAL_KEYS = ("name", "role", "description", "style")
+_REQUIRED_KEYS = ("road_width", "line_width", "start")
+_OPTIONAL_KEYS = ("name", "role", "description", "style", "walls", "camera_height", "control_points",
+                  "centerline", "centerline_step")
 _ROLES = ("evaluation", "training")
 
 
@@ -124,6 +135,36 @@ def _load_cached(path: str, _mtime: float, reverse: bool) -> Circuit:
     return Circuit.from_dict(data, source=path, reverse=reverse)
 
 
+def _control_points(data: dict, source: str) -> list[list[float]]:
+    """The control points of a circuit mapping: listed, or every n-th point of a centerline file."""
+    if ("control_points" in data) == ("centerline" in data):
+        raise CircuitError(f"{source}: give either control_points (a list of [x, y] m) or centerline "
+                           f"(a CSV file of x,y points), not {'both' if 'centerline' in data else 'neither'}")
+    if "centerline" in data:
+        base = os.path.dirname(source) if source != "<dict>" else os.getcwd()
+        path = os.path.join(base, str(data["centerline"]))
+        step = data.get("centerline_step", DEFAULT_CENTERLINE_STEP)
+        if not isinstance(step, int) or step < 1:
+            raise CircuitError(f"{source}: centerline_step must be a whole number >= 1, got {step!r}")
+        try:
+            xy = np.loadtxt(path, delimiter=",", comments="#", skiprows=0, dtype=str)
+        except OSError as e:
+            raise CircuitError(f"{source}: centerline file {path}: {e.strerror or e}") from None
+        try:
+            xy = xy[1:].astype(np.float64) if xy.ndim == 2 and xy[0, 0].strip() == "x" else xy.astype(np.float64)
+        except ValueError:
+            raise CircuitError(f"{path}: a centerline file holds a header 'x,y' and rows of two numbers (m)") from None
+        if xy.ndim != 2 or xy.shape[1] != 2 or not np.isfinite(xy).all():
+            raise CircuitError(f"{path}: a centerline file holds rows of two finite numbers x,y (m)")
+        pts = xy[::step]
+        return np.vstack([pts, pts[:1]]).tolist()
+    cps = data["control_points"]
+    if not isinstance(cps, list) or not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in cps):
+        raise CircuitError(f"{source}: control_points must be a list of [x, y] pairs (m)")
+    return [[_number(p[0], f"control_points[{i}].x", source), _number(p[1], f"control_points[{i}].y", source)]
+            for i, p in enumerate(cps)]
+
+
 def _number(value, what: str, source: str) -> float:
     try:
         x = float(value)
@@ -138,7 +179,9 @@ class Circuit:
     """A validated circuit: a closed centerline with arc-length parametrisation.
 
     Attributes: ``name``, ``source`` (file path or ``<dict>``), ``role``, ``description``,
-    ``reversed``, ``road_width`` / ``line_width`` (m), ``start_pose`` (x, y, yaw) in the world
+    ``reversed``, ``road_width`` / ``line_width`` (m), ``wall_height`` (m, 0 = no walls; walls stand
+    at the asphalt edge, ``wall_offset`` m either side of the line), ``camera_height`` (m, the car's
+    camera above this road), ``start_pose`` (x, y, yaw) in the world
     frame, ``start_s`` (m, arc length of the start pose's projection), ``length`` (m, red-line lap
     length), ``polyline`` (M,2) centerline resampled every ``spacing`` <= 0.2 m starting at s = 0
     (read-only), ``control_points`` (K,2) as used (after ``reverse``), ``style`` (dict, see
@@ -148,7 +191,8 @@ class Circuit:
     def __init__(self, name: str, control_points, road_width: float, line_width: float,
                  start_pose: Sequence[float], role: str = "training", description: str = "",
                  style: dict[str, object] | None = None, source: str = "<dict>",
-                 reverse: bool = False, validate: bool = True):
+                 reverse: bool = False, validate: bool = True, wall_height: float = 0.0,
+                 camera_height: float = DEFAULT_CAMERA_HEIGHT):
         self.name = str(name)
         self.source = source
         self.role = role
@@ -156,6 +200,9 @@ class Circuit:
         self.reversed = bool(reverse)
         self.road_width = float(road_width)
         self.line_width = float(line_width)
+        #: walls' height (m) at the asphalt edge, 0 = no walls (the car can leave the road)
+        self.wall_height = float(wall_height)
+        self.camera_height = float(camera_height)
         self.style = dict(DEFAULT_STYLE)
         self.style.update(style or {})
         pts = np.asarray(control_points, dtype=np.float64)
@@ -197,11 +244,20 @@ class Circuit:
             raise CircuitError(f"{source}: start must be a mapping with exactly x, y, yaw "
                                f"(m, m, rad), got {start!r}")
         start_pose = tuple(_number(start[k], f"start.{k}", source) for k in ("x", "y", "yaw"))
-        cps = data["control_points"]
-        if not isinstance(cps, list) or not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in cps):
-            raise CircuitError(f"{source}: control_points must be a list of [x, y] pairs (m)")
-        pts = [[_number(p[0], f"control_points[{i}].x", source), _number(p[1], f"control_points[{i}].y", source)]
-               for i, p in enumerate(cps)]
+        pts = _control_points(data, source)
+        walls = data.get("walls")
+        wall_height = 0.0
+        if walls is not None:
+            if not isinstance(walls, dict) or set(walls) - {"height"}:
+                raise CircuitError(f"{source}: walls must be a mapping like {{height: 0.5}} (m), got {walls!r}")
+            wall_height = _number(walls.get("height", 0.5), "walls.height", source)
+            if wall_height <= 0:
+                raise CircuitError(f"{source}: walls.height must be > 0 m (leave walls out for none), "
+                                   f"got {wall_height}")
+        camera_height = _number(data.get("camera_height", DEFAULT_CAMERA_HEIGHT), "camera_height", source)
+        if not 0.02 <= camera_height <= 3.0:
+            raise CircuitError(f"{source}: camera_height {camera_height} m is not a car camera's height "
+                               f"(0.02-3 m; f1_renault's is {DEFAULT_CAMERA_HEIGHT})")
         role = data.get("role", "training")
         if role not in _ROLES:
             raise CircuitError(f"{source}: role must be one of {list(_ROLES)}, got {role!r}")
@@ -212,16 +268,19 @@ class Circuit:
         if bad_style:
             raise CircuitError(f"{source}: unknown style keys {bad_style}; allowed: {sorted(DEFAULT_STYLE)}")
         for k, v in style.items():
-            if k == "border_width":
-                _number(v, "style.border_width", source)
-            elif not (isinstance(v, (list, tuple)) and len(v) == 3 and all(
+            if not (isinstance(v, (list, tuple)) and len(v) == 3 and all(
                     isinstance(c, (int, float)) and 0 <= c <= 255 for c in v)):
                 raise CircuitError(f"{source}: style.{k} must be an RGB list of three numbers 0-255, got {v!r}")
         default_name = os.path.splitext(os.path.basename(source))[0] if source != "<dict>" else "circuit"
         return cls(name=str(data.get("name", default_name)), control_points=pts, road_width=road_width,
                    line_width=line_width, start_pose=start_pose, role=role,
                    description=str(data.get("description", "")), style=style, source=source,
-                   reverse=reverse)
+                   reverse=reverse, wall_height=wall_height, camera_height=camera_height)
+
+    @property
+    def wall_offset(self) -> float:
+        """Distance (m) from the red line to the walls' inner faces (= the asphalt edge)."""
+        return self.road_width / 2
 
     def _check_control_points(self, pts: np.ndarray) -> None:
         src = self.source

@@ -112,7 +112,7 @@ def collect_training(out_dir: str, cfg: CollectConfig, circuits=TRAINING_CIRCUIT
                 heading + rng.uniform(-cfg.max_heading_offset, cfg.max_heading_offset))
         sim.reset(pose)
         if cfg.variation and e % 2 == 0:
-            sim.renderer.set_style(sim.renderer.base_style)   # every other episode keeps the default look
+            sim.renderer.set_look(sim.renderer.base_look)   # every other episode keeps the circuit's own look
         writer = RunWriter(os.path.join(out_dir, run))
         st = drive_episode(sim, expert, writer, cfg.episode_frames, rng, cfg)
         writer.close()

@@ -1,17 +1,17 @@
 """The simulator's tools run and say what they do: make_circuits (committed circuit files are up to
-date with their layouts), make_worlds --docs, benchmark_sim (a tiny run prints its table)."""
+date with their generator), make_worlds --docs, benchmark_sim (a tiny run prints its table)."""
 from __future__ import annotations
 
 import os
 
 from conftest import ROOT, run_tool
 
-from pilotnet_brains.circuit_design import GENERATED, LAYOUTS
+from pilotnet_brains.circuit_design import GENERATED
 
 
 def test_committed_circuit_files_match_their_layouts(tmp_path):
     proc = run_tool("make_circuits", "--out", str(tmp_path))
-    names = sorted(set(LAYOUTS) | set(GENERATED))
+    names = sorted(GENERATED)
     assert sorted(f[:-5] for f in os.listdir(tmp_path)) == names
     for n in names:
         committed = open(os.path.join(ROOT, "config", "circuits", f"{n}.yaml")).read()

@@ -332,7 +332,8 @@ def main() -> None:
     ~lockstep_startup_timeout (float, 60): wall s to wait for the first camera subscriber in lockstep mode
     ~wait_for_odom_subscriber (float, 0): lockstep: then also wait up to this many wall s for subscribers of
       odometry and camera_info (the lap metrics) before sim time starts; 0 = don't (circuit.launch sets it)
-    ~camera_height (float, 0.6), ~camera_forward (float, 0.4): camera mounting (m)
+    ~camera_height (float or "", ""): camera height above the road (m); "" = the circuit's (f1_renault's 0.10)
+    ~camera_forward (float, 0.45), ~camera_left (float, 0.04): camera position ahead of / left of the car origin (m)
     ~camera_frame (str, cameraL): frame_id of image and camera_info
     ~noise_std (float, 0): Gaussian pixel noise (grey levels)
     ~variation (bool, false): seeded random colours/lighting per reset
@@ -346,8 +347,10 @@ def main() -> None:
     cv2.setNumThreads(int(p("~render_threads", 1)))
     try:
         circuit = load_circuit(str(p("~circuit", "simple_circuit")), reverse=bool(p("~reverse", False)))
-        camera = CameraConfig(mount_height=float(p("~camera_height", 0.6)),
-                              mount_forward=float(p("~camera_forward", 0.4)))
+        height = p("~camera_height", "")
+        camera = CameraConfig.for_circuit(circuit, mount_forward=float(p("~camera_forward", 0.45)),
+                                          mount_left=float(p("~camera_left", 0.04)),
+                                          **({} if height in ("", None) else {"mount_height": float(height)}))
         config = SimConfig(camera=camera, physics_rate=float(p("~physics_rate", 1000.0)),
                            camera_rate=float(p("~camera_rate", 20.0)), seed=int(p("~seed", 0)),
                            variation=bool(p("~variation", False)), noise_std=float(p("~noise_std", 0.0)))

@@ -1,43 +1,62 @@
-"""The F1 camera: an exact inverse perspective mapping of a flat textured ground, in a few ms.
+"""The F1 camera in the Gazebo F1 worlds: road, red line and walls as f1_renault's camera sees them.
 
-The world is the ground plane z = 0 with the circuit painted on it, under a sky. A pinhole camera
-with no tilt above a flat ground sees, for each image row below the horizon, the ground at one
-depth; so a frame is a per-pixel world coordinate (a few array operations) plus one ``cv2.remap``.
+The world is the flat ground z = 0 (asphalt between the walls, with the red line painted on it,
+grass behind) plus the walls: vertical faces ``wall_height`` m high standing at the asphalt edge,
+``road_width / 2`` m either side of the red line, under a plain sky. A pinhole camera with no tilt
+above flat ground sees, for each image row below the horizon, the ground at one depth; so the
+ground of a frame is a per-pixel world coordinate (a few array operations) plus ``cv2.remap``.
 
-What is remapped is not a colour texture but a **distance field**: for each texel (default
-0.125 m) the exact distance (mm, uint16) from its centre to the red centerline. The distance to
-a smooth curve is linear across a texel, so bilinear interpolation recovers it to within a
-millimetre at any magnification, and the colour of a pixel follows from it (red line, asphalt,
-white borders, ground). Anti-aliasing uses the screen-space gradient of the distance (metres of
-distance per pixel): each edge is blended over one pixel footprint, so the distant red line and
-borders are pre-filtered instead of shimmering (what mipmaps do for textures), and the near red
-line stays crisp. The colour lookup is one table indexed by (distance mm, gradient level).
+- **Ground.** What is remapped is a **distance field**: for each texel (0.125 m) the exact
+  signed distance (mm, int16) from its centre to the red line. The distance to a smooth curve is
+  linear across a texel, so bilinear interpolation recovers it to a millimetre at any
+  magnification, and a pixel's colour follows from it (red line, asphalt, grass). Each edge is
+  blended over the pixel's footprint, measured as the distance's change to the neighbouring
+  pixels, so the distant line is pre-filtered instead of shimmering and the near line is crisp.
+  The asphalt carries a generated fine-gravel texture (one repeat per 0.305 m, as Gazebo's
+  ``Asphalt_New``), sampled from a mip level chosen per row by the pixel footprint.
+- **Walls.** Each image column is a vertical plane through the camera; it meets the walls first
+  where its ground ray's distance to the line reaches the wall offset (the ray is sampled at
+  geometric depths and the crossing interpolated). A wall taller than the camera hides
+  everything behind it, so the first crossing is all a column needs: the wall spans the rows
+  from ``cy - (wall_height - h) fx / Z`` to ``cy + h fx / Z`` (Z: the crossing's depth along the
+  optical axis), ground below, sky above. Walls are lit as Gazebo's sun lights them: ambient +
+  diffuse x (face normal . direction to the sun).
+- **Clip.** Nothing nearer than 0.1 m or farther than 15 m along the optical axis (Gazebo's clip
+  planes): beyond the far clip is background (the sky colour).
 
-Camera model (matches the Gazebo F1 camera, DESIGN §2): 640x480, horizontal FOV 1.57 rad,
-square pixels, principal point at the image centre, no tilt, far clip plane 15 m (beyond it:
-background/sky colour, like Gazebo), mounted ``forward`` m ahead of the car's reference point
-at ``height`` m. The F1 model's exact mounting is not published with the interface contract;
-0.6 m high (about a driver's-eye height for a full-size car) and 0.4 m ahead were chosen and can
-be changed (CameraConfig / ROS params).
+Camera model (f1_renault's ``cam_f1_left``): 640x480, horizontal FOV 1.57 rad (fx = fy = 320.26
+px), principal point at the image centre, no tilt, mounted 0.45 m ahead, 0.04 m left of and
+0.10 m above the car's origin (its odometry pose); the height is per circuit (``camera_height``).
 """
 from __future__ import annotations
 
 import hashlib
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
 from pilotnet_brains.circuits import Circuit
 
-#: Distance field: texel size (m), clamp value (mm) and band half-width computed exactly (m).
+#: Distance field: texel size (m), clamp value (mm).
 FIELD_TEXEL = 0.125
 FIELD_CLAMP_MM = 20000
-#: Colour lookup: distance resolution 1 mm up to LUT_MAX_MM (beyond: ground), NG gradient levels.
+#: Colour lookup: distance resolution 1 mm up to LUT_MAX_MM (beyond: grass), NG gradient levels.
 LUT_MAX_MM = 8191
 NG = 14
+#: Asphalt texture: texels per tile side (a power of two), tile size (m), its contrast (std of
+#: the grey-level offset), and the highest mip level used (coarser: the mean colour).
+TEXTURE_SIZE = 128
+TEXTURE_REPEAT = 0.305
+TEXTURE_STD = 9.0
+#: Wall ray-cast: samples per column ray, at geometric depths from the near to the far clip.
+WALL_SAMPLES = 96
+#: Gazebo's default sun (direction of travel of the light) and scene lighting.
+SUN_DIRECTION = (-0.5, 0.1, -0.9)
+AMBIENT = 0.4
+DIFFUSE = 0.8
 
 
 @dataclass(frozen=True)
@@ -47,10 +66,11 @@ class CameraConfig:
     width: int = 640
     height: int = 480
     hfov: float = 1.57
-    mount_height: float = 0.6   # m above the ground
-    mount_forward: float = 0.4  # m ahead of the car's reference point (odom pose)
-    near_clip: float = 0.1      # m
-    far_clip: float = 15.0      # m (depth along the optical axis, like Gazebo's clip plane)
+    mount_height: float = 0.10   # m above the road
+    mount_forward: float = 0.45  # m ahead of the car's origin (odom pose)
+    mount_left: float = 0.04     # m left of the car's origin
+    near_clip: float = 0.1       # m
+    far_clip: float = 15.0       # m (depth along the optical axis, like Gazebo's clip plane)
 
     @property
     def fx(self) -> float:
@@ -74,6 +94,17 @@ class CameraConfig:
         """First image row showing ground closer than the far clip plane."""
         return int(math.floor(self.cy + self.mount_height * self.fx / self.far_clip)) + 1
 
+    def position(self, pose) -> tuple[float, float]:
+        """World (x, y) m of the camera for the car at ``pose`` (x, y, yaw)."""
+        x, y, yaw = (float(v) for v in pose)
+        c, s = math.cos(yaw), math.sin(yaw)
+        return (x + self.mount_forward * c - self.mount_left * s, y + self.mount_forward * s + self.mount_left * c)
+
+    @classmethod
+    def for_circuit(cls, circuit: Circuit, **overrides) -> CameraConfig:
+        """The car's camera at the circuit's camera height (``overrides``: other fields)."""
+        return cls(**{"mount_height": circuit.camera_height, **overrides})
+
 
 def _cache_dir() -> str:
     return os.environ.get("PILOTNET_CACHE_DIR") or os.path.join(
@@ -82,39 +113,49 @@ def _cache_dir() -> str:
 
 def distance_field(circuit: Circuit, texel: float = FIELD_TEXEL, use_cache: bool = True
                    ) -> tuple[np.ndarray, tuple[float, float], float]:
-    """Distance (mm, uint16, clamped at FIELD_CLAMP_MM) from each texel centre to the centerline.
+    """Signed distance (mm, int16, positive left of the driving direction, clamped at
+    +-FIELD_CLAMP_MM) from each texel centre to the red line.
 
-    Returns (field (H,W) uint16, origin (x0, y0) m of texel (0, 0)'s centre, texel m); texel
+    Returns (field (H,W) int16, origin (x0, y0) m of texel (0, 0)'s centre, texel m); texel
     (r, c) is at world (x0 + c*texel, y0 + r*texel). Exact (segment projection) within the road
-    band plus 2 m; cached on disk (keyed by the centerline) because Montreal takes ~1 s.
+    band plus 2 m; beyond, the band's edge value with the side's sign (inside or outside the
+    loop), so the field stays continuous. Signed, it is linear across the line itself, so the
+    line's edges interpolate exactly. Cached on disk (keyed by the centerline): Montreal takes ~1 s.
     """
     margin = circuit.road_width
     x0, y0, x1, y1 = circuit.bounds(margin=margin)
     w = int(math.ceil((x1 - x0) / texel)) + 1
     h = int(math.ceil((y1 - y0) / texel)) + 1
     key = hashlib.sha256(np.ascontiguousarray(circuit.polyline).tobytes()
-                         + repr((texel, circuit.road_width, FIELD_CLAMP_MM, 2)).encode()).hexdigest()[:20]
+                         + repr((texel, circuit.road_width, FIELD_CLAMP_MM, "signed", 3)).encode()).hexdigest()[:20]
     path = os.path.join(_cache_dir(), f"field_{circuit.name}_{key}.npy")
     if use_cache and os.path.isfile(path):
         try:
             field = np.load(path)
-            if field.shape == (h, w):
+            if field.shape == (h, w) and field.dtype == np.int16:
                 return field, (x0, y0), texel
         except (OSError, ValueError):
             pass
     band = circuit.road_width / 2 + 2.0
     mask = np.zeros((h, w), np.uint8)
-    pts = np.round((circuit.polyline - (x0, y0)) / texel * 16).astype(np.int32)
-    cv2.polylines(mask, [pts.reshape(-1, 1, 2)], True, 255, thickness=int(math.ceil(2 * band / texel)) + 2,
+    pts = np.round((circuit.polyline - (x0, y0)) / texel * 16).astype(np.int32).reshape(-1, 1, 2)
+    cv2.polylines(mask, [pts], True, 255, thickness=int(math.ceil(2 * band / texel)) + 2,
                   lineType=cv2.LINE_8, shift=4)
     rows, cols = np.nonzero(mask)
-    # Outside the band, the band's edge value: the field stays continuous (no false edges).
-    field = np.full((h, w), int(band * 1000), np.uint16)
+    # Beyond the band: inside the loop is the right-hand side of a clockwise loop (negative),
+    # the left-hand side of an anticlockwise one.
+    inside = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(inside, [pts], 1, lineType=cv2.LINE_8, shift=4)
+    p = circuit.polyline
+    area = 0.5 * float(np.sum(p[:, 0] * np.roll(p[:, 1], -1) - np.roll(p[:, 0], -1) * p[:, 1]))
+    inside_sign = 1 if area > 0 else -1
+    edge = int(band * 1000)
+    field = np.where(inside.astype(bool), inside_sign * edge, -inside_sign * edge).astype(np.int16)
     xy = np.stack([x0 + cols * texel, y0 + rows * texel], axis=1)
     for i in range(0, len(xy), 500_000):
         _, lat = circuit.project(xy[i:i + 500_000])
-        field[rows[i:i + 500_000], cols[i:i + 500_000]] = np.minimum(
-            np.round(np.abs(lat) * 1000.0), FIELD_CLAMP_MM).astype(np.uint16)
+        field[rows[i:i + 500_000], cols[i:i + 500_000]] = np.clip(
+            np.round(lat * 1000.0), -FIELD_CLAMP_MM, FIELD_CLAMP_MM).astype(np.int16)
     if use_cache:
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -127,54 +168,101 @@ def distance_field(circuit: Circuit, texel: float = FIELD_TEXEL, use_cache: bool
 
 
 @dataclass(frozen=True)
-class Style:
-    """Colours (RGB 0-255) and the border line width (m) used to paint the circuit."""
+class Look:
+    """What the world looks like: colours (RGB 0-255, albedo), the road and line half-widths (m),
+    the walls' height (m, 0 = none), the asphalt texture's contrast and the light (ambient and
+    diffuse intensity, the sun's direction of travel). ``Look.of(circuit)`` is the circuit as
+    built; ``varied`` a seeded domain-randomised variation for training."""
 
     road: tuple[int, int, int]
     line: tuple[int, int, int]
-    border: tuple[int, int, int]
+    wall: tuple[int, int, int]
     ground: tuple[int, int, int]
     sky: tuple[int, int, int]
-    border_width: float
+    road_half: float
+    line_half: float
+    wall_height: float
+    texture: float = TEXTURE_STD
+    ambient: float = AMBIENT
+    diffuse: float = DIFFUSE
+    sun: tuple[float, float, float] = SUN_DIRECTION
 
     @classmethod
-    def of(cls, circuit: Circuit) -> Style:
+    def of(cls, circuit: Circuit) -> Look:
         s = circuit.style
-        return cls(tuple(s["road"]), tuple(s["line"]), tuple(s["border"]), tuple(s["ground"]),
-                   tuple(s["sky"]), float(s["border_width"]))
+        return cls(tuple(s["road"]), tuple(s["line"]), tuple(s["wall"]), tuple(s["ground"]), tuple(s["sky"]),
+                   circuit.road_width / 2, circuit.line_width / 2, circuit.wall_height)
 
-    def varied(self, rng: np.random.Generator) -> Style:
-        """A seeded random variation (lighting, tint, colour) for dataset robustness."""
-        gain = rng.uniform(0.65, 1.3)
-        tint = rng.uniform(0.9, 1.1, 3)
+    def varied(self, rng: np.random.Generator) -> Look:
+        """A seeded random variation: road width 2.3-3.5 m, line 0.08-0.16 m, wall colour from
+        white to dark grey or tinted, asphalt tone and texture, sky, sun direction and strength."""
+        tint = rng.uniform(0.92, 1.08, 3)
 
-        def jitter(c, amount):
+        def jitter(c, amount, gain=1.0):
             c = np.asarray(c, np.float64) * gain * tint + rng.uniform(-amount, amount, 3)
             return tuple(int(v) for v in np.clip(c, 0, 255))
 
-        return Style(jitter(self.road, 20), jitter(self.line, 25), jitter(self.border, 15),
-                     jitter(self.ground, 35), jitter(self.sky, 30),
-                     self.border_width * rng.uniform(0.6, 1.4))
+        wall = tuple(int(v) for v in np.clip(rng.uniform(110, 255) * rng.uniform(0.9, 1.1, 3), 0, 255))
+        az = rng.uniform(-math.pi, math.pi)
+        el = rng.uniform(0.6, 1.4)                          # sun elevation (rad)
+        return replace(
+            self, road=jitter(self.road, 12, rng.uniform(0.7, 1.5)), line=jitter(self.line, 20, rng.uniform(0.75, 1.0)),
+            wall=wall if self.wall_height > 0 else self.wall, ground=jitter(self.ground, 30),
+            sky=jitter(self.sky, 50, rng.uniform(0.8, 1.3)), road_half=rng.uniform(1.15, 1.75),
+            line_half=rng.uniform(0.04, 0.08), texture=rng.uniform(0.3, 1.6) * TEXTURE_STD,
+            ambient=rng.uniform(0.3, 0.6), diffuse=rng.uniform(0.5, 1.0),
+            sun=(-math.cos(el) * math.cos(az), -math.cos(el) * math.sin(az), -math.sin(el)))
+
+    def light(self, normal) -> float:
+        """Brightness factor (0-1) of a surface with unit ``normal`` (x, y, z) under the sun."""
+        sx, sy, sz = self.sun
+        n = math.sqrt(sx * sx + sy * sy + sz * sz) or 1.0
+        cos = -(normal[0] * sx + normal[1] * sy + normal[2] * sz) / n
+        return min(1.0, self.ambient + self.diffuse * max(cos, 0.0))
 
 
-def colour_lut(circuit: Circuit, style: Style) -> np.ndarray:
-    """(LUT_MAX_MM+1, NG, 3) uint8: colour of a pixel at distance d mm with gradient level g.
+def colour_lut(look: Look, ground_light: float | None = None) -> np.ndarray:
+    """(LUT_MAX_MM+1, NG, 4) uint8: colour (RGB) and asphalt share (0-255) of a ground pixel at
+    distance d mm from the red line with gradient level g.
 
     Gradient level g means the distance changes by about 2**g mm across the pixel; each edge
-    (line, road/border, border/ground) is blended linearly over that width.
+    (line/asphalt, asphalt/grass) is blended linearly over that width.
     """
+    light = look.light((0.0, 0.0, 1.0)) if ground_light is None else ground_light
     d = np.arange(LUT_MAX_MM + 1, dtype=np.float64)[:, None] / 1000.0
     g = (2.0 ** np.arange(NG, dtype=np.float64))[None, :] / 1000.0
 
     def cover(edge):  # fraction of the pixel inside distance < edge
         return np.clip((edge - d) / g + 0.5, 0.0, 1.0)[..., None]
 
-    half = circuit.road_width / 2
-    c = np.broadcast_to(np.asarray(style.ground, np.float64), (LUT_MAX_MM + 1, NG, 3))
-    c = c + (np.asarray(style.border, np.float64) - c) * cover(half)
-    c = c + (np.asarray(style.road, np.float64) - c) * cover(half - style.border_width)
-    c = c + (np.asarray(style.line, np.float64) - c) * cover(circuit.line_width / 2)
-    return np.clip(np.round(c), 0, 255).astype(np.uint8)
+    road, line = cover(look.road_half), cover(look.line_half)
+    c = np.broadcast_to(np.asarray(look.ground, np.float64), (LUT_MAX_MM + 1, NG, 3))
+    c = c + (np.asarray(look.road, np.float64) - c) * road
+    c = c + (np.asarray(look.line, np.float64) - c) * line
+    out = np.empty((LUT_MAX_MM + 1, NG, 4), np.uint8)
+    out[..., :3] = np.clip(np.round(c * light), 0, 255)
+    out[..., 3] = np.clip(np.round((road - line)[..., 0] * 255 * light), 0, 255)
+    return out
+
+
+def gravel_texture(size: int = TEXTURE_SIZE, seed: int = 0) -> list[np.ndarray]:
+    """A tileable fine-gravel texture: grey-level offsets (float32, zero mean, unit std) of one
+    ``size`` x ``size`` tile, and its mip levels (each the 2x2 mean of the previous, 4 texels
+    smallest). Stones of a few texels over a finer grain, generated from seeded noise."""
+    rng = np.random.default_rng(seed)
+    f = np.fft.fftfreq(size)
+    k = np.hypot(*np.meshgrid(f, f))
+    t = np.zeros((size, size))
+    for scale, weight in ((0.03, 0.35), (0.1, 0.7), (0.3, 1.0)):   # periodic by construction (FFT)
+        spectrum = np.fft.fft2(rng.normal(size=(size, size))) * np.exp(-(k / scale) ** 2)
+        t += weight * np.real(np.fft.ifft2(spectrum)) / max(np.std(np.real(np.fft.ifft2(spectrum))), 1e-12)
+    t = np.sign(t) * np.abs(t) ** 0.8
+    t = ((t - t.mean()) / t.std()).astype(np.float32)
+    levels = [t]
+    while levels[-1].shape[0] > 4:
+        a = levels[-1]
+        levels.append(((a[0::2, 0::2] + a[1::2, 0::2] + a[0::2, 1::2] + a[1::2, 1::2]) / 4).astype(np.float32))
+    return levels
 
 
 def _grad_levels() -> np.ndarray:
@@ -186,81 +274,130 @@ def _grad_levels() -> np.ndarray:
 _GRAD_LEVELS = _grad_levels()
 
 
+def _packed_texture() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The gravel texture's mip levels packed flat for the kernels: (values, offsets, sizes)."""
+    levels = gravel_texture()
+    sizes = np.array([t.shape[0] for t in levels], np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes ** 2)[:-1]]).astype(np.int64)
+    return np.concatenate([t.ravel() for t in levels]).astype(np.float32), offsets, sizes
+
+
 class Renderer:
     """Renders the camera image (H,W,3 uint8 RGB) of a circuit from a car pose.
 
-    ``render(pose)`` takes the car pose (x m, y m, yaw rad; world frame). ``set_style`` changes
-    the colours (e.g. a seeded variation); ``noise_std`` (grey levels) adds seeded pixel noise.
+    ``render(pose)`` takes the car pose (x m, y m, yaw rad; world frame). ``set_look`` changes the
+    world's appearance (e.g. a seeded variation); ``noise_std`` (grey levels) adds seeded pixel
+    noise. Deterministic: the same pose and look give the same bytes.
     """
 
-    def __init__(self, circuit: Circuit, camera: CameraConfig | None = None, style: Style | None = None,
+    _texture = None
+
+    def __init__(self, circuit: Circuit, camera: CameraConfig | None = None, look: Look | None = None,
                  use_cache: bool = True):
+        from pilotnet_brains.sim import _kernels
+
+        self._k = _kernels
+        if Renderer._texture is None:
+            Renderer._texture = _packed_texture()
         self.circuit = circuit
-        self.camera = cam = camera or CameraConfig()
+        self.camera = cam = camera or CameraConfig.for_circuit(circuit)
         self.field, (self._x0, self._y0), self._texel = distance_field(circuit, use_cache=use_cache)
-        self.base_style = Style.of(circuit)
+        self.base_look = Look.of(circuit)
         self.row0 = max(cam.first_ground_row, int(math.floor(cam.cy)) + 1)
         rows = np.arange(self.row0, cam.height, dtype=np.float64)
-        cols = np.arange(cam.width, dtype=np.float64)
-        depth = cam.mount_height * cam.fx / (rows - cam.cy)                   # forward (m)
-        left = -(cols[None, :] - cam.cx) / cam.fx * depth[:, None]           # left (m)
-        self._fwd = np.ascontiguousarray(np.broadcast_to(depth[:, None], left.shape), dtype=np.float32)
-        self._left = np.ascontiguousarray(left, dtype=np.float32)
-        self._tmp = np.empty_like(self._fwd)
-        self._mx = np.empty_like(self._fwd)
-        self._my = np.empty_like(self._fwd)
-        self._ground_rows = cam.height - self.row0
-        self.set_style(self.base_style)
+        self._depth = cam.mount_height * cam.fx / (rows - cam.cy)            # forward (m) per row
+        self._lateral = -(np.arange(cam.width, dtype=np.float64) - cam.cx) / cam.fx   # left (m) per m forward
+        # Mip level per row from the pixel footprint (geometric mean of its width and depth, m);
+        # -1 beyond the coarsest level: the texture's mean.
+        foot = np.sqrt((self._depth / cam.fx) * (self._depth ** 2 / (cam.mount_height * cam.fx)))
+        level = np.round(np.log2(np.maximum(foot / (TEXTURE_REPEAT / TEXTURE_SIZE), 1.0))).astype(np.int64)
+        self._row_level = np.where(level < len(self._texture[1]), level, -1).astype(np.int64)
+        self._dist = np.empty((len(rows), cam.width), np.uint16)
+        self._tex = np.empty((len(rows), cam.width), np.float32)
+        self._wall_depths = np.geomspace(cam.near_clip, cam.far_clip, WALL_SAMPLES)
+        self._no_wall = np.full(cam.width, np.inf)
+        self.set_look(look or self.base_look)
 
-    def set_style(self, style: Style) -> None:
-        self.style = style
-        lut = np.full((LUT_MAX_MM + 1) * NG, 0xFF000000, np.uint32).view(np.uint8).reshape(-1, 4)
-        lut[:, :3] = colour_lut(self.circuit, style).reshape(-1, 3)
-        self._lut = lut.view(np.uint32).ravel()  # RGBA packed: one gather per pixel
-        self._background = np.empty((self.camera.height, self.camera.width, 3), np.uint8)
-        self._background[:] = np.asarray(style.sky, np.uint8)
+    # ------------------------------------------------------------------ appearance
+    def set_look(self, look: Look) -> None:
+        self.look = look
+        self._lut = colour_lut(look)
+        self._sky = np.asarray(look.sky, np.uint8)
+        self._tex_gain = float(look.texture)
+
+    # ------------------------------------------------------------------ geometry
+    def _pose_args(self, pose) -> tuple:
+        x, y = self.camera.position(pose)
+        yaw = float(pose[2])
+        return (self.field, self._x0, self._y0, 1.0 / self._texel, FIELD_CLAMP_MM, x, y, math.cos(yaw),
+                math.sin(yaw))
 
     def distance_image(self, pose) -> np.ndarray:
-        """Distance (mm, uint16) to the centerline of the ground seen by each pixel of rows row0:."""
-        x, y, yaw = (float(v) for v in pose)
-        c, s = math.cos(yaw), math.sin(yaw)
-        cam = self.camera
-        px = (x + cam.mount_forward * c - self._x0) / self._texel
-        py = (y + cam.mount_forward * s - self._y0) / self._texel
-        k = 1.0 / self._texel
-        # Texel coordinates of the ground point of every pixel: p + R(yaw) (fwd, left) / texel.
-        np.multiply(self._fwd, np.float32(c * k), out=self._mx)
-        np.multiply(self._left, np.float32(-s * k), out=self._tmp)
-        self._mx += self._tmp
-        self._mx += np.float32(px)
-        np.multiply(self._fwd, np.float32(s * k), out=self._my)
-        np.multiply(self._left, np.float32(c * k), out=self._tmp)
-        self._my += self._tmp
-        self._my += np.float32(py)
-        return cv2.remap(self.field, self._mx, self._my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                         borderValue=FIELD_CLAMP_MM)
+        """Distance (mm, uint16) to the red line of the ground seen by each pixel of rows row0:,
+        and (in ``self._tex``) the asphalt texture there."""
+        t, off, n = self._texture
+        self._k.ground(*self._pose_args(pose), self._depth, self._lateral, self._row_level, t, off, n,
+                       TEXTURE_REPEAT, self._dist, self._tex)
+        return self._dist
 
+    def _field_at(self, xy: np.ndarray) -> np.ndarray:
+        """Unsigned distance (mm) to the red line at world points xy (N, 2) m (bilinear)."""
+        m = ((np.asarray(xy, np.float64) - (self._x0, self._y0)) / self._texel).astype(np.float32)
+        d = cv2.remap(self.field, m[None, :, 0], m[None, :, 1], cv2.INTER_LINEAR,
+                      borderMode=cv2.BORDER_CONSTANT, borderValue=FIELD_CLAMP_MM)
+        return np.abs(d[0].astype(np.float64))
+
+    def wall_depths(self, pose) -> np.ndarray:
+        """Per column, the depth (m along the optical axis) of the wall it sees; inf: none
+        within the far clip (or no walls)."""
+        if self.look.wall_height <= 0:
+            return self._no_wall
+        return self._k.wall_hits(*self._pose_args(pose), self._lateral, self._wall_depths,
+                                 self.look.road_half * 1000.0)
+
+    def _wall_colours(self, pose, depth: np.ndarray) -> np.ndarray:
+        """(W, 3) uint8: each column's wall colour lit by the sun on the face it sees."""
+        look = self.look
+        out = np.zeros((self.camera.width, 3), np.uint8)
+        hit = np.isfinite(depth)
+        if not hit.any():
+            return out
+        x, y = self.camera.position(pose)
+        yaw = float(pose[2])
+        c, s = math.cos(yaw), math.sin(yaw)
+        z = depth[hit]
+        lat = self._lateral[hit] * z
+        p = np.stack([x + z * c - lat * s, y + z * s + lat * c], axis=1)
+        e = self._texel
+        gx = self._field_at(p + (e, 0)) - self._field_at(p - (e, 0))
+        gy = self._field_at(p + (0, e)) - self._field_at(p - (0, e))
+        norm = np.hypot(gx, gy)
+        norm[norm == 0] = 1.0
+        # The face looks back at the road, against the distance's gradient: lit when the sun's
+        # light travels along the gradient.
+        sx, sy, sz = look.sun
+        sn = math.sqrt(sx * sx + sy * sy + sz * sz) or 1.0
+        cos = (gx * sx + gy * sy) / norm / sn
+        light = np.minimum(1.0, look.ambient + look.diffuse * np.maximum(cos, 0.0))
+        out[hit] = np.clip(np.round(np.asarray(look.wall, np.float64)[None, :] * light[:, None]), 0, 255)
+        return out
+
+    # ------------------------------------------------------------------ frames
     def render(self, pose, out: np.ndarray | None = None, noise_std: float = 0.0,
                rng: np.random.Generator | None = None) -> np.ndarray:
         """The RGB frame (H,W,3 uint8) seen from the car at ``pose`` (x, y, yaw)."""
+        cam = self.camera
         d = self.distance_image(pose)
-        di = d.astype(np.int32)
-        g = np.zeros_like(di)
-        np.abs(di[:, 1:] - di[:, :-1], out=g[:, 1:])
-        g[:, 0] = g[:, 1]
-        gv = np.abs(di[1:] - di[:-1])
-        np.maximum(g[1:], gv, out=g[1:])
-        np.maximum(g[:-1], gv, out=g[:-1])
-        np.minimum(d, LUT_MAX_MM, out=d)
-        idx = d.astype(np.int32)
-        idx *= NG
-        np.minimum(g, 32767, out=g)
-        idx += np.take(_GRAD_LEVELS, g)
-        rgba = np.take(self._lut, idx).view(np.uint8).reshape(idx.shape + (4,))
+        depth = self.wall_depths(pose)
+        # No wall within the far clip: ground in every ground row (base -inf), sky above (top inf).
+        hit = np.isfinite(depth)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            base = np.where(hit, cam.cy + cam.mount_height * cam.fx / depth, -np.inf)
+            top = np.where(hit, cam.cy - (self.look.wall_height - cam.mount_height) * cam.fx / depth, np.inf)
         if out is None:
-            out = np.empty_like(self._background)
-        out[:self.row0] = self._background[:self.row0]
-        cv2.cvtColor(rgba, cv2.COLOR_RGBA2RGB, dst=out[self.row0:])
+            out = np.empty((cam.height, cam.width, 3), np.uint8)
+        self._k.compose(d, self._tex, self._tex_gain, self.row0, self._lut, _GRAD_LEVELS, top, base,
+                        self._wall_colours(pose, depth), self._sky, out)
         if noise_std > 0:
             rng = rng if rng is not None else np.random.default_rng()
             noise = rng.normal(0.0, noise_std, out.shape).astype(np.float32)
@@ -271,9 +408,10 @@ class Renderer:
 def render_top_view(circuit: Circuit, px_per_m: float = 2.0, start_pose: bool = True,
                     trajectory: np.ndarray | None = None, car_pose=None, base: np.ndarray | None = None
                     ) -> np.ndarray:
-    """Top-down RGB picture of the circuit (north up, ``px_per_m`` pixels per metre) with the start
-    pose arrow, and a trajectory (N,2) m / a car pose if given. ``base``: a picture this function
-    returned before without overlays (same circuit and scale), reused instead of re-rendering."""
+    """Top-down RGB picture of the circuit (north up, ``px_per_m`` pixels per metre): asphalt, red
+    line, walls (drawn 0.15 m thick behind their inner face), grass, the start pose arrow, and a
+    trajectory (N,2) m / a car pose if given. ``base``: a picture this function returned before
+    without overlays (same circuit and scale), reused instead of re-rendering."""
     x0, y0 = circuit.bounds(margin=circuit.road_width)[:2]   # the distance field's origin
     if base is not None:
         img = base.copy()
@@ -288,10 +426,17 @@ def render_top_view(circuit: Circuit, px_per_m: float = 2.0, start_pose: bool = 
         cols = np.arange(out_w, dtype=np.float32) / scale
         rows = (out_h - 1 - np.arange(out_h, dtype=np.float32)) / scale
         mx, my = np.meshgrid(cols, rows)
-        d = cv2.remap(field, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        lut = colour_lut(circuit, Style.of(circuit))
+        d = np.abs(cv2.remap(field, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.int32))
+        look = Look.of(circuit)
         level = int(np.clip(round(math.log2(max(1000.0 / px_per_m, 1.0))), 0, NG - 1))
-        img = np.ascontiguousarray(lut[np.minimum(d, LUT_MAX_MM), level])
+        # Thin lines stay visible at any scale: at least a pixel wide.
+        half_px = 500.0 / px_per_m / 1000.0
+        look = replace(look, line_half=max(look.line_half, half_px))
+        img = np.ascontiguousarray(colour_lut(look, ground_light=1.0)[np.minimum(d, LUT_MAX_MM), level, :3])
+        if circuit.wall_height > 0:
+            dm = d.astype(np.float64) / 1000.0
+            wall = (dm >= look.road_half) & (dm < look.road_half + max(0.15, 2 * half_px))
+            img[wall] = np.asarray(look.wall, np.uint8) if sum(look.wall) < 600 else (120, 120, 120)
 
     def to_px(xy):
         xy = np.asarray(xy, np.float64).reshape(-1, 2)

@@ -12,20 +12,21 @@ Time is kept in integer nanoseconds, so runs are bit-identical for the same comm
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from pilotnet_brains.circuits import Circuit, CircuitLike, as_circuit
 from pilotnet_brains.sim.kinematics import Pose, integrate
 from pilotnet_brains.sim.render import CameraConfig, Renderer
+from pilotnet_brains.sim.walls import Walls
 
 
 @dataclass(frozen=True)
 class SimConfig:
     """Simulator settings. Rates in Hz; noise in grey levels (0-255 scale)."""
 
-    camera: CameraConfig = field(default_factory=CameraConfig)
+    camera: CameraConfig | None = None   # None: f1_renault's camera at the circuit's camera height
     physics_rate: float = 1000.0   # Hz, like Gazebo's default max_step_size 0.001 s
     camera_rate: float = 20.0      # Hz, the F1 camera
     seed: int = 0                  # seeds visual variation and noise
@@ -51,6 +52,11 @@ class Simulator:
         self.start_pose: Pose = tuple(float(v) for v in (start_pose if start_pose is not None
                                                          else self.circuit.start_pose))
         self.renderer = Renderer(self.circuit, self.config.camera)
+        r = self.renderer
+        self.walls = Walls(self.circuit, field=(r.field, (r._x0, r._y0), r._texel))
+        #: wall contacts since the last reset (each a new touch after a free step)
+        self.wall_contacts = 0
+        self.in_contact = False
         self.physics_step_ns = int(round(1e9 / self.config.physics_rate))
         self.camera_period_ns = int(round(1e9 / self.config.camera_rate))
         self.episode = -1
@@ -67,12 +73,14 @@ class Simulator:
         if not keep_time or self.episode == 0:
             self.time_ns = 0
             self.frame_index = 0
+        self.wall_contacts = 0
+        self.in_contact = False
         seed = int(self.config.seed)
         self._noise_rng = np.random.default_rng([seed, self.episode, 1])
         if self.config.variation:
-            self.renderer.set_style(self.renderer.base_style.varied(np.random.default_rng([seed, self.episode])))
+            self.renderer.set_look(self.renderer.base_look.varied(np.random.default_rng([seed, self.episode])))
         else:
-            self.renderer.set_style(self.renderer.base_style)
+            self.renderer.set_look(self.renderer.base_look)
 
     @property
     def pose(self) -> Pose:
@@ -90,13 +98,24 @@ class Simulator:
 
     # ------------------------------------------------------------------ time
     def advance_to(self, t_ns: int) -> None:
-        """Integrate the held command in physics steps until sim time ``t_ns`` (ns)."""
+        """Integrate the held command in physics steps until sim time ``t_ns`` (ns). The walls
+        stop the car's footprint (see :class:`Walls`): it slides along a wall it touches at an
+        angle and stops against one it meets head-on. Far from the walls for the whole interval
+        (the car cannot reach them at its speed), no step is checked."""
         v, w = self.command
         step = self.physics_step_ns
+        walls = self.walls if self.walls.present else None
+        if walls is not None and walls.clear_for(self._pose, abs(v) * (t_ns - self.time_ns) * 1e-9):
+            walls = None
         while self.time_ns < t_ns:
             dt_ns = min(step - self.time_ns % step, t_ns - self.time_ns)
             self._pose = integrate(self._pose, v, w, dt_ns * 1e-9)
             self.time_ns += dt_ns
+            if walls is not None:
+                self._pose, touching = walls.resolve(self._pose)
+                if touching and not self.in_contact:
+                    self.wall_contacts += 1
+                self.in_contact = touching
 
     def step(self, dt: float) -> None:
         """Advance dt s (rounded to ns)."""
