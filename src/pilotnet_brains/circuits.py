@@ -141,8 +141,11 @@ def _control_points(data: dict, source: str) -> list[list[float]]:
         raise CircuitError(f"{source}: give either control_points (a list of [x, y] m) or centerline "
                            f"(a CSV file of x,y points), not {'both' if 'centerline' in data else 'neither'}")
     if "centerline" in data:
+        # next to the circuit file, else among the packaged centerlines (a copied circuit file)
         base = os.path.dirname(source) if source != "<dict>" else os.getcwd()
         path = os.path.join(base, str(data["centerline"]))
+        if not os.path.isfile(path) and os.path.isfile(os.path.join(CIRCUITS_DIR, str(data["centerline"]))):
+            path = os.path.join(CIRCUITS_DIR, str(data["centerline"]))
         step = data.get("centerline_step", DEFAULT_CENTERLINE_STEP)
         if not isinstance(step, int) or step < 1:
             raise CircuitError(f"{source}: centerline_step must be a whole number >= 1, got {step!r}")

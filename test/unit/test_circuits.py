@@ -16,10 +16,13 @@ from pilotnet_brains.circuits import (
     load_circuit,
 )
 
-REFERENCE = {  # Gazebo F1 worlds: start pose and red-line lap length (m)
-    "simple_circuit": ((53.462, -10.734, -1.57), 463.0),
-    "montreal": ((-200.88, -90.72, -2.83), 1513.0),
-    "montmelo": ((27.18, -31.55, -3.12), 764.0),
+REFERENCE = {  # Gazebo F1 worlds, measured from their meshes: spawn pose, red-line lap length (m),
+    # road width (m), red line width (m), minimum radius of the line (m, circle through +-1 m)
+    "simple_circuit": ((53.462, -10.734, -1.57), 428.73, 3.10, 0.10, 5.6),
+    "montreal": ((-200.88, -90.72, -2.83), 1433.08, 3.02, 0.10, 3.7),
+    "montmelo": ((27.18, -31.55, -3.12), 737.37, 2.98, 0.12, 2.1),
+    "nurburgring": ((-74.29, 37.74, -0.51), 554.54, 3.30, 0.13, 2.5),
+    "many_curves": ((0.01, -0.02, -1.73), 793.64, 2.40, 0.10, 3.2),
 }
 
 
@@ -56,24 +59,25 @@ def test_packaged_circuits_exist_and_roles_are_disjoint():
 
 
 @pytest.mark.parametrize("name", list(REFERENCE))
-def test_evaluation_circuits_match_gazebo_worlds(name):
-    (x, y, yaw), length = REFERENCE[name]
+def test_real_circuits_match_the_gazebo_worlds(name):
+    (x, y, yaw), length, road, line, radius = REFERENCE[name]
     c = load_circuit(name)
-    assert c.length == pytest.approx(length, abs=0.5)
+    assert c.length == pytest.approx(length, abs=0.1)
     assert c.start_pose == pytest.approx((x, y, yaw))
-    # The start pose lies on the red line, facing along it.
-    assert abs(c.start_lateral) < 0.01
-    assert c.point_at(c.start_s)[0] == pytest.approx([x, y], abs=0.01)
-    assert abs(math.remainder(c.heading_at(c.start_s)[0] - yaw, 2 * math.pi)) < 0.01
-    # Drivable: radius >= road width (8 m) everywhere, so |w| <= v / 8 at the slowest label speed.
-    assert c.min_radius >= c.road_width
-    assert 0.2 <= c.line_width <= 0.5 and 7.0 <= c.road_width <= 10.0
+    assert (c.road_width, c.line_width, c.wall_height, c.camera_height) == (road, line, 0.5, 0.10)
+    assert c.wall_offset == pytest.approx(road / 2)
+    # The spawn pose lies within 0.1 m of the red line, facing along it.
+    assert abs(c.start_lateral) < 0.1
+    assert abs(math.remainder(c.heading_at(c.start_s)[0] - yaw, 2 * math.pi)) < 0.05
+    # The tightest bend as measured, within the spline's smoothing of the 1 m control points.
+    assert c.min_radius == pytest.approx(radius, rel=0.2)
 
 
-@pytest.mark.parametrize("name", list(TRAINING_CIRCUITS))
-def test_training_circuits_validate(name):
+@pytest.mark.parametrize("name", [n for n in TRAINING_CIRCUITS if n.startswith("generated_")])
+def test_procedural_training_circuits_are_at_the_real_scale(name):
     c = load_circuit(name)
-    assert c.length > 300 and c.min_radius >= c.road_width and abs(c.start_lateral) < 0.01
+    assert 400 < c.length < 800 and 2.4 <= c.road_width <= 3.3 and c.wall_height == 0.5
+    assert 1.4 < c.min_radius < 3.0 and abs(c.start_lateral) < 0.01
 
 
 def test_path_works_like_a_name(tmp_path):
@@ -135,7 +139,7 @@ def test_project_is_vectorized_and_agrees_with_point_at():
     c = load_circuit("montreal")
     s = np.random.default_rng(0).uniform(0, c.length, 2000)
     normal = c.heading_at(s) + math.pi / 2
-    off = np.random.default_rng(1).uniform(-3, 3, len(s))
+    off = np.random.default_rng(1).uniform(-1.2, 1.2, len(s))   # on the road (3.02 m wide)
     xy = c.point_at(s) + off[:, None] * np.stack([np.cos(normal), np.sin(normal)], axis=1)
     s2, lat = c.project(xy)
     assert lat == pytest.approx(off, abs=0.01)
@@ -147,7 +151,7 @@ def test_project_is_vectorized_and_agrees_with_point_at():
     (lambda d: d["control_points"].pop(), "open loop"),
     (lambda d: d.update(control_points=[[30 * math.sin(2 * t), 30 * math.sin(t)]
                                         for t in np.linspace(0, 2 * np.pi, 41)]), "self-intersection"),
-    (lambda d: d.update(control_points=circle_points(6.0), start={"x": 6.0, "y": 0.0, "yaw": 1.57}),
+    (lambda d: d.update(control_points=circle_points(3.5), start={"x": 3.5, "y": 0.0, "yaw": 1.57}),
      "radius too tight"),
     (lambda d: d.update(start={"x": 40.0, "y": 0.0, "yaw": 1.57}), "start pose off the road"),
     (lambda d: d.update(start={"x": 30.0, "y": 0.0, "yaw": -1.57}), "against the driving direction"),

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from pilotnet_brains.circuits import EVALUATION_CIRCUITS, load_circuit
+from pilotnet_brains.circuits import EVALUATION_CIRCUITS, Circuit, load_circuit
 from pilotnet_brains.expert import PurePursuitExpert, expert_lap
 from pilotnet_brains.sim import CameraConfig, Renderer, SimConfig, Simulator, integrate, render_top_view
 
@@ -19,6 +19,15 @@ def simple():
 @pytest.fixture(scope="module")
 def sim(simple):
     return Simulator(simple)
+
+
+@pytest.fixture(scope="module")
+def open_field():
+    """A wide circle without walls: room for the kinematics to drive free."""
+    a = np.linspace(0, 2 * np.pi, 41)
+    pts = np.stack([60 * np.cos(a), 60 * np.sin(a)], axis=1)
+    pts[-1] = pts[0]
+    return Circuit("open_field", pts, 40.0, 0.3, (60.0, 0.0, math.pi / 2))
 
 
 def is_red(px):
@@ -42,7 +51,9 @@ def test_constant_command_drives_a_circle_of_radius_v_over_w():
     assert integrate((0.0, 0.0, math.pi / 2), 3.0, 0.0, 2.0) == pytest.approx((0.0, 6.0, math.pi / 2))
 
 
-def test_simulator_time_and_kinematics(sim, simple):
+def test_simulator_time_and_kinematics(open_field):
+    simple = open_field
+    sim = Simulator(simple)
     sim.reset()
     assert sim.pose == pytest.approx(simple.start_pose) and sim.time == 0.0 and sim.command == (0.0, 0.0)
     sim.set_command(5.0, 0.5)
@@ -70,48 +81,117 @@ def test_config_is_validated():
 
 
 # ----------------------------------------------------------------------------- camera
-def test_frame_shape_sky_and_red_line_at_the_centre(sim, simple):
-    sim.reset()
-    img = sim.render()
+def pinhole_ground(circuit, pose, row, cols, cam):
+    """World points (N,2) of the ground seen at image ``row`` by ``cols``: the pinhole projection
+    of f1_renault's camera (at (forward, left, height) in the car frame, no tilt), computed here
+    from the camera's facts, independently of the renderer."""
+    x, y, yaw = pose
+    c, s = math.cos(yaw), math.sin(yaw)
+    cx, cy = x + cam.mount_forward * c - cam.mount_left * s, y + cam.mount_forward * s + cam.mount_left * c
+    z = cam.mount_height * cam.fx / (row - cam.cy)
+    lat = -(np.asarray(cols, float) - cam.cx) / cam.fx * z
+    return np.stack([cx + z * c - lat * s, cy + z * s + lat * c], axis=1)
+
+
+def red_columns_expected(circuit, pose, row, cam):
+    cols = np.arange(0, cam.width, 0.05)
+    _, lat = circuit.project(pinhole_ground(circuit, pose, row, cols, cam))
+    inside = cols[np.abs(lat) <= circuit.line_width / 2]
+    return inside.min(), inside.max()
+
+
+def wall_base_row_expected(circuit, pose, col, cam):
+    """Row where the wall's foot meets image column ``col``: march the column's ground ray."""
+    x, y, yaw = pose
+    c, s = math.cos(yaw), math.sin(yaw)
+    px, py = x + cam.mount_forward * c - cam.mount_left * s, y + cam.mount_forward * s + cam.mount_left * c
+    lat = -(col - cam.cx) / cam.fx
+    z = np.arange(cam.near_clip, cam.far_clip, 0.001)
+    pts = np.stack([px + z * c - lat * z * s, py + z * s + lat * z * c], axis=1)
+    _, d = circuit.project(pts)
+    hit = np.nonzero(np.abs(d) >= circuit.wall_offset)[0]
+    assert len(hit), "no wall within the far clip"
+    return cam.cy + cam.mount_height * cam.fx / z[hit[0]]
+
+
+def test_camera_is_f1_renaults():
+    cam = CameraConfig()
+    assert (cam.width, cam.height, cam.hfov) == (640, 480, 1.57)
+    assert cam.fx == pytest.approx(320.26, abs=0.01) and (cam.near_clip, cam.far_clip) == (0.1, 15.0)
+    assert (cam.mount_forward, cam.mount_left, cam.mount_height) == (0.45, 0.04, 0.10)
+
+
+@pytest.mark.parametrize("name", EVALUATION_CIRCUITS)
+def test_camera_view_at_the_spawn_matches_the_pinhole_projection(name):
+    """At the spawn pose: the red line's left/right columns at rows 300, 400 and 479, and the row
+    where the wall's foot meets the image's left and right borders, within 2 px of the pinhole
+    projection of the camera and circuit facts; sky above the walls, asphalt beside the line."""
+    circuit = load_circuit(name)
+    r = Renderer(circuit)
+    cam = r.camera
+    pose = circuit.start_pose
+    img = r.render(pose)
     assert img.shape == (480, 640, 3) and img.dtype == np.uint8
-    cam = sim.config.camera
-    assert cam.fx == pytest.approx(320.25, abs=0.01) and cam.far_clip == 15.0
-    # Above the horizon: sky only.
-    assert (img[:240] == np.array(simple.style["sky"], np.uint8)).all()
-    # The brain's half (rows 240:480): the red line centred on column 319.5 when on the centerline.
     for row in (300, 400, 479):
         red = np.nonzero(is_red(img[row]))[0]
-        assert len(red) > 3
-        assert (red.min() + red.max()) / 2 == pytest.approx(319.5, abs=1.5)
-        assert not is_red(img[row, :red.min() - 3]).any() and not is_red(img[row, red.max() + 3:]).any()
-    # Asphalt either side of the line at the bottom.
-    assert img[470, 100] == pytest.approx(np.array(simple.style["road"]), abs=2)
-    # Width of the 0.3 m line at the bottom row: 0.3 m seen at depth h*f/(479-239.5).
-    depth = cam.mount_height * cam.fx / (479 - cam.cy)
-    assert len(np.nonzero(is_red(img[479]))[0]) == pytest.approx(0.3 / depth * cam.fx, abs=3)
+        lo, hi = red_columns_expected(circuit, pose, row, cam)
+        assert abs(red.min() - lo) <= 2 and abs(red.max() - hi) <= 2, (row, red.min(), red.max(), lo, hi)
+    for col in (0, cam.width - 1):
+        expected = wall_base_row_expected(circuit, pose, col, cam)
+        column = img[:, col]
+        # the wall: one flat colour down the column from the horizon; the first row below it
+        wall = np.nonzero((column == column[240]).all(axis=1))[0]
+        first_ground = wall[wall >= 240].max() + 1
+        assert abs(first_ground - math.ceil(expected)) <= 2, (col, first_ground, expected)
+    assert (img[0] == np.asarray(circuit.style["sky"], np.uint8)).all()      # the sky above the walls
+    road = img[470, 5].astype(float)                                           # asphalt at the bottom left
+    assert np.abs(road - circuit.style["road"]).max() < 40
 
 
 def test_line_moves_right_when_the_car_is_left_of_it(sim, simple):
     x, y, yaw = simple.start_pose
-    left = (x - math.sin(yaw), y + math.cos(yaw), yaw)   # 1 m to the left of the line
-    img = sim.renderer.render(left)
-    cam = sim.config.camera
+    left = (x - 0.2 * math.sin(yaw), y + 0.2 * math.cos(yaw), yaw)   # 0.2 m further left
+    cam = sim.renderer.camera
+    a = np.nonzero(is_red(sim.renderer.render(simple.start_pose)[300]))[0]
+    b = np.nonzero(is_red(sim.renderer.render(left)[300]))[0]
     depth = cam.mount_height * cam.fx / (300 - cam.cy)   # ground distance seen by row 300
-    red = np.nonzero(is_red(img[300]))[0]
-    assert (red.min() + red.max()) / 2 == pytest.approx(cam.cx + 1.0 / depth * cam.fx, abs=3)
+    assert (b.mean() - a.mean()) == pytest.approx(0.2 / depth * cam.fx, abs=3)
+
+
+def test_walls_hide_what_is_behind_them(simple):
+    """Standing in a straight and looking straight at the right wall: the wall fills the view
+    from its foot past the horizon (it is 0.5 m high, the camera 0.10 m), ground below."""
+    r = Renderer(simple)
+    s = simple.start_s + 10.0
+    x, y = simple.point_at(s)[0]
+    h = simple.heading_at(s)[0] - math.pi / 2          # facing the right wall, 1.55 m away
+    img = r.render((x, y, h))
+    cam = r.camera
+    z = simple.wall_offset - cam.mount_forward         # the wall's distance from the camera
+    base = cam.cy + cam.mount_height * cam.fx / z
+    top = cam.cy - (simple.wall_height - cam.mount_height) * cam.fx / z
+    col = img[:, 320].astype(int)
+    assert col[int(base) - 3].sum() > 3 * 100 and col[int(top) + 3].sum() > 3 * 100   # lit wall
+    assert (col[int(base) + 3] < 120).all()                                           # asphalt below
+    assert (img[int(top) - 3, 320] == simple.style["sky"]).all()                      # sky above
 
 
 def test_far_red_line_is_antialiased_not_aliased(simple):
-    # Looking across the red line far away: partial coverage gives intermediate colours, and the
-    # frame changes little for a 1 cm move (no shimmer).
+    # Looking along the line: the frame changes little for a 1 cm move (no shimmer).
     r = Renderer(simple)
     s = simple.start_s + 30.0
     x, y = simple.point_at(s)[0]
     h = simple.heading_at(s)[0]
-    pose = (x - 12 * math.cos(h + 1.2), y - 12 * math.sin(h + 1.2), h + 1.2)
-    a = r.render(pose).astype(int)
-    b = r.render((pose[0] + 0.01 * math.cos(h), pose[1] + 0.01 * math.sin(h), pose[2])).astype(int)
-    assert np.abs(a - b).mean() < 1.0
+    a = r.render((x, y, h)).astype(int)
+    b = r.render((x + 0.01 * math.cos(h), y + 0.01 * math.sin(h), h)).astype(int)
+    assert np.abs(a - b).mean() < 3.0
+
+
+def test_render_is_deterministic(simple):
+    r = Renderer(simple)
+    pose = (simple.start_pose[0] + 0.1, simple.start_pose[1] - 3.0, simple.start_pose[2] + 0.05)
+    assert (r.render(pose) == r.render(pose)).all()
+    assert (Renderer(simple).render(pose) == r.render(pose)).all()
 
 
 def test_seeded_variation_and_noise_are_deterministic(simple):
@@ -124,16 +204,45 @@ def test_seeded_variation_and_noise_are_deterministic(simple):
 
 
 def test_camera_config_changes_the_view(simple):
-    low = Renderer(simple, CameraConfig(mount_height=0.3)).render(simple.start_pose)
-    high = Renderer(simple, CameraConfig(mount_height=1.0)).render(simple.start_pose)
+    low = Renderer(simple, CameraConfig(mount_height=0.08)).render(simple.start_pose)
+    high = Renderer(simple, CameraConfig(mount_height=0.3)).render(simple.start_pose)
     assert is_red(low[479]).sum() > is_red(high[479]).sum()
 
 
 def test_top_view_shows_the_circuit(simple):
-    img = render_top_view(simple, px_per_m=1.0)
+    img = render_top_view(simple, px_per_m=2.0)
     assert img.ndim == 3 and img.shape[2] == 3 and img.shape[0] > 100
     assert is_red(img).any()
     assert (np.abs(img.astype(int) - (0, 200, 0)).sum(axis=2) < 10).any()   # the start arrow
+
+
+# ----------------------------------------------------------------------------- walls
+def test_walls_stop_a_car_driving_into_them_head_on(simple):
+    sim = Simulator(simple)
+    x, y, yaw = simple.start_pose
+    sim.reset((x, y, yaw - math.pi / 2))          # facing the right wall, 1.55 m away
+    sim.set_command(5.0, 0.0)
+    for _ in range(20):
+        sim.step_to_next_frame()
+    assert sim.in_contact and sim.wall_contacts == 1
+    _, lat = simple.project(np.array([sim.pose[:2]]))
+    # stopped with its nose (0.457 m ahead) at the wall's face
+    assert abs(lat[0]) == pytest.approx(simple.wall_offset - 0.457, abs=0.02)
+
+
+def test_walls_let_a_car_scrape_along_at_an_angle(simple):
+    sim = Simulator(simple)
+    s0 = simple.start_s + 5.0
+    x, y = simple.point_at(s0)[0]
+    h = simple.heading_at(s0)[0]
+    sim.reset((x, y, h - 0.3))                     # 17 degrees towards the right wall
+    sim.set_command(5.0, 0.0)
+    s_before = simple.project(np.array([sim.pose[:2]]))[0][0]
+    for _ in range(40):                            # 2 s: 10 m if it were free
+        sim.step_to_next_frame()
+    s_after, lat = simple.project(np.array([sim.pose[:2]]))
+    assert sim.in_contact and abs(lat[0]) < simple.wall_offset      # against the wall, not through it
+    assert 3.0 < s_after[0] - s_before < 10.0                       # slid along it
 
 
 # ----------------------------------------------------------------------------- expert
@@ -141,8 +250,8 @@ def test_top_view_shows_the_circuit(simple):
 def test_expert_drives_a_full_lap(name):
     lap = expert_lap(name)
     assert lap["completed"], lap
-    assert lap["deviation_mae"] < 0.1 and lap["deviation_max"] < 0.3, lap
-    assert 8.0 <= lap["average_speed"] <= 20.0, lap   # m/s: between the corner speeds and v_max
+    assert lap["deviation_mae"] < 0.05 and lap["deviation_max"] < 0.3, lap
+    assert 10.0 <= lap["average_speed"] <= 20.0, lap   # m/s: between the corner speeds and v_max
 
 
 def test_expert_commands_stay_in_the_label_ranges():
@@ -150,6 +259,6 @@ def test_expert_commands_stay_in_the_label_ranges():
     expert = PurePursuitExpert(c)
     s = np.arange(0.0, c.length, 2.0)
     for x, y, yaw in zip(*c.point_at(s).T, c.heading_at(s)):
-        for dy, dyaw in ((0.0, 0.0), (1.5, 0.3), (-1.5, -0.3)):
+        for dy, dyaw in ((0.0, 0.0), (1.2, 0.3), (-1.2, -0.3)):
             v, w = expert((x - dy * np.sin(yaw), y + dy * np.cos(yaw), yaw + dyaw))
             assert 6.5 <= v <= 24.0 and abs(w) <= 7.1

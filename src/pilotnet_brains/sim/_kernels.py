@@ -3,9 +3,9 @@ modules that only need the camera geometry do not pay numba's import).
 
 The camera's ground point of a pixel is ``cam + depth * (cos, sin) + lateral * depth * (-sin,
 cos)`` (world metres; ``depth`` per image row, ``lateral`` per column, camera frame forward and
-left). ``field`` is the signed distance field (int16 mm from the red line, texel (0, 0) at world
-(fx0, fy0), ``inv_texel`` texels per metre), sampled bilinearly and taken unsigned; outside it,
-``clamp`` mm.
+left). ``field`` is the signed distance field (int16, from the red line, in the renderer's
+field unit; texel (0, 0) at world (fx0, fy0), ``inv_texel`` texels per metre), sampled
+bilinearly and taken unsigned; outside it, ``clamp``. Distances below are in field units.
 """
 from __future__ import annotations
 
@@ -30,9 +30,9 @@ def _field(field, gx, gy, clamp):  # pragma: no cover - compiled
 
 @njit(cache=True, nogil=True)
 def wall_hits(field, fx0, fy0, inv_texel, clamp, camx, camy, cs, sn, lateral, depths,
-              threshold_mm):  # pragma: no cover - compiled
+              threshold):  # pragma: no cover - compiled
     """Depth (m, along the optical axis) at which each column's ground ray first reaches the
-    walls (its distance to the red line reaches ``threshold_mm``), sampled at ``depths`` (K,) m,
+    walls (its distance to the red line reaches ``threshold``), sampled at ``depths`` (K,) m,
     increasing, and interpolated linearly between the two samples around the crossing; inf where
     the ray stays inside the road up to the last depth (the far clip)."""
     w = lateral.shape[0]
@@ -45,11 +45,11 @@ def wall_hits(field, fx0, fy0, inv_texel, clamp, camx, camy, cs, sn, lateral, de
             wx = camx + z * cs - lat * z * sn
             wy = camy + z * sn + lat * z * cs
             d = _field(field, (wx - fx0) * inv_texel, (wy - fy0) * inv_texel, clamp)
-            if d >= threshold_mm:
+            if d >= threshold:
                 if i == 0:
                     out[c] = z
                 else:
-                    t = (threshold_mm - prev) / max(d - prev, 1e-9)
+                    t = (threshold - prev) / max(d - prev, 1e-9)
                     out[c] = depths[i - 1] + t * (z - depths[i - 1])
                 break
             prev = d
@@ -60,7 +60,7 @@ def wall_hits(field, fx0, fy0, inv_texel, clamp, camx, camy, cs, sn, lateral, de
 def ground(field, fx0, fy0, inv_texel, clamp, camx, camy, cs, sn, depth, lateral, row_level,
            tex, tex_off, tex_n, tex_repeat, dist_out, tex_out):  # pragma: no cover - compiled
     """For each ground pixel (rows with ``depth`` (R,) m, columns with ``lateral`` (W,)): its
-    distance to the red line (mm, rounded, into ``dist_out`` (R, W) uint16) and the asphalt
+    distance to the red line (into ``dist_out`` (R, W) float32) and the asphalt
     texture's value (into ``tex_out`` (R, W) float32) from mip level ``row_level[row]``
     (-1: the mean, 0). ``tex`` is the mip pyramid packed flat: level l is a ``tex_n[l]``-square
     tile starting at ``tex_off[l]``, one tile per ``tex_repeat`` m, tiled over the world."""
@@ -77,7 +77,7 @@ def ground(field, fx0, fy0, inv_texel, clamp, camx, camy, cs, sn, depth, lateral
             wx = camx + z * cs - lz * sn
             wy = camy + z * sn + lz * cs
             d = _field(field, (wx - fx0) * inv_texel, (wy - fy0) * inv_texel, clamp)
-            dist_out[i, c] = np.uint16(d + 0.5)
+            dist_out[i, c] = d
             if n == 0:
                 tex_out[i, c] = 0.0
                 continue
@@ -97,42 +97,46 @@ def ground(field, fx0, fy0, inv_texel, clamp, camx, camy, cs, sn, depth, lateral
 
 
 @njit(cache=True, nogil=True)
-def compose(dist, tex, tex_gain, row0, lut, grad_level, top, base, wall_rgb, sky, out):  # pragma: no cover
+def compose(dist, tex, tex_gain, row0, colours, edges, top, base, wall_rgb, sky, out):  # pragma: no cover
     """Write the frame ``out`` (H, W, 3) uint8.
 
-    ``dist`` (H - row0, W) uint16: distance (mm) to the red line of the ground seen by each pixel
-    of rows row0..H-1; ``tex`` (same shape) float32: the asphalt texture (unit std), scaled by
-    ``tex_gain`` grey levels; ``lut`` (D, levels, 4) uint8: colour (RGB) and asphalt share (0-255)
-    of a ground pixel by distance (mm, clamped to D - 1) and anti-aliasing level; ``grad_level``
-    maps |delta distance| (mm, clamped to its length - 1) between neighbouring pixels to a level;
-    ``top``/``base`` (W,) float: image rows (fractional) of each column's wall top and base (a
-    pixel whose centre row r has top <= r < base shows the wall, one with r >= base the ground,
-    r < top the sky); ``wall_rgb`` (W, 3) uint8 each column's lit wall colour; ``sky`` (3,) uint8.
+    ``dist`` (H - row0, W) float32: distance to the red line of the ground seen by each pixel of
+    rows row0..H-1; ``tex`` (same shape) float32: the asphalt texture (unit std), scaled by
+    ``tex_gain`` grey levels; ``colours`` (3, 3) float32: lit grass, asphalt and line RGB;
+    ``edges`` (2,): the asphalt's and the line's half-widths. Each edge is blended over the
+    pixel's footprint: the fraction of the pixel inside distance e is (e - d) / g + 1/2, clipped
+    to [0, 1], with g the largest change of the distance to a neighbouring pixel (anti-aliasing:
+    the far line is pre-filtered, the near line crisp). ``top``/``base`` (W,) float: image rows
+    (fractional) of each column's wall top and base (a pixel whose centre row r has top <= r <
+    base shows the wall, one with r >= base the ground, r < top the sky); ``wall_rgb`` (W, 3) uint8
+    each column's lit wall colour; ``sky`` (3,) uint8.
     """
     h, w = out.shape[0], out.shape[1]
-    nd = lut.shape[0]
-    ngl = grad_level.shape[0]
     nr = dist.shape[0]
-    gain = np.float32(tex_gain / 255.0)
+    road_e = edges[0]
+    line_e = edges[1]
+    gain = np.float32(tex_gain)
     for r in range(h):
         i = r - row0
         for c in range(w):
             if i >= 0 and r >= base[c]:
-                d = np.int32(dist[i, c])
+                d = dist[i, c]
                 if c > 0:
-                    g = abs(d - np.int32(dist[i, c - 1]))
+                    g = abs(d - dist[i, c - 1])
                 else:
-                    g = abs(np.int32(dist[i, c + 1]) - d)
+                    g = abs(dist[i, c + 1] - d)
                 if i > 0:
-                    g = max(g, abs(d - np.int32(dist[i - 1, c])))
+                    g = max(g, abs(d - dist[i - 1, c]))
                 if i + 1 < nr:
-                    g = max(g, abs(np.int32(dist[i + 1, c]) - d))
-                lvl = grad_level[min(g, ngl - 1)]
-                j = min(d, nd - 1)
-                n = tex[i, c] * gain * np.float32(lut[j, lvl, 3]) + np.float32(0.5)
+                    g = max(g, abs(dist[i + 1, c] - d))
+                g = max(g, np.float32(1.0))
+                cr = min(max((road_e - d) / g + np.float32(0.5), np.float32(0.0)), np.float32(1.0))
+                cl = min(max((line_e - d) / g + np.float32(0.5), np.float32(0.0)), np.float32(1.0))
+                n = tex[i, c] * gain * (cr - cl) + np.float32(0.5)
                 for k in range(3):
-                    v = np.float32(lut[j, lvl, k]) + n
-                    out[r, c, k] = np.uint8(0.0 if v < 0.0 else (255.0 if v > 255.0 else v))
+                    v = colours[0, k] + (colours[1, k] - colours[0, k]) * cr
+                    v = v + (colours[2, k] - v) * cl + n
+                    out[r, c, k] = np.uint8(min(max(v, np.float32(0.0)), np.float32(255.0)))
             elif r >= top[c]:
                 out[r, c, 0] = wall_rgb[c, 0]
                 out[r, c, 1] = wall_rgb[c, 1]

@@ -26,3 +26,8 @@ def integrate(pose: Pose, v: float, w: float, dt: float) -> Pose:
     yaw2 = yaw + w * dt
     r = v / w
     return x + r * (math.sin(yaw2) - math.sin(yaw)), y - r * (math.cos(yaw2) - math.cos(yaw)), wrap(yaw2)
+
+
+def yaw_of(q) -> float:
+    """Yaw (rad) of an orientation quaternion with fields x, y, z, w (a planar car's heading)."""
+    return math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))

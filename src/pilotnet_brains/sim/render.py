@@ -40,9 +40,12 @@ import numpy as np
 
 from pilotnet_brains.circuits import Circuit
 
-#: Distance field: texel size (m), clamp value (mm).
+#: Distance field: texel size (m), unit of its values (m: a quarter millimetre, so the 0.10 m
+#: line's edges are placed to within a pixel even at the bottom row, 0.13 m ahead) and clamp value
+#: (units: 8 m, beyond any road half-width + 2 m).
 FIELD_TEXEL = 0.125
-FIELD_CLAMP_MM = 20000
+FIELD_UNIT = 0.00025
+FIELD_CLAMP = 32000
 #: Colour lookup: distance resolution 1 mm up to LUT_MAX_MM (beyond: grass), NG gradient levels.
 LUT_MAX_MM = 8191
 NG = 14
@@ -113,8 +116,8 @@ def _cache_dir() -> str:
 
 def distance_field(circuit: Circuit, texel: float = FIELD_TEXEL, use_cache: bool = True
                    ) -> tuple[np.ndarray, tuple[float, float], float]:
-    """Signed distance (mm, int16, positive left of the driving direction, clamped at
-    +-FIELD_CLAMP_MM) from each texel centre to the red line.
+    """Signed distance (int16 in FIELD_UNIT m, positive left of the driving direction, clamped at
+    +-FIELD_CLAMP) from each texel centre to the red line.
 
     Returns (field (H,W) int16, origin (x0, y0) m of texel (0, 0)'s centre, texel m); texel
     (r, c) is at world (x0 + c*texel, y0 + r*texel). Exact (segment projection) within the road
@@ -127,7 +130,7 @@ def distance_field(circuit: Circuit, texel: float = FIELD_TEXEL, use_cache: bool
     w = int(math.ceil((x1 - x0) / texel)) + 1
     h = int(math.ceil((y1 - y0) / texel)) + 1
     key = hashlib.sha256(np.ascontiguousarray(circuit.polyline).tobytes()
-                         + repr((texel, circuit.road_width, FIELD_CLAMP_MM, "signed", 3)).encode()).hexdigest()[:20]
+                         + repr((texel, circuit.road_width, FIELD_CLAMP, FIELD_UNIT, "signed", 4)).encode()).hexdigest()[:20]
     path = os.path.join(_cache_dir(), f"field_{circuit.name}_{key}.npy")
     if use_cache and os.path.isfile(path):
         try:
@@ -149,13 +152,13 @@ def distance_field(circuit: Circuit, texel: float = FIELD_TEXEL, use_cache: bool
     p = circuit.polyline
     area = 0.5 * float(np.sum(p[:, 0] * np.roll(p[:, 1], -1) - np.roll(p[:, 0], -1) * p[:, 1]))
     inside_sign = 1 if area > 0 else -1
-    edge = int(band * 1000)
+    edge = int(round(band / FIELD_UNIT))
     field = np.where(inside.astype(bool), inside_sign * edge, -inside_sign * edge).astype(np.int16)
     xy = np.stack([x0 + cols * texel, y0 + rows * texel], axis=1)
     for i in range(0, len(xy), 500_000):
         _, lat = circuit.project(xy[i:i + 500_000])
         field[rows[i:i + 500_000], cols[i:i + 500_000]] = np.clip(
-            np.round(lat * 1000.0), -FIELD_CLAMP_MM, FIELD_CLAMP_MM).astype(np.int16)
+            np.round(lat / FIELD_UNIT), -FIELD_CLAMP, FIELD_CLAMP).astype(np.int16)
     if use_cache:
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -265,15 +268,6 @@ def gravel_texture(size: int = TEXTURE_SIZE, seed: int = 0) -> list[np.ndarray]:
     return levels
 
 
-def _grad_levels() -> np.ndarray:
-    """Map |delta distance| (mm, 0..32767) to a gradient level 0..NG-1 (log2, rounded)."""
-    x = np.arange(32768, dtype=np.float64)
-    return np.clip(np.round(np.log2(np.maximum(x, 1.0))), 0, NG - 1).astype(np.int32)
-
-
-_GRAD_LEVELS = _grad_levels()
-
-
 def _packed_texture() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The gravel texture's mip levels packed flat for the kernels: (values, offsets, sizes)."""
     levels = gravel_texture()
@@ -312,7 +306,7 @@ class Renderer:
         foot = np.sqrt((self._depth / cam.fx) * (self._depth ** 2 / (cam.mount_height * cam.fx)))
         level = np.round(np.log2(np.maximum(foot / (TEXTURE_REPEAT / TEXTURE_SIZE), 1.0))).astype(np.int64)
         self._row_level = np.where(level < len(self._texture[1]), level, -1).astype(np.int64)
-        self._dist = np.empty((len(rows), cam.width), np.uint16)
+        self._dist = np.empty((len(rows), cam.width), np.float32)
         self._tex = np.empty((len(rows), cam.width), np.float32)
         self._wall_depths = np.geomspace(cam.near_clip, cam.far_clip, WALL_SAMPLES)
         self._no_wall = np.full(cam.width, np.inf)
@@ -321,20 +315,23 @@ class Renderer:
     # ------------------------------------------------------------------ appearance
     def set_look(self, look: Look) -> None:
         self.look = look
-        self._lut = colour_lut(look)
+        light = look.light((0.0, 0.0, 1.0))
+        # ground, asphalt, line colours lit by the sun; the texture's gain; edges in field units
+        self._colours = (np.array([look.ground, look.road, look.line], np.float32) * np.float32(light))
+        self._tex_gain = float(look.texture * light)
+        self._edges = np.array([look.road_half / FIELD_UNIT, look.line_half / FIELD_UNIT], np.float32)
         self._sky = np.asarray(look.sky, np.uint8)
-        self._tex_gain = float(look.texture)
 
     # ------------------------------------------------------------------ geometry
     def _pose_args(self, pose) -> tuple:
         x, y = self.camera.position(pose)
         yaw = float(pose[2])
-        return (self.field, self._x0, self._y0, 1.0 / self._texel, FIELD_CLAMP_MM, x, y, math.cos(yaw),
+        return (self.field, self._x0, self._y0, 1.0 / self._texel, FIELD_CLAMP, x, y, math.cos(yaw),
                 math.sin(yaw))
 
     def distance_image(self, pose) -> np.ndarray:
-        """Distance (mm, uint16) to the red line of the ground seen by each pixel of rows row0:,
-        and (in ``self._tex``) the asphalt texture there."""
+        """Distance (float32, FIELD_UNIT m) to the red line of the ground seen by each pixel of rows
+        row0:, and (in ``self._tex``) the asphalt texture there."""
         t, off, n = self._texture
         self._k.ground(*self._pose_args(pose), self._depth, self._lateral, self._row_level, t, off, n,
                        TEXTURE_REPEAT, self._dist, self._tex)
@@ -344,8 +341,8 @@ class Renderer:
         """Unsigned distance (mm) to the red line at world points xy (N, 2) m (bilinear)."""
         m = ((np.asarray(xy, np.float64) - (self._x0, self._y0)) / self._texel).astype(np.float32)
         d = cv2.remap(self.field, m[None, :, 0], m[None, :, 1], cv2.INTER_LINEAR,
-                      borderMode=cv2.BORDER_CONSTANT, borderValue=FIELD_CLAMP_MM)
-        return np.abs(d[0].astype(np.float64))
+                      borderMode=cv2.BORDER_CONSTANT, borderValue=FIELD_CLAMP)
+        return np.abs(d[0].astype(np.float64)) * FIELD_UNIT * 1000.0
 
     def wall_depths(self, pose) -> np.ndarray:
         """Per column, the depth (m along the optical axis) of the wall it sees; inf: none
@@ -353,7 +350,7 @@ class Renderer:
         if self.look.wall_height <= 0:
             return self._no_wall
         return self._k.wall_hits(*self._pose_args(pose), self._lateral, self._wall_depths,
-                                 self.look.road_half * 1000.0)
+                                 self.look.road_half / FIELD_UNIT)
 
     def _wall_colours(self, pose, depth: np.ndarray) -> np.ndarray:
         """(W, 3) uint8: each column's wall colour lit by the sun on the face it sees."""
@@ -396,7 +393,7 @@ class Renderer:
             top = np.where(hit, cam.cy - (self.look.wall_height - cam.mount_height) * cam.fx / depth, np.inf)
         if out is None:
             out = np.empty((cam.height, cam.width, 3), np.uint8)
-        self._k.compose(d, self._tex, self._tex_gain, self.row0, self._lut, _GRAD_LEVELS, top, base,
+        self._k.compose(d, self._tex, self._tex_gain, self.row0, self._colours, self._edges, top, base,
                         self._wall_colours(pose, depth), self._sky, out)
         if noise_std > 0:
             rng = rng if rng is not None else np.random.default_rng()
@@ -427,6 +424,7 @@ def render_top_view(circuit: Circuit, px_per_m: float = 2.0, start_pose: bool = 
         rows = (out_h - 1 - np.arange(out_h, dtype=np.float32)) / scale
         mx, my = np.meshgrid(cols, rows)
         d = np.abs(cv2.remap(field, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.int32))
+        d = np.round(d * (FIELD_UNIT * 1000.0)).astype(np.int32)          # mm
         look = Look.of(circuit)
         level = int(np.clip(round(math.log2(max(1000.0 / px_per_m, 1.0))), 0, NG - 1))
         # Thin lines stay visible at any scale: at least a pixel wide.

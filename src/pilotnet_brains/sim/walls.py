@@ -10,7 +10,7 @@ step is pushed back along the wall's normal by the deepest penetration of the fo
 motion into the wall is cancelled and the motion along it kept: the car scrapes along a wall it
 meets at an angle and stops against one it meets head-on (it keeps its commanded yaw rate, so it
 may turn itself free). A point's distance to the wall comes from the renderer's distance field
-(mm from the red line, bilinear), the same geometry the camera shows.
+(distance from the red line, bilinear), the same geometry the camera shows.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import math
 import numpy as np
 
 from pilotnet_brains.circuits import Circuit
+from pilotnet_brains.sim.render import FIELD_UNIT, distance_field
 
 #: Footprint of the car (m, car frame: x forward from the origin, y left).
 FOOTPRINT_FRONT = 0.457
@@ -39,8 +40,6 @@ class Walls:
     :func:`pilotnet_brains.sim.render.distance_field` returns it (computed when not given)."""
 
     def __init__(self, circuit: Circuit, field=None):
-        from pilotnet_brains.sim.render import distance_field
-
         self.present = circuit.wall_height > 0
         self.offset = circuit.wall_offset
         self._field, (self._x0, self._y0), self._texel = field if field is not None else distance_field(circuit)
@@ -57,7 +56,7 @@ class Walls:
         f = self._field
         a = float(f[r, c]) + (float(f[r, c + 1]) - float(f[r, c])) * tx
         b = float(f[r + 1, c]) + (float(f[r + 1, c + 1]) - float(f[r + 1, c])) * tx
-        return abs(a + (b - a) * ty) * 1e-3
+        return abs(a + (b - a) * ty) * FIELD_UNIT
 
     def clear_for(self, pose, travel: float) -> bool:
         """True when no footprint point can reach a wall while the origin moves ``travel`` m."""
