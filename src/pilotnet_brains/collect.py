@@ -32,13 +32,13 @@ class CollectConfig:
     episodes: int = 5                 # per training circuit and direction
     episode_frames: int = 400         # frames per episode (20 s at 20 Hz)
     seed: int = 0
-    max_lateral_offset: float = 1.5   # m, start offset from the line (uniform +-)
-    max_heading_offset: float = 0.25  # rad, start heading error (uniform +-)
-    steer_noise: float = 0.35         # rad/s, stationary std of the OU steering noise
+    max_lateral_offset: float = 0.6   # m, start offset from the line (uniform +-)
+    max_heading_offset: float = 0.15  # rad, start heading error (uniform +-)
+    steer_noise: float = 0.3          # rad/s, stationary std of the OU steering noise
     steer_noise_tau: float = 0.5      # s, correlation time of the OU noise
     swerve_rate: float = 0.15         # swerves per second
-    swerve_w: float = 1.2             # rad/s, max swerve amplitude (uniform [0.4, 1] x this, random sign)
-    swerve_duration: float = 0.5      # s
+    swerve_w: float = 1.0             # rad/s, max swerve amplitude (uniform [0.4, 1] x this, random sign)
+    swerve_duration: float = 0.4      # s
     speed_noise: float = 0.5          # m/s std of executed-speed noise
     variation: bool = True            # seeded visual variation on every other episode
 
@@ -50,10 +50,11 @@ def _clip_label(v: float, w: float):
 def drive_episode(sim: Simulator, expert: PurePursuitExpert, writer: RunWriter, frames: int,
                   rng: np.random.Generator | None, cfg: CollectConfig, stop_after_lap: bool = False) -> dict:
     """Drive one episode and record (frame, clean expert label); perturb the executed command when
-    ``rng`` is given. Ends early if the car leaves the road. Returns episode statistics."""
+    ``rng`` is given. Ends early if the car comes within 0.3 m of a wall (or of the road edge on a
+    circuit without walls) or touches one. Returns episode statistics."""
     circuit = sim.circuit
     dt = 1.0 / sim.config.camera_rate
-    half_width = circuit.road_width / 2.0
+    half_width = circuit.wall_offset
     ou = 0.0
     swerve_left, swerve = 0.0, 0.0
     s_prev = float(circuit.project(np.array(sim.pose[:2])[None])[0][0])
@@ -79,7 +80,7 @@ def drive_episode(sim: Simulator, expert: PurePursuitExpert, writer: RunWriter, 
         travelled += float(circuit.progress(s_prev, s[0]))
         s_prev = float(s[0])
         lateral_abs.append(abs(float(lat[0])))
-        if lateral_abs[-1] > half_width - 0.3:
+        if lateral_abs[-1] > half_width - 0.3 or sim.in_contact:
             break
         if stop_after_lap and travelled >= circuit.length:
             break

@@ -11,10 +11,11 @@ Steering: the target point lies ``lookahead`` m ahead along the centerline from 
 projection; the commanded path curvature is 2 sin(alpha) / d (alpha: bearing of the target in the
 car frame, d: distance to it), which on a circle equals the circle's curvature exactly. Speed: the
 fastest v in [v_min, v_max] with v^2 |curvature| <= max_lat_acc over the next ``preview`` m of
-centerline. The preview is what the camera shows clearly (10 m; far clip 15 m), so every speed
-label can be read from its own frame: a network cannot learn to brake for a bend it cannot see.
-The car model changes speed instantly, so 10 m (0.4 s at 24 m/s, 8 camera frames) is time enough.
-Commands are clipped to the dataset label ranges (v in [6.5, 24] m/s, |w| <= 7.1 rad/s).
+centerline. The preview is what f1_renault's camera shows clearly from 0.10 m above the road: a
+ground point Z m ahead is at image row 240 + 32/Z, so the line's bends are legible up to about 3
+m (row 250) and squeezed into a few rows beyond; a network cannot learn to brake for a bend it
+cannot see. The car model changes speed instantly, so 3 m (0.125 s at 24 m/s, 2.5 camera frames)
+is time enough. Commands are clipped to the dataset label ranges (v in [6.5, 24] m/s, |w| <= 7.1 rad/s).
 """
 from __future__ import annotations
 
@@ -33,13 +34,13 @@ W_MAX = 7.1                # rad/s
 class ExpertConfig:
     """Pure-pursuit settings (m, s, m/s^2)."""
 
-    max_lat_acc: float = 4.0        # m/s^2: corner speeds (R = 9 m -> 6.5 m/s, R = 25 m -> 10 m/s)
+    max_lat_acc: float = 5.0        # m/s^2: corner speeds (R = 8.5 m -> 6.5 m/s, R = 20 m -> 10 m/s)
     v_min: float = V_MIN            # m/s
     v_max: float = V_MAX            # m/s
     lookahead_time: float = 0.25    # s: lookahead = clip(lookahead_time * v, min, max)
-    min_lookahead: float = 2.5      # m
-    max_lookahead: float = 6.0      # m
-    preview: float = 10.0           # m of centerline ahead whose curvature limits the speed
+    min_lookahead: float = 1.5      # m: the real circuits' bends go down to 2 m radius
+    max_lookahead: float = 4.0      # m
+    preview: float = 3.0            # m of centerline ahead whose curvature limits the speed
 
 
 class PurePursuitExpert:

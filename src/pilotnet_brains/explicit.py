@@ -49,6 +49,7 @@ class CameraGeometry:
         self.cx, self.cy = float(config.cx), float(config.cy)
         self.mount_height = float(config.mount_height)
         self.mount_forward = float(config.mount_forward)
+        self.mount_left = float(config.mount_left)
 
     def row_at(self, x: float) -> float:
         """Image row (px, fractional) of the ground at forward distance x (m) from the camera."""
@@ -59,11 +60,12 @@ class CameraGeometry:
         frame (origin at the car's reference point, the odometry pose)."""
         x = self.focal * self.mount_height / (np.asarray(v, np.float64) - self.cy)
         y = -(np.asarray(u, np.float64) - self.cx) * x / self.focal
-        return x + self.mount_forward, y
+        return x + self.mount_forward, y + self.mount_left
 
     def describe(self) -> dict:
         return {"width": self.width, "height": self.height, "focal": self.focal,
-                "mount_height": self.mount_height, "mount_forward": self.mount_forward}
+                "mount_height": self.mount_height, "mount_forward": self.mount_forward,
+                "mount_left": self.mount_left}
 
 
 @dataclass
@@ -71,27 +73,28 @@ class ExplicitParams:
     """Tuning of the explicit brain. Distances in m, speeds m/s, accelerations m/s^2."""
 
     #: ground distances (from the camera) of the scanned rows
-    distances: tuple[float, ...] = (1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0,
-                                    11.0, 12.0, 13.0, 14.0)
+    #: (0.10 m above the road, a ground point Z m ahead is at row 240 + 32/Z: rows 346-247)
+    distances: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.2, 1.4, 1.7, 2.0, 2.5, 3.0, 3.5,
+                                    4.0, 5.0)
     #: HSV red: hue within this many units (OpenCV 0-180) of 0, saturation and value at least
     hue_tol: int = 12
     sat_min: int = 90
     val_min: int = 60
     #: a row's line must be within this lateral distance (m) of the extrapolation from nearer rows
-    track_gate: float = 1.5
+    track_gate: float = 0.6
     #: points up to this distance (m) enter the control fit
-    fit_range: float = 7.0
+    fit_range: float = 2.5
     #: PID on the lateral offset: curvature (1/m) per m of offset, per m*s, per (m/m) heading
-    kp: float = 0.08
+    kp: float = 0.5
     ki: float = 0.0
-    kd: float = 0.6
+    kd: float = 0.8
     #: speed schedule: lateral acceleration budget and limits
-    lateral_accel: float = 5.0
+    lateral_accel: float = 4.0
     v_min: float = V_RANGE[0]
-    v_max: float = 12.5
+    v_max: float = 16.0
     w_max: float = W_RANGE[1]
     #: distance (m) over which the curvature ahead is looked at for the speed schedule
-    preview: float = 14.0
+    preview: float = 3.0
     #: frame period (s) for the integral term (the camera's 20 Hz)
     dt: float = 0.05
 
