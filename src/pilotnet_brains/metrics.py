@@ -13,7 +13,8 @@ Definitions (DESIGN §5; where Behavior Metrics (BM) is loose, ours is exact):
   linearly between the two odometry samples around it, and the next lap starts at that instant.
 - **DNF** reasons: ``reset`` (the pose jumped faster than ``max_speed``: a simulator reset or a
   teleport; the jump never counts as progress), ``off_track`` (|lateral| > road_width/2 +
-  margin), ``stuck`` (moved less than ``stuck_distance`` m, straight line, over the last
+  margin: only on a circuit without walls), ``crashed`` (stopped against a wall: touching it and
+  moved less than ``crash_distance`` m over the last ``crash_time`` sim s), ``stuck`` (moved less than ``stuck_distance`` m, straight line, over the last
   ``stuck_time`` sim s), ``timeout`` (lap longer than ``timeout`` sim s; default
   ``length / timeout_speed``), ``brain_died`` and ``interrupted`` (wall-clock events decided by the
   node: :data:`WALL_REASONS`). A DNF ends the run.
@@ -21,6 +22,15 @@ Definitions (DESIGN §5; where Behavior Metrics (BM) is loose, ours is exact):
   before the frame the brain first answered (the first BrainStats' stamp; a brain without stats:
   its first command's time): the car's pose when the brain first looked. Before that nothing
   counts (a brain loading its model for a minute is neither stuck nor timed out).
+
+- **wall contacts**: on a circuit with walls, each odometry sample where the car's footprint (its
+  pose and the 1.0 x 0.36 m box, ``pilotnet_brains.sim.walls``) touches a wall after one where it
+  did not counts one contact; ``wall_contact_time`` is the sim time spent touching.
+- **deviation**: ``deviation_mae`` (m) is the mean |lateral| of the odometry samples (the car's
+  origin to the red line); ``deviation_bm_1000pow`` is Behavior Metrics' position deviation: for
+  each red-line point the lap covered (one every 0.2 m), its distance d (m) to the driven path,
+  and the mean of 1000^d (1.0 is perfect; their published 4.9-7.4 mean d ~ 0.23-0.29 m);
+  ``deviation_bm_mean`` is the mean of those d (m).
 
 Units: time in seconds (``t`` sim clock, ``wall`` wall clock), lengths in metres, speeds m/s.
 """
@@ -34,7 +44,7 @@ from typing import Sequence
 import numpy as np
 
 #: Reasons a lap does not finish, in the order they are checked on one odometry sample.
-ODOM_REASONS: tuple[str, ...] = ("reset", "off_track", "stuck", "timeout")
+ODOM_REASONS: tuple[str, ...] = ("reset", "off_track", "crashed", "stuck", "timeout")
 #: Reasons decided on the wall clock by the node (the bag replays them from recorded LapResults).
 WALL_REASONS: tuple[str, ...] = ("brain_died", "interrupted")
 DNF_REASONS: tuple[str, ...] = ODOM_REASONS + WALL_REASONS
@@ -54,6 +64,8 @@ class LapLimits:
     stuck_distance: float = 0.5     # m
     stuck_time: float = 10.0        # sim s
     max_speed: float = 50.0         # m/s; a faster pose change (+ 1 m) is a reset/teleport, not driving
+    crash_distance: float = 0.2     # m: touching a wall and moving less than this ...
+    crash_time: float = 1.0         # sim s: ... over this long is a crash
 
     def lap_timeout(self, length: float) -> float:
         """Sim seconds allowed per lap on a circuit of ``length`` m."""
@@ -62,7 +74,7 @@ class LapLimits:
     def check(self) -> None:
         if int(self.laps) < 1:
             raise ValueError(f"laps must be >= 1, got {self.laps}")
-        for name in ("timeout_speed", "stuck_distance", "stuck_time", "max_speed"):
+        for name in ("timeout_speed", "stuck_distance", "stuck_time", "max_speed", "crash_distance", "crash_time"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.off_track_margin < 0:
@@ -115,11 +127,29 @@ def off_track(lateral, road_width: float, margin: float):
     return np.abs(np.asarray(lateral, dtype=np.float64)) > road_width / 2.0 + margin
 
 
-def bm_deviation(lateral) -> float:
-    """Behavior Metrics-style 'position deviation': mean of 1000^|d| (d in m). Not metres: 1.0 is
-    a perfect drive; published tables' 4.9-7.4 mean d ~ 0.23-0.29 m."""
-    d = np.abs(np.asarray(lateral, dtype=np.float64))
+def bm_deviation(d) -> float:
+    """Mean of 1000^|d| (d in m), Behavior Metrics' position-deviation score. Not metres: 1.0 is a
+    perfect drive; published tables' 4.9-7.4 mean d ~ 0.23-0.29 m."""
+    d = np.abs(np.asarray(d, dtype=np.float64))
     return float(np.mean(np.power(BM_DEVIATION_BASE, d))) if len(d) else float("nan")
+
+
+def line_to_path_distances(line_xy, path_xy, step: float = 0.05) -> np.ndarray:
+    """Distance (m) from each red-line point (M,2) to the driven path, the polyline through
+    ``path_xy`` (N,2) (resampled every ``step`` m, so within step/2 of exact); nan without a path."""
+    line_xy = np.asarray(line_xy, np.float64).reshape(-1, 2)
+    path_xy = np.asarray(path_xy, np.float64).reshape(-1, 2)
+    if len(path_xy) == 0 or len(line_xy) == 0:
+        return np.full(len(line_xy), np.nan)
+    if len(path_xy) > 1:
+        seg = np.hypot(*np.diff(path_xy, axis=0).T)
+        s = np.concatenate([[0.0], np.cumsum(seg)])
+        n = max(2, int(math.ceil(s[-1] / step)) + 1)
+        q = np.linspace(0.0, s[-1], n)
+        path_xy = np.stack([np.interp(q, s, path_xy[:, 0]), np.interp(q, s, path_xy[:, 1])], axis=1)
+    from scipy.spatial import cKDTree
+
+    return cKDTree(path_xy).query(line_xy)[0]
 
 
 def suddenness(v, w) -> float:
@@ -191,13 +221,16 @@ STATS_FIELDS: tuple[str, ...] = ("t", "inference_time", "preprocess_time", "iter
 class RunTracker:
     """Feed samples in arrival order; it finds lap starts and ends and computes per-lap metrics.
 
-    - :meth:`add_odom` (t sim s, x, y m[, wall s]) returns the laps that ended on this sample;
+    - :meth:`add_odom` (t sim s, x, y m[, wall s, yaw rad]) returns the laps that ended on this
+      sample (without yaw, wall contacts are not detected);
     - :meth:`arm` (t sim s of the first brain command) starts the run;
     - :meth:`add_stats`, :meth:`add_command`, :meth:`add_camera` collect what the metrics need;
     - :meth:`abort` ends the lap in progress for a wall-clock reason (brain_died, interrupted);
     - :meth:`lap_metrics` computes the numbers of a lap (also of the one in progress).
 
-    ``circuit`` needs ``length``, ``road_width`` and ``project(xy) -> (s, lateral)`` (m).
+    ``circuit`` needs ``length``, ``road_width`` and ``project(xy) -> (s, lateral)`` (m); with
+    ``polyline`` and ``spacing`` the laps also get Behavior Metrics' deviation, and with
+    ``wall_height`` > 0 (a :class:`pilotnet_brains.circuits.Circuit`) wall contacts and crashes.
     """
 
     def __init__(self, circuit, limits: LapLimits | None = None):
@@ -207,7 +240,13 @@ class RunTracker:
         self.limits = limits or LapLimits()
         self.limits.check()
         self.timeout = self.limits.lap_timeout(self.length)
-        self.odom = _Series("t", "x", "y", "s", "lateral", "progress", "wall")
+        self.odom = _Series("t", "x", "y", "s", "lateral", "progress", "wall", "yaw", "contact")
+        self.walls = None
+        if float(getattr(circuit, "wall_height", 0.0) or 0.0) > 0:
+            from pilotnet_brains.sim.walls import Walls
+
+            self.walls = Walls(circuit)
+        self._s_ref = float("nan")
         self.stats = _Series(*STATS_FIELDS)
         self.backend = ""
         self.commands = _Series("t", "v", "w")
@@ -241,15 +280,18 @@ class RunTracker:
         return float(self.odom.cols["t"][-1]) if len(self.odom) else float("nan")
 
     # ------------------------------------------------------------------ inputs
-    def add_odom(self, t: float, x: float, y: float, wall: float | None = None) -> list[LapSpan]:
-        """One odometry sample (sim s, world m, optional wall s). Out-of-order samples are ignored.
-        Returns the laps that ended on it."""
+    def add_odom(self, t: float, x: float, y: float, wall: float | None = None,
+                 yaw: float | None = None) -> list[LapSpan]:
+        """One odometry sample (sim s, world m, optional wall s, optional yaw rad). Out-of-order
+        samples are ignored. Returns the laps that ended on it."""
         t = float(t)
         if len(self.odom) and t <= self.odom.cols["t"][-1]:
             return []
         s, lat = self.circuit.project(np.array([[x, y]], dtype=np.float64))
+        yaw = float("nan") if yaw is None else float(yaw)
+        contact = float(self.walls.touching((x, y, yaw))) if self.walls is not None and yaw == yaw else 0.0
         self.odom.append(t, float(x), float(y), float(s[0]), float(lat[0]), float("nan"),
-                         float("nan") if wall is None else float(wall))
+                         float("nan") if wall is None else float(wall), yaw, contact)
         if not self._started:
             return self._maybe_start()
         if self.done:
@@ -362,8 +404,11 @@ class RunTracker:
         # DNF checks, in ODOM_REASONS order
         reason, detail = "", ""
         half = self.road_width / 2.0 + lim.off_track_margin
+        crash = self._crashed(i)
         if abs(lat) > half:
             reason, detail = "off_track", f"|lateral| {abs(lat):.2f} m > road half-width + margin {half:.2f} m"
+        elif crash:
+            reason, detail = "crashed", crash
         else:
             while len(self._window) > 1 and self._window[1][0] <= t - lim.stuck_time:
                 self._window.popleft()
@@ -381,13 +426,35 @@ class RunTracker:
             ended.append(span)
         return ended
 
+    def _crashed(self, i: int) -> str:
+        """Why sample i ends the lap as ``crashed`` ('' if it does not): touching a wall, and
+        every sample of the last crash_time s within crash_distance of this one."""
+        c = self.odom.cols
+        if not c["contact"][i]:
+            return ""
+        lim = self.limits
+        t, x, y = c["t"][i], c["x"][i], c["y"][i]
+        j = i
+        while j > self._first and c["t"][j - 1] >= t - lim.crash_time - 1e-9:
+            j -= 1
+            if math.hypot(c["x"][j] - x, c["y"][j] - y) >= lim.crash_distance:
+                return ""
+        if t - c["t"][j] < lim.crash_time - 1e-9 or not all(c["contact"][j:i + 1]):
+            return ""
+        return (f"against a wall at ({x:.2f}, {y:.2f}): moved < {lim.crash_distance} m in "
+                f"{lim.crash_time:.1f} s while touching it")
+
     # ------------------------------------------------------------------ metrics
     def lap_metrics(self, span: LapSpan, t_now: float | None = None) -> dict[str, object]:
         """Every metric of a lap (see :func:`lap_metrics`); for the lap in progress, up to
         ``t_now`` (default the last odometry sample)."""
         t_end = span.t_end if span.finished else (self.last_t if t_now is None else float(t_now))
+        line = None
+        poly = getattr(self.circuit, "polyline", None)
+        if poly is not None and self._started:
+            line = (np.arange(len(poly)) * float(self.circuit.spacing), np.asarray(poly), float(self._s_ref))
         return lap_metrics(span, t_end, self.length, self.odom_arrays(), self.stats_arrays(),
-                           self.command_arrays(), self.camera.array("t"), backend=self.backend)
+                           self.command_arrays(), self.camera.array("t"), backend=self.backend, line=line)
 
     def odom_arrays(self) -> dict[str, np.ndarray]:
         return {n: self.odom.array(n) for n in self.odom.names}
@@ -414,16 +481,19 @@ def _interp_at(t_query: float, t: np.ndarray, v: np.ndarray) -> float:
 
 def lap_metrics(span: LapSpan, t_end: float, length: float, odom: dict[str, np.ndarray],
                 stats: dict[str, np.ndarray], commands: dict[str, np.ndarray], camera_t: np.ndarray,
-                backend: str = "") -> dict[str, object]:
+                backend: str = "", line=None) -> dict[str, object]:
     """Metrics of one lap from run-long arrays (each dict: column name -> (N,) array).
 
-    odom: t, x, y, lateral, progress (m, unwrapped run progress; nan before the run), wall (s or nan).
+    odom: t, x, y, lateral, progress (m, unwrapped run progress; nan before the run), wall (s or
+    nan), and optionally contact (1 where the car touches a wall).
     stats: the BrainStats columns (:data:`STATS_FIELDS`), t = frame stamp (sim s).
     commands: t (receipt, sim s), v, w. camera_t: frame stamps (sim s).
 
     The lap's path runs from the pose interpolated at ``span.t_start`` through the samples inside
     to the pose interpolated at ``t_end``; brain stats, commands and frames count when their sim
-    time is in [t_start, t_end).
+    time is in [t_start, t_end). ``line``: (s (M,) m, xy (M,2) m, s_ref m) of the red line's points
+    and the arc length where run progress is 0, for Behavior Metrics' deviation over the points
+    the lap covered.
     """
     t0, t1 = float(span.t_start), float(t_end)
     lap_time = max(t1 - t0, 0.0)
@@ -445,6 +515,19 @@ def lap_metrics(span: LapSpan, t_end: float, length: float, odom: dict[str, np.n
     if span.completed:
         distance = length
     lat = pts["lateral"]
+    # wall contacts: onsets among the lap's own samples (a lap that starts touching counts one)
+    contact = odom["contact"][ok] if "contact" in odom else np.zeros(len(ot))
+    in_lap = (ot >= t0) & (ot <= t1)
+    cl = contact[in_lap] > 0
+    n_contacts = int(np.count_nonzero(cl[1:] & ~cl[:-1]) + (1 if len(cl) and cl[0] else 0))
+    t_lap = ot[in_lap]
+    contact_time = float(np.sum(np.diff(t_lap)[cl[:-1]])) if len(cl) > 1 else 0.0
+    # Behavior Metrics' deviation: each red-line point the lap covered, its distance to the path
+    bm_d = np.zeros(0)
+    if line is not None and len(xy) and distance > 0:
+        s_line, xy_line, s_ref = line
+        ahead = (np.asarray(s_line) - s_ref - span.progress_start) % length
+        bm_d = line_to_path_distances(np.asarray(xy_line)[ahead <= min(distance, length)], xy)
 
     # brain stats in the lap
     st = stats["t"]
@@ -496,7 +579,10 @@ def lap_metrics(span: LapSpan, t_end: float, length: float, odom: dict[str, np.n
         "deviation_mae": float(np.mean(np.abs(lat))) if len(lat) else float("nan"),
         "deviation_max": float(np.max(np.abs(lat))) if len(lat) else float("nan"),
         "deviation_rmse": float(np.sqrt(np.mean(lat ** 2))) if len(lat) else float("nan"),
-        "deviation_bm_1000pow": bm_deviation(lat),
+        "deviation_bm_1000pow": bm_deviation(bm_d) if len(bm_d) else float("nan"),
+        "deviation_bm_mean": float(np.mean(bm_d)) if len(bm_d) else float("nan"),
+        "wall_contacts": n_contacts,
+        "wall_contact_time": contact_time,
         "odom_samples": int(len(lat)),
         "brain_iterations": n_iter,
         "brain_frequency_wall": float(len(period) / np.sum(period)) if len(period) else float("nan"),
@@ -537,15 +623,18 @@ def speed_profile(t, xy) -> np.ndarray:
 
 def detect_laps(circuit, t: Sequence[float], xy, limits: LapLimits | None = None,
                 t_arm: float | None = None) -> tuple[RunTracker, list[LapSpan]]:
-    """Feed a whole odometry track (t (N,) sim s, xy (N,2) m) to a RunTracker armed at ``t_arm``
-    (default the first sample). Returns the tracker and its laps (the last may be unfinished)."""
+    """Feed a whole odometry track (t (N,) sim s, xy (N,2) m or poses (N,3) with yaw rad) to a
+    RunTracker armed at ``t_arm`` (default the first sample). Returns the tracker and its laps (the
+    last may be unfinished)."""
     tracker = RunTracker(circuit, limits)
     t = np.asarray(t, dtype=np.float64)
-    xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    a = np.asarray(xy, dtype=np.float64)
+    poses = a.reshape(-1, 3) if a.ndim == 2 and a.shape[1] == 3 else np.column_stack(
+        [a.reshape(-1, 2), np.full(len(a.reshape(-1, 2)), np.nan)])
     if len(t):
         tracker.arm(float(t[0]) if t_arm is None else t_arm)
-    for ti, (x, y) in zip(t, xy):
-        tracker.add_odom(ti, x, y)
+    for ti, (x, y, yaw) in zip(t, poses):
+        tracker.add_odom(ti, x, y, yaw=None if yaw != yaw else yaw)
         if tracker.done:
             break
     return tracker, tracker.laps
@@ -557,6 +646,7 @@ def limits_dict(limits: LapLimits) -> dict[str, float]:
 
 __all__: list[str] = [
     "ODOM_REASONS", "WALL_REASONS", "DNF_REASONS", "LapLimits", "LapSpan", "RunTracker", "default_timeout",
-    "wrap_signed", "wrap_turns", "unwrap_progress", "counter_increase", "path_length", "off_track", "bm_deviation", "suddenness",
+    "wrap_signed", "wrap_turns", "unwrap_progress", "counter_increase", "path_length", "off_track", "bm_deviation",
+    "line_to_path_distances", "suddenness",
     "lap_metrics", "speed_profile", "detect_laps", "limits_dict",
 ]

@@ -39,7 +39,7 @@ CSV_IDENTITY: Sequence[str] = ("run_id", "circuit", "brain", "backend", "model",
 CSV_METRICS: Sequence[str] = (
     "lap", "completed", "dnf_reason", "lap_time", "distance", "percentage", "path_length", "average_speed",
     "max_speed", "deviation_mae", "deviation_max", "deviation_rmse", "deviation_bm_1000pow",
-    "brain_iterations", "brain_frequency_wall", "brain_frequency_sim", "brain_frequency_bm",
+    "deviation_bm_mean", "wall_contacts", "wall_contact_time", "brain_iterations", "brain_frequency_wall", "brain_frequency_sim", "brain_frequency_bm",
     "inference_time_mean", "inference_time_p50", "inference_time_p99", "inference_time_max",
     "preprocess_time_mean", "iteration_time_mean", "real_time_factor", "rtf_source", "camera_frames",
     "camera_fps_sim", "commands", "suddenness", "skipped_frames", "bad_frames", "bad_outputs", "t_start",
@@ -183,10 +183,12 @@ def markdown_table(laps: Sequence[Mapping[str, object]], method: str, title: str
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
     bm = ", ".join(_fmt(lap.get("deviation_bm_1000pow")) for lap in laps)
+    contacts = ", ".join(str(lap.get("wall_contacts", "-")) for lap in laps)
     lines.append("Average speed in m/s (path length / sim time); position deviation MAE = mean |distance to "
                  "the centerline| in metres; brain iteration frequency in iterations per wall second; real time "
                  "factor = sim time / wall time over the lap; lap time in sim seconds. "
-                 f"Behavior Metrics-style deviation (mean of 1000^d, not metres): {bm}.")
+                 f"Behavior Metrics' position deviation (each red-line point's distance d to the driven path, "
+                 f"mean of 1000^d, not metres): {bm}. Wall contacts: {contacts}.")
     return "\n".join(lines) + "\n"
 
 

@@ -312,3 +312,45 @@ def test_cumulative_counters_survive_a_restarted_brain():
     assert counter_increase([3, 5, 9], start=2) == 7
     assert counter_increase([3, 5, 1, 4], start=0) == 5 + 4        # restarted at 1 after 5
     assert counter_increase([], start=4) == 0
+
+
+def test_bm_deviation_is_per_red_line_point_not_per_sample():
+    """Half the lap 0.4 m outside the line at 2 m/s, the other half on it at 20 m/s: per odometry
+    sample the mean |lateral| is dominated by the slow half; Behavior Metrics' deviation takes
+    each red-line point once, so its mean distance is half of 0.4 m."""
+    c = circle()
+    t1, xy1 = arc_drive(R + 0.4, 2.0, math.pi * (R + 0.4) / 2.0)            # half a turn, slow
+    t2, xy2 = arc_drive(R, 20.0, math.pi * R / 20.0 + 1.0, a0=math.pi)       # the rest, fast, on the line
+    t = np.concatenate([t1, t1[-1] + 1.0 / HZ + t2])
+    xy = np.concatenate([xy1, xy2])
+    tracker, laps = detect_laps(c, t, xy, long_limits())
+    m = tracker.lap_metrics(laps[0])
+    assert laps[0].completed
+    assert m["deviation_mae"] > 0.3                                         # per sample
+    assert m["deviation_bm_mean"] == pytest.approx(0.2, abs=0.02)           # per red-line point
+    assert m["deviation_bm_1000pow"] == pytest.approx((1000 ** 0.4 + 1) / 2, rel=0.05)
+
+
+def test_a_car_stopped_against_a_wall_is_crashed_and_its_contacts_are_counted():
+    from pilotnet_brains.circuits import load_circuit
+
+    c = load_circuit("simple_circuit")
+    x, y, yaw = c.start_pose
+    # 4 s along the line at 5 m/s (the first straight), then nosed into the right wall and held
+    t_drive = np.arange(0.0, 4.0, 1.0 / HZ)
+    s = c.start_s + 5.0 * t_drive
+    drive = np.column_stack([c.point_at(s), c.heading_at(s)])
+    s_hit = s[-1] + 1.0
+    p, h = c.point_at(s_hit)[0], c.heading_at(s_hit)[0]
+    nose = c.wall_offset - 0.457                        # the footprint's front at the wall's face
+    n = np.array([math.sin(h), -math.cos(h)])          # towards the right wall
+    pressed = np.tile([*(p + n * nose), h - math.pi / 2], (60, 1))
+    t = np.concatenate([t_drive, t_drive[-1] + 0.05 * np.arange(1, 61)])
+    tracker, laps = detect_laps(c, t, np.concatenate([drive, pressed]))
+    assert laps[0].dnf_reason == "crashed", laps[0]
+    m = tracker.lap_metrics(laps[0])
+    assert m["wall_contacts"] == 1 and m["wall_contact_time"] == pytest.approx(1.0, abs=0.1)
+    assert laps[0].t_end == pytest.approx(t_drive[-1] + 0.05 + 1.0, abs=0.06)
+    # The same poses without yaw: no footprint, so no contact and no crash (stuck later instead).
+    tracker2, laps2 = detect_laps(c, t, np.concatenate([drive, pressed])[:, :2])
+    assert laps2[0].dnf_reason != "crashed" and tracker2.lap_metrics(laps2[0])["wall_contacts"] == 0

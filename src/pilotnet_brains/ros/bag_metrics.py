@@ -16,6 +16,7 @@ from dataclasses import fields
 from pilotnet_brains import topics
 from pilotnet_brains.circuits import load_circuit
 from pilotnet_brains.metrics import WALL_REASONS, LapLimits, RunTracker
+from pilotnet_brains.sim.kinematics import yaw_of
 
 
 def read_recorded(bag) -> list[dict[str, object]]:
@@ -99,7 +100,8 @@ def replay_bag(path: str, circuit: str | None = None, limits: LapLimits | None =
                 while wall_ends and stamp > wall_ends[0][0]:
                     t_end, reason, detail = wall_ends.pop(0)
                     tracker.abort(reason, t=t_end, detail=detail)
-                tracker.add_odom(stamp, msg.pose.pose.position.x, msg.pose.pose.position.y)
+                tracker.add_odom(stamp, msg.pose.pose.position.x, msg.pose.pose.position.y,
+                                 yaw=yaw_of(msg.pose.pose.orientation))
             elif topic == topics.BRAIN_STATS:
                 tracker.add_stats(msg.header.stamp.to_sec(), msg.inference_time, msg.preprocess_time,
                                   msg.iteration_time, msg.period, msg.skipped_frames, msg.bad_frames,

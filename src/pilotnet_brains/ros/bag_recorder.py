@@ -3,7 +3,12 @@
 It subscribes the recorded topics as raw bytes (``rospy.AnyMsg``: nothing is deserialised), keeps
 every Nth camera frame, and writes a standard ROS 1 bag (v2.0, lz4 chunks by default) with the
 ``rosbag`` library: ``<bag>.active`` while recording, renamed to ``<bag>`` once closed and indexed,
-as ``rosbag record`` does. It closes on any shutdown (the launch ending, Ctrl-C, SIGTERM).
+as ``rosbag record`` does. It closes on any shutdown (the launch ending, Ctrl-C, SIGTERM), and as
+soon as the metrics node publishes the run's last LapResult (its JSON says ``"final": true``):
+the bag ends where the run's laps end. So that nothing after the last lap's end slips in,
+messages are written ``HOLD`` wall seconds after they arrive (the final LapResult comes half a
+second after the lap's end); at the end, those stamped (receipt sim time) after the lap's end are
+dropped.
 
 The run folder comes from the metrics node: it sets ``/lap_metrics/run`` = {dir, token} when it has
 chosen the run id; the token (``$(anon ...)`` in metrics.launch, the same for both nodes) keeps a
@@ -12,7 +17,9 @@ before that are buffered.
 """
 from __future__ import annotations
 
+import collections
 import io
+import json
 import os
 import threading
 import time
@@ -27,6 +34,8 @@ DEFAULT_TOPICS = (topics.ODOM, topics.CLOCK, topics.CMD_VEL, topics.BRAIN_STATS,
                   topics.CAMERA_INFO)
 #: Messages kept in memory while the run folder is not known yet.
 MAX_BUFFERED = 5000
+#: Wall seconds a message waits before it is written (see the module docstring).
+HOLD = 3.0
 
 
 class _Definition:
@@ -51,7 +60,12 @@ class BagRecorder:
         self.camera_every = int(camera_every)
         self.camera_count = 0
         self.count = 0
+        self.held: collections.deque = collections.deque()   # (wall s, item) not written yet
+        self.end_t: rospy.Time | None = None
         self.subs = []
+        from pilotnet_brains.msg import LapResult
+
+        self.subs.append(rospy.Subscriber(topics.LAP_RESULTS, LapResult, self._lap_cb, queue_size=50))
         for name in topic_names:
             self.subs.append(rospy.Subscriber(name, rospy.AnyMsg, self._cb, callback_args=name, queue_size=500))
         if self.camera_every > 0 and camera_topic:
@@ -62,6 +76,30 @@ class BagRecorder:
             threading.Thread(target=self._wait_for_folder, args=(run_param, run_token, wait), daemon=True).start()
         else:
             self._open()
+        threading.Thread(target=self._writer, daemon=True).start()
+
+    def _lap_cb(self, msg) -> None:
+        """The run's last LapResult ends the recording at its lap's end."""
+        try:
+            final = bool(json.loads(msg.json).get("final"))
+        except ValueError:
+            final = False
+        if final:
+            with self.lock:
+                self.end_t = msg.header.stamp
+            threading.Thread(target=self._end_soon, daemon=True).start()
+
+    def _end_soon(self) -> None:
+        time.sleep(0.2)   # the LapResult itself reaches the raw subscriber too
+        self.close()
+
+    def _writer(self) -> None:
+        while True:
+            time.sleep(0.2)
+            with self.lock:
+                if self.closed:
+                    return
+                self._write_held(time.monotonic() - HOLD)
 
     def _wait_for_folder(self, param: str, token: str, wait: float) -> None:
         deadline = time.monotonic() + wait
@@ -83,7 +121,7 @@ class BagRecorder:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
             self.bag = rosbag.Bag(self.path + ".active", "w", compression=self.compression)
             for item in self.buffer:
-                self._write(*item)
+                self.held.append((time.monotonic(), item))
             self.buffer = []
         rospy.loginfo(f"record_run: recording to {self.path}")
 
@@ -110,7 +148,15 @@ class BagRecorder:
                 if len(self.buffer) < MAX_BUFFERED:
                     self.buffer.append(item)
                 return
-            self._write(*item)
+            self.held.append((time.monotonic(), item))
+
+    def _write_held(self, before: float) -> None:
+        """Write the held messages that arrived before wall time ``before`` (lock held); after the
+        run's end, only those stamped up to it (and the LapResults)."""
+        while self.held and self.held[0][0] <= before:
+            item = self.held.popleft()[1]
+            if self.end_t is None or item[5] <= self.end_t or item[0] == topics.LAP_RESULTS:
+                self._write(*item)
 
     def _write(self, topic, msg_type, data, md5, definition, t) -> None:
         self.bag.write(topic, (msg_type, data, md5, None, _Definition(definition, md5)), t, raw=True)
@@ -124,6 +170,7 @@ class BagRecorder:
             for s in self.subs:
                 s.unregister()
             if self.bag is not None:
+                self._write_held(float("inf"))
                 self.bag.close()
                 os.replace(self.path + ".active", self.path)
                 print(f"record_run: {self.count} messages in {self.path}", flush=True)

@@ -27,6 +27,7 @@ from pilotnet_brains.circuits import load_circuit
 from pilotnet_brains.metrics import LapLimits, LapSpan, RunTracker, limits_dict
 from pilotnet_brains.msg import BrainStats, LapResult
 from pilotnet_brains.results import RunWriter, environment, make_run_id, method_label, model_identity, to_json
+from pilotnet_brains.sim.kinematics import yaw_of
 
 #: Wall seconds a finished lap waits for late brain stats before it is finalised.
 FINALIZE_GRACE = 0.5
@@ -182,7 +183,8 @@ class LapMetricsNode:
         pos = msg.pose.pose.position
         with self.lock:
             if not self.finished:
-                self._ended(self.tracker.add_odom(msg.header.stamp.to_sec(), pos.x, pos.y, wall=time.time()))
+                self._ended(self.tracker.add_odom(msg.header.stamp.to_sec(), pos.x, pos.y, wall=time.time(),
+                                                  yaw=yaw_of(msg.pose.pose.orientation)))
 
     def on_stats(self, msg: BrainStats) -> None:
         with self.lock:
@@ -227,7 +229,9 @@ class LapMetricsNode:
         msg.average_speed = float(lap["average_speed"])
         msg.deviation_mae = float(lap["deviation_mae"])
         msg.real_time_factor = float(lap["real_time_factor"])
-        msg.json = to_json({**lap, "identity": self.identity})
+        # "final": the run's last lap (the recorder ends the bag at its end)
+        final = self.tracker.done and span is self.tracker.laps[-1]
+        msg.json = to_json({**lap, "identity": self.identity, "final": final})
         try:
             self.pub.publish(msg)
         except rospy.ROSException:
