@@ -190,6 +190,7 @@ class LapSpan:
     completed: bool = False
     dnf_reason: str = ""
     detail: str = ""                # human words on the DNF (what was measured)
+    t_decided: float = float("nan")  # sim s of the odometry sample on which the lap's end was known
 
     @property
     def finished(self) -> bool:
@@ -394,6 +395,7 @@ class RunTracker:
             frac = (target - p0) / (self._progress - p0) if self._progress > p0 else 1.0
             t_cross = t0 + min(max(frac, 0.0), 1.0) * (t - t0)
             span.t_end = t_cross
+            span.t_decided = t
             span.completed = True
             ended.append(span)
             if len(self.laps) < int(lim.laps):
@@ -420,7 +422,7 @@ class RunTracker:
             elif t - span.t_start >= self.timeout:
                 reason, detail = "timeout", f"lap time {t - span.t_start:.1f} s >= timeout {self.timeout:.1f} s"
         if reason:
-            span.t_end = t
+            span.t_end = span.t_decided = t
             span.dnf_reason = reason
             span.detail = detail
             ended.append(span)

@@ -95,7 +95,7 @@ def test_tiny_campaign_report_then_killed_and_resumed_gives_the_same(random_tfli
     assert [r["outcome"] for r in summary["runs"]] == ["done", "done"]
     ex, rnd = rows["explicit"], rows["random_dynamic"]
     assert ex["laps"] == rnd["laps"] == 1 and ex["circuit"] == "simple_circuit"
-    assert ex["dnf"] == ["timeout"]                                    # 8 s of a 463 m lap
+    assert ex["dnf"] == ["timeout"]                                    # 8 s of a 428.7 m lap
     assert ex["deviation_mae"]["mean"] < 0.3 and ex["average_speed"]["mean"] > 5.0
     assert rnd["inference_time_mean"]["mean"] > 0 and rnd["model"] == os.path.abspath(random_tflite)
     report = (a / "report.md").read_text()

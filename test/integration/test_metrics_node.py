@@ -98,7 +98,7 @@ def test_full_lap_at_known_offset_with_bag_and_offline_recompute(roslaunch_files
         stop(sim, brain)
     (lap,) = doc["laps"]
     assert lap["completed"] and lap["dnf_reason"] == ""
-    assert lap["lap_time"] == pytest.approx(463.0 / 20.0, rel=2e-3)       # the circuit length at 20 m/s
+    assert lap["lap_time"] == pytest.approx(428.73 / 20.0, rel=2e-3)      # the circuit length at 20 m/s
     assert lap["deviation_mae"] == pytest.approx(0.7, abs=0.005)
     assert lap["deviation_max"] == pytest.approx(0.7, abs=0.01)
     assert lap["percentage"] == 100.0

@@ -4,8 +4,9 @@ It subscribes the recorded topics as raw bytes (``rospy.AnyMsg``: nothing is des
 every Nth camera frame, and writes a standard ROS 1 bag (v2.0, lz4 chunks by default) with the
 ``rosbag`` library: ``<bag>.active`` while recording, renamed to ``<bag>`` once closed and indexed,
 as ``rosbag record`` does. It closes on any shutdown (the launch ending, Ctrl-C, SIGTERM), and as
-soon as the metrics node publishes the run's last LapResult (its JSON says ``"final": true``):
-the bag ends where the run's laps end. So that nothing after the last lap's end slips in,
+soon as the metrics node publishes the run's last LapResult (its JSON says ``"final": true`` and
+``record_until``, the stamp of the odometry sample that ended the run): the bag ends where the
+run's laps end. So that nothing after the last lap's end slips in,
 messages are written ``HOLD`` wall seconds after they arrive (the final LapResult comes half a
 second after the lap's end); at the end, those stamped (receipt sim time) after the lap's end are
 dropped.
@@ -21,6 +22,7 @@ import collections
 import io
 import json
 import os
+import struct
 import threading
 import time
 
@@ -36,6 +38,22 @@ DEFAULT_TOPICS = (topics.ODOM, topics.CLOCK, topics.CMD_VEL, topics.BRAIN_STATS,
 MAX_BUFFERED = 5000
 #: Wall seconds a message waits before it is written (see the module docstring).
 HOLD = 3.0
+
+
+#: Message types whose serialisation starts with a std_msgs/Header (seq, stamp) or is a clock.
+_HEADER_FIRST = ("nav_msgs/Odometry", "sensor_msgs/Image", "sensor_msgs/CameraInfo", "pilotnet_brains/BrainStats",
+                 "pilotnet_brains/LapResult")
+
+
+def _stamp(item) -> float:
+    """Sim time (s) of a held message: its header stamp, the clock's value, or else its receipt
+    time (the recorder's own clock may lag the simulator's, so receipt is the fallback)."""
+    _, msg_type, data, _, _, t = item
+    off = 4 if msg_type in _HEADER_FIRST else 0 if msg_type == "rosgraph_msgs/Clock" else -1
+    if off >= 0 and len(data) >= off + 8:
+        secs, nsecs = struct.unpack_from("<II", data, off)
+        return secs + nsecs * 1e-9
+    return t.to_sec()
 
 
 class _Definition:
@@ -81,12 +99,14 @@ class BagRecorder:
     def _lap_cb(self, msg) -> None:
         """The run's last LapResult ends the recording at its lap's end."""
         try:
-            final = bool(json.loads(msg.json).get("final"))
+            doc = json.loads(msg.json)
         except ValueError:
-            final = False
-        if final:
+            return
+        if doc.get("final"):
+            until = max(msg.header.stamp.to_sec(), float(doc.get("record_until", 0.0)))
             with self.lock:
-                self.end_t = msg.header.stamp
+                # received up to 40 ms after the last sample's stamp (clock steps), not the next one's
+                self.end_t = rospy.Time.from_sec(until + 0.04)
             threading.Thread(target=self._end_soon, daemon=True).start()
 
     def _end_soon(self) -> None:
@@ -155,7 +175,7 @@ class BagRecorder:
         run's end, only those stamped up to it (and the LapResults)."""
         while self.held and self.held[0][0] <= before:
             item = self.held.popleft()[1]
-            if self.end_t is None or item[5] <= self.end_t or item[0] == topics.LAP_RESULTS:
+            if self.end_t is None or item[0] == topics.LAP_RESULTS or _stamp(item) <= self.end_t.to_sec():
                 self._write(*item)
 
     def _write(self, topic, msg_type, data, md5, definition, t) -> None:

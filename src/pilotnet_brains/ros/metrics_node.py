@@ -229,9 +229,12 @@ class LapMetricsNode:
         msg.average_speed = float(lap["average_speed"])
         msg.deviation_mae = float(lap["deviation_mae"])
         msg.real_time_factor = float(lap["real_time_factor"])
-        # "final": the run's last lap (the recorder ends the bag at its end)
+        # "final": the run's last lap; the recorder ends the bag with the odometry sample that
+        # ended it ("record_until", sim s: the lap's end is interpolated up to that sample)
         final = self.tracker.done and span is self.tracker.laps[-1]
-        msg.json = to_json({**lap, "identity": self.identity, "final": final})
+        until = span.t_decided if span.t_decided == span.t_decided else span.t_end
+        extra = {"final": True, "record_until": max(span.t_end, until)} if final else {}
+        msg.json = to_json({**lap, "identity": self.identity, **extra})
         try:
             self.pub.publish(msg)
         except rospy.ROSException:
