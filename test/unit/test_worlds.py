@@ -248,3 +248,39 @@ def test_worlds_folder_holds_only_generated_files():
         head = open(os.path.join(WORLDS, "models", road_model_name(load_circuit(name)), "meshes", "road.stl"),
                     "rb").read(5)
         assert head != b"solid"
+
+
+def resolve_world_arg(monkeypatch, cwd: str, **args) -> str:
+    """sim.launch's Gazebo world file for these launch arguments, evaluated by roslaunch itself."""
+    substitution_args = pytest.importorskip("roslaunch.substitution_args")
+    path = os.path.join(ROOT, "launch", "include", "sim.launch")
+    launch = ET.parse(path).getroot()
+    defaults = {a.get("name"): a.get("default") for a in launch.findall("arg") if a.get("default") is not None}
+    expr = launch.find("arg[@name='_world_file']").get("value")
+    monkeypatch.setenv("PWD", cwd)
+    context = {"arg": {**defaults, **args}, "filename": path, "anon": {}}
+    return substitution_args.resolve_args(expr, context=context)
+
+
+def test_world_argument_takes_a_generated_world_name_or_any_world_file(monkeypatch, tmp_path):
+    def same(a, b):
+        return os.path.realpath(a) == os.path.realpath(b)
+
+    # Default: the circuit's generated world (also for a circuit given as a .yaml path).
+    assert same(resolve_world_arg(monkeypatch, str(tmp_path), circuit="montreal"), os.path.join(WORLDS, "montreal.world"))
+    yaml_path = os.path.join(ROOT, "config", "circuits", "montmelo.yaml")
+    assert same(resolve_world_arg(monkeypatch, str(tmp_path), circuit=yaml_path), os.path.join(WORLDS, "montmelo.world"))
+    # A name: a generated world, whatever the circuit.
+    assert same(resolve_world_arg(monkeypatch, str(tmp_path), circuit="montreal", world="simple_circuit"),
+                os.path.join(WORLDS, "simple_circuit.world"))
+    # A path: used as is (absolute) or from the current directory (relative), e.g. CustomRobots' worlds.
+    custom = "/opt/jderobot/share/jderobot/gazebo/worlds/simple_circuit.world"
+    assert resolve_world_arg(monkeypatch, str(tmp_path), world=custom) == custom
+    assert resolve_world_arg(monkeypatch, str(tmp_path), world="f1/worlds/montreal_line.world") == \
+        os.path.join(str(tmp_path), "f1/worlds/montreal_line.world")
+    # sim.launch hands that file to gazebo_ros; circuit.launch declares world (it passes all its args on).
+    sim = ET.parse(os.path.join(ROOT, "launch", "include", "sim.launch")).getroot()
+    include = sim.find("group/include[@file='$(find gazebo_ros)/launch/empty_world.launch']")
+    assert include.find("arg[@name='world_name']").get("value") == "$(arg _world_file)"
+    circuit = ET.parse(os.path.join(ROOT, "launch", "circuit.launch")).getroot()
+    assert circuit.find("arg[@name='world']").get("default") == ""
