@@ -30,6 +30,7 @@ from pilotnet_brains.worlds import (
     road_model_sdf,
     stl_bytes,
     world_sdf,
+    write_world,
 )
 
 WORLDS = os.path.join(ROOT, "worlds")
@@ -284,3 +285,22 @@ def test_world_argument_takes_a_generated_world_name_or_any_world_file(monkeypat
     assert include.find("arg[@name='world_name']").get("value") == "$(arg _world_file)"
     circuit = ET.parse(os.path.join(ROOT, "launch", "circuit.launch")).getroot()
     assert circuit.find("arg[@name='world']").get("default") == ""
+
+
+def test_a_reversed_circuit_gets_its_own_world(tmp_path):
+    c = load_circuit("simple_circuit_reverse")
+    info = write_world(c, str(tmp_path))
+    assert info["world"] == str(tmp_path / "simple_circuit_reverse.world")
+    world = ET.parse(info["world"]).getroot().find("world")
+    assert world.get("name") == "simple_circuit_reverse"
+    pose = floats(world.find(f"model[@name='{CAR_MODEL}']").findtext("pose"))
+    forward = load_circuit("simple_circuit").start_pose
+    assert pose[:2] == pytest.approx(forward[:2])
+    assert math.cos(pose[5] - forward[2]) == pytest.approx(-1.0)          # facing the other way
+    mdir = tmp_path / "models" / "pilotnet_simple_circuit_reverse_road"
+    assert info["model_dir"] == str(mdir)
+    for part in ("road", "line"):                                        # still facing up
+        tri = read_stl(str(mdir / "meshes" / f"{part}.stl")).astype(np.float64)
+        assert (cross2(tri[:, 1, :2] - tri[:, 0, :2], tri[:, 2, :2] - tri[:, 0, :2]) > 0).all()
+    if shutil.which("ign"):
+        assert ign_check(info["world"]).returncode == 0
