@@ -20,6 +20,7 @@ The object plugs into :class:`pilotnet_brains.brain.Pipeline` like a PilotNet po
 """
 from __future__ import annotations
 
+import collections
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -303,11 +304,12 @@ def drive(circuit: Any, brain: ExplicitBrain | None = None, laps: float = 1.0, m
     (each frame's command is applied before the sim advances to the next frame), without ROS.
 
     circuit: a name, path or Circuit. Ends after ``laps`` laps of progress, at ``max_time`` sim s
-    (default: long enough at 5 m/s), or when the car is more than ``off_track`` m (default: half
-    the road width) from the red line. Returns {"completed", "laps", "time" (s), "lap_time" (s, of
-    the first lap), "distance" (m of centerline progress), "mean_abs_lateral" / "max_abs_lateral"
-    (m, car reference point to the red line), "mean_speed" (m/s, commanded), "reason"} and, with
-    ``trace``, the per-frame arrays (t, x, y, yaw, s, lateral, v, w).
+    (default: long enough at 5 m/s), when the car is more than ``off_track`` m (default: half
+    the road width) from the red line, or when it has been stopped against a wall for 1 s
+    ("crashed"). Returns {"completed", "laps", "time" (s), "lap_time" (s, of the first lap),
+    "distance" (m of centerline progress), "mean_abs_lateral" / "max_abs_lateral" (m, car
+    reference point to the red line), "mean_speed" (m/s, commanded), "wall_contacts", "reason"}
+    and, with ``trace``, the per-frame arrays (t, x, y, yaw, s, lateral, v, w).
     """
     from pilotnet_brains.circuits import as_circuit
     from pilotnet_brains.sim import SimConfig, Simulator
@@ -326,6 +328,7 @@ def drive(circuit: Any, brain: ExplicitBrain | None = None, laps: float = 1.0, m
     lap_time = None
     reason = "timeout"
     frame = np.empty_like(rgb)
+    pinned = collections.deque(maxlen=int(round(sim.config.camera_rate)) + 1)   # progress over the last 1 s
     while sim.time < max_time:
         v, w = brain(rgb)
         sim.set_command(v, w)
@@ -345,6 +348,10 @@ def drive(circuit: Any, brain: ExplicitBrain | None = None, laps: float = 1.0, m
         if abs(lat) > off:
             reason = "off_track"
             break
+        pinned.append(progress if sim.in_contact else None)
+        if len(pinned) == pinned.maxlen and None not in pinned and pinned[-1] - pinned[0] < 0.2:
+            reason = "crashed"
+            break
     a = np.array(rows, np.float64).reshape(-1, 8)
     out: dict[str, Any] = {
         "circuit": circ.name, "completed": reason == "", "reason": reason, "laps": progress / circ.length,
@@ -353,6 +360,7 @@ def drive(circuit: Any, brain: ExplicitBrain | None = None, laps: float = 1.0, m
         "max_abs_lateral": float(np.abs(a[:, 5]).max()) if len(a) else math.nan,
         "mean_speed": float(a[:, 6].mean()) if len(a) else math.nan,
         "average_speed": progress / sim.time if sim.time > 0 else 0.0,
+        "wall_contacts": sim.wall_contacts,
     }
     if trace:
         out["trace"] = {k: a[:, i] for i, k in enumerate(("t", "x", "y", "yaw", "s", "lateral", "v", "w"))}
