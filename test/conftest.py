@@ -131,3 +131,19 @@ def pilotnet_artifacts(tmp_path_factory):
     ref_tf = tf_pilotnet.load(base["tf_keras"])(x, training=False).numpy()
     return {"dir": folder, "base": base, "paths": paths, "x": x,
             "ref": {"torch": ref_torch, "tf_keras": ref_tf}}
+
+
+def open_circuit(folder, name: str = "simple_circuit", road_width: float = 8.0) -> str:
+    """Path of a copy of a packaged circuit without walls and with an ``road_width`` m road, for
+    tests where the car must be free to leave the road (off_track) or to drive any curve."""
+    import yaml
+
+    from pilotnet_brains.circuits import circuit_path
+
+    data = yaml.safe_load(open(circuit_path(name)))
+    data.pop("walls", None)
+    data.update(name=f"{name}_open", road_width=road_width)
+    path = os.path.join(str(folder), f"{name}_open.yaml")
+    with open(path, "w") as f:
+        yaml.safe_dump(data, f)
+    return path

@@ -13,8 +13,9 @@ Definitions (DESIGN §5; where Behavior Metrics (BM) is loose, ours is exact):
   linearly between the two odometry samples around it, and the next lap starts at that instant.
 - **DNF** reasons: ``reset`` (the pose jumped faster than ``max_speed``: a simulator reset or a
   teleport; the jump never counts as progress), ``off_track`` (|lateral| > road_width/2 +
-  margin: only on a circuit without walls), ``crashed`` (stopped against a wall: touching it and
-  moved less than ``crash_distance`` m over the last ``crash_time`` sim s), ``stuck`` (moved less than ``stuck_distance`` m, straight line, over the last
+  margin: only on a circuit without walls), ``crashed`` (stopped against a wall: touched it in the
+  last ``crash_time`` sim s and moved less than ``crash_distance`` m over them; or stuck, below,
+  while touching the walls), ``stuck`` (moved less than ``stuck_distance`` m, straight line, over the last
   ``stuck_time`` sim s), ``timeout`` (lap longer than ``timeout`` sim s; default
   ``length / timeout_speed``), ``brain_died`` and ``interrupted`` (wall-clock events decided by the
   node: :data:`WALL_REASONS`). A DNF ends the run.
@@ -417,8 +418,14 @@ class RunTracker:
             t_old, x_old, y_old = self._window[0]
             moved = math.hypot(x - x_old, y - y_old)
             if t - t_old >= lim.stuck_time and moved < lim.stuck_distance:
-                reason = "stuck"
-                detail = f"moved {moved:.2f} m in {t - t_old:.1f} s (< {lim.stuck_distance} m in {lim.stuck_time} s)"
+                # held up by the walls (scraping to and fro along one) is a crash, not a stall
+                ts = c["t"]
+                j = i
+                while j > self._first and ts[j - 1] >= t_old:
+                    j -= 1
+                reason = "crashed" if any(c["contact"][j:i + 1]) else "stuck"
+                detail = (f"moved {moved:.2f} m in {t - t_old:.1f} s (< {lim.stuck_distance} m in {lim.stuck_time} s)"
+                          + (" against the walls" if reason == "crashed" else ""))
             elif t - span.t_start >= self.timeout:
                 reason, detail = "timeout", f"lap time {t - span.t_start:.1f} s >= timeout {self.timeout:.1f} s"
         if reason:
@@ -429,11 +436,10 @@ class RunTracker:
         return ended
 
     def _crashed(self, i: int) -> str:
-        """Why sample i ends the lap as ``crashed`` ('' if it does not): touching a wall, and
-        every sample of the last crash_time s within crash_distance of this one."""
+        """Why sample i ends the lap as ``crashed`` ('' if it does not): the car touched a wall in
+        the last crash_time s and every sample of that window is within crash_distance of this one
+        (pinned against the wall, or turning on the spot against it)."""
         c = self.odom.cols
-        if not c["contact"][i]:
-            return ""
         lim = self.limits
         t, x, y = c["t"][i], c["x"][i], c["y"][i]
         j = i
@@ -441,7 +447,7 @@ class RunTracker:
             j -= 1
             if math.hypot(c["x"][j] - x, c["y"][j] - y) >= lim.crash_distance:
                 return ""
-        if t - c["t"][j] < lim.crash_time - 1e-9 or not all(c["contact"][j:i + 1]):
+        if t - c["t"][j] < lim.crash_time - 1e-9 or not any(c["contact"][j:i + 1]):
             return ""
         return (f"against a wall at ({x:.2f}, {y:.2f}): moved < {lim.crash_distance} m in "
                 f"{lim.crash_time:.1f} s while touching it")

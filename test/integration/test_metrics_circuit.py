@@ -10,8 +10,10 @@ import subprocess
 import xmlrpc.client
 
 import pytest
-from conftest import ROOT, run_tool
+from conftest import ROOT, open_circuit, run_tool
 from test_metrics_node import check_bag_readable, fake, stop, wait_closed, wait_for_status
+
+from pilotnet_brains.circuits import load_circuit
 
 SAME_OFFLINE = ("lap_time", "distance", "percentage", "average_speed", "deviation_mae", "deviation_max",
                 "deviation_bm_1000pow", "brain_iterations", "inference_time_mean", "inference_time_p50",
@@ -73,9 +75,11 @@ def check_offline_equals_live(olap: dict, lap: dict) -> None:
 
 
 def test_brain_steering_off_the_road_is_dnf_off_track(roslaunch_files, tmp_path):
-    """The real simulator, a brain that always turns left at 0.8 rad/s: off the road within metres."""
-    roslaunch_files("launch/include/sim.launch", circuit="simple_circuit", mode="lockstep")
-    roslaunch_files("launch/include/metrics.launch", circuit="simple_circuit", results_dir=str(tmp_path),
+    """The real simulator on a circuit without walls, a brain that always turns left at 0.8 rad/s:
+    off the road within metres."""
+    circuit = open_circuit(tmp_path)
+    roslaunch_files("launch/include/sim.launch", circuit=circuit, mode="lockstep")
+    roslaunch_files("launch/include/metrics.launch", circuit=circuit, results_dir=str(tmp_path),
                     run_id="off", brain="turner", backend="", mode="lockstep")
     import rospy
 
@@ -90,6 +94,26 @@ def test_brain_steering_off_the_road_is_dnf_off_track(roslaunch_files, tmp_path)
     assert lap["deviation_max"] > 4.0 + 1.0                     # road half-width + margin
     assert lap["lap_time"] < 15.0 and lap["percentage"] < 10.0
     assert "lateral" in lap["dnf_detail"]
+
+
+def test_brain_steering_into_the_walls_is_dnf_crashed(roslaunch_files, tmp_path):
+    """The same brain on the real SimpleCircuit: the walls hold the car on the road; it scrapes to
+    and fro along them until the lap ends as crashed, its contacts counted."""
+    roslaunch_files("launch/include/sim.launch", circuit="simple_circuit", mode="lockstep")
+    roslaunch_files("launch/include/metrics.launch", circuit="simple_circuit", results_dir=str(tmp_path),
+                    run_id="walls", brain="turner", backend="", mode="lockstep")
+    import rospy
+
+    rospy.set_param("/use_sim_time", True)
+    brain = fake("--role", "brain", "--speed", "8", "--turn", "0.8")
+    try:
+        doc = wait_for_status(str(tmp_path / "walls"), ("done",), timeout=120)
+    finally:
+        stop(brain)
+    (lap,) = doc["laps"]
+    assert lap["dnf_reason"] == "crashed" and not lap["completed"], lap
+    assert lap["wall_contacts"] >= 1 and lap["wall_contact_time"] > 1.0
+    assert lap["deviation_max"] < load_circuit("simple_circuit").wall_offset     # never through a wall
 
 
 def brain_pid() -> int:

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import run_tool
+from conftest import open_circuit, run_tool
 
 from pilotnet_brains import topics
 from pilotnet_brains.circuits import load_circuit
@@ -155,10 +155,11 @@ def test_topics_rates_encoding_and_realtime_pacing(roslaunch_files):
     assert set(np.diff(c_st)) == {10_000_000}
 
 
-def test_constant_command_moves_as_the_kinematics_say_and_services_work(roslaunch_files):
+def test_constant_command_moves_as_the_kinematics_say_and_services_work(roslaunch_files, tmp_path):
     probe = Probe()
     try:
-        roslaunch_files(SIM_LAUNCH, circuit="simple_circuit", rtf="2.0")
+        # without walls: the 10 m circle crosses the real circuit's 3.1 m road
+        roslaunch_files(SIM_LAUNCH, circuit=open_circuit(tmp_path), rtf="2.0")
         probe.wait_connected()
         probe.wait(lambda: len(probe.odom) >= 2, 10, "odometry")
         v, w = 4.0, 0.4
