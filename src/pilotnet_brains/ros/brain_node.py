@@ -97,7 +97,8 @@ class BrainNode:
         while not rospy.is_shutdown() and not self.slot.closed:
             msg = self.slot.take(poll)
             if msg is None:
-                self._watchdog()
+                if self._watchdog():
+                    self._publish_cmd(0.0, 0.0)
                 continue
             try:
                 self._handle(msg)
@@ -106,16 +107,20 @@ class BrainNode:
                     break
                 rospy.logerr_throttle(5.0, f"brain: frame failed: {type(e).__name__}: {e}")
 
-    def _watchdog(self) -> None:
+    def _watchdog(self) -> bool:
+        """True (once per stall, after logging it and forgetting the held command) when no usable
+        frame came for ``watchdog_timeout`` wall seconds: the caller then publishes the stop (0, 0).
+        Unusable frames (bad frames, failed inference) do not feed the watchdog."""
         if self.watchdog_timeout <= 0 or self._stopped_by_watchdog:
-            return
+            return False
         idle = time.monotonic() - self._last_good
-        if idle > self.watchdog_timeout:
-            self._stopped_by_watchdog = True
-            v, w = self.pipeline.stop()
-            self._publish_cmd(v, w)
-            rospy.logwarn(f"brain: no usable camera frame on {self.sub.resolved_name} for "
-                          f"{idle:.1f} s (watchdog_timeout {self.watchdog_timeout} s): commanded a stop")
+        if idle <= self.watchdog_timeout:
+            return False
+        self._stopped_by_watchdog = True
+        self.pipeline.stop()
+        rospy.logwarn(f"brain: no usable camera frame on {self.sub.resolved_name} for "
+                      f"{idle:.1f} s (watchdog_timeout {self.watchdog_timeout} s): commanded a stop")
+        return True
 
     def _publish_cmd(self, v: float, w: float) -> None:
         self._cmd.linear.x = v
@@ -125,7 +130,9 @@ class BrainNode:
     def _handle(self, msg: Image) -> None:
         start = time.perf_counter()
         step = self.pipeline.process_image(msg.encoding, msg.height, msg.width, msg.step, msg.data)
-        self._publish_cmd(step.v, step.w)   # a bad frame holds the last command (lockstep sims wait for one)
+        if not step.ok and self._watchdog():
+            step.v = step.w = 0.0
+        self._publish_cmd(step.v, step.w)   # an unusable frame holds the last command (lockstep sims wait for one)
         done = time.perf_counter()
         if step.status == "bad_frame":
             rospy.logwarn_throttle(5.0, f"brain: bad camera frame ({self.pipeline.bad_frames} so far): {step.error}")
@@ -133,11 +140,12 @@ class BrainNode:
         if step.status == "bad_output":
             rospy.logwarn_throttle(5.0, f"brain: {step.error} ({self.pipeline.bad_outputs} so far); "
                                         f"commanded ({step.v}, {step.w})")
-        self._last_good = time.monotonic()
-        if self._stopped_by_watchdog:
-            if self.pipeline.iterations > 1:
-                rospy.loginfo("brain: camera frames are back; driving again")
-            self._stopped_by_watchdog = False
+        else:
+            self._last_good = time.monotonic()
+            if self._stopped_by_watchdog:
+                if self.pipeline.iterations > 1:
+                    rospy.loginfo("brain: camera frames are back; driving again")
+                self._stopped_by_watchdog = False
         s = self._stats
         s.header.stamp = msg.header.stamp
         s.header.frame_id = msg.header.frame_id
@@ -170,7 +178,8 @@ def main(default_brain: str = "pilotnet") -> None:
       ~camera_height (float m, default "" = the F1 camera's): explicit brain only, the camera's
         height above the ground (match the simulator's camera_height).
       ~watchdog_timeout (float s, default 1.0): wall seconds without a usable frame (after the
-        first one) before a stop command (0, 0) is published (logged once per stall); 0 disables it.
+        first one) before a stop command (0, 0) is published (logged once per stall), whether frames
+        stopped coming or keep coming unusable (bad frames, failed inference); 0 disables it.
       ~stop_on_bad_output (bool, default true): a NaN/inf command stops the car (else holds the last).
       ~wait_for_stats_subscriber (float s, default 0): wall seconds to wait, before subscribing the
         camera, for a subscriber of /brain/stats (the metrics node), so no answered frame goes
