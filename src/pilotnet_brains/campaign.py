@@ -458,6 +458,7 @@ def write_run_record(folder: str, spec: RunSpec, outcome: str, wall_s: float, re
            "finished": _dt.datetime.now().isoformat(timespec="seconds"),
            "circuit": spec.circuit, "start": asdict(spec.start), "entry": asdict(spec.entry),
            "repetition": spec.repetition, "launch_args": spec.launch_args}
+    os.makedirs(folder, exist_ok=True)          # a run refused before its metrics node made it
     atomic_write_text(os.path.join(folder, RUN_RECORD), json.dumps(rec, indent=1) + "\n")
     return rec
 

@@ -60,6 +60,65 @@ def make_run_id(circuit: str, method: str, now: _dt.datetime | None = None) -> s
     return re.sub(r"[^A-Za-z0-9._+-]+", "-", raw)
 
 
+#: A run id is one plain folder name (what :func:`make_run_id` makes): letters, digits, ``. _ + -``,
+#: not starting with a dot (so never ``.``, ``..`` or a hidden folder).
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,199}")
+
+
+class RunFolderError(ValueError):
+    """A run folder that cannot be this run's: a run id that is not one plain name, a results_dir
+    that cannot be written, or a folder another run owns. The message says what to do."""
+
+
+def check_run_id(run_id: str) -> str:
+    """``run_id`` if it is one plain folder name, else :class:`RunFolderError`."""
+    if not RUN_ID_PATTERN.fullmatch(run_id):
+        raise RunFolderError(f"run_id {run_id!r} is not one plain folder name: use only letters, digits "
+                             f"and . _ + - (no '/', not starting with '.'), e.g. run_id:=my_run_1")
+    return run_id
+
+
+def _owner(folder: str) -> str:
+    """Who owns an existing run folder, from its laps.json: 'a done run started ... on host'."""
+    try:
+        with open(os.path.join(folder, "laps.json")) as f:
+            doc = json.load(f)
+        ident = doc.get("identity") or {}
+        return (f"a {doc.get('status', '?')} run started {ident.get('started', '?')} on "
+                f"{ident.get('host', '?')} ({ident.get('brain') or '?'}/{ident.get('backend') or '-'})")
+    except (OSError, ValueError, AttributeError):
+        return "another run (no readable laps.json yet: it may be starting now)"
+
+
+def claim_run_folder(results_dir: str, run_id: str, unique: bool = False) -> str:
+    """Create ``results_dir/run_id`` exclusively and return its path: a run owns its folder.
+
+    Raises :class:`RunFolderError` for a run id that is not one plain name, a ``results_dir`` that
+    cannot be created or written, or a folder that exists (naming the run that owns it). With
+    ``unique`` (a generated id), a taken name gets a ``-2``, ``-3``... suffix instead."""
+    check_run_id(run_id)
+    try:
+        os.makedirs(results_dir, exist_ok=True)
+    except OSError as e:
+        raise RunFolderError(f"results_dir {results_dir} cannot be created ({e.strerror}); pass "
+                             f"results_dir:=<a folder you can write>") from None
+    for n in range(1, 1000):
+        name = run_id if n == 1 else f"{run_id}-{n}"
+        folder = os.path.join(results_dir, name)
+        try:
+            os.mkdir(folder)
+            return folder
+        except FileExistsError:
+            if not unique:
+                raise RunFolderError(f"run folder {folder} already exists: it belongs to {_owner(folder)}; "
+                                     f"choose another run_id:= (or delete that folder to measure "
+                                     f"the run again)") from None
+        except OSError as e:
+            raise RunFolderError(f"results_dir {results_dir} is not writable ({e.strerror}); pass "
+                                 f"results_dir:=<a folder you can write>") from None
+    raise RunFolderError(f"results_dir {results_dir}: {run_id}-2 ... -999 are all taken; choose run_id:=")
+
+
 def method_label(brain: str, backend: str) -> str:
     """How a run is named in tables: the backend for model brains, the brain otherwise."""
     if brain in ("", "pilotnet") and backend:

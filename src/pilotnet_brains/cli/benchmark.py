@@ -118,7 +118,7 @@ class Runner:
         folder = cp.run_folder(self.campaign_dir, spec)
         if os.path.isdir(folder):              # a stale or interrupted attempt: start clean
             shutil.rmtree(folder)
-        os.makedirs(folder, exist_ok=True)
+        os.makedirs(os.path.dirname(folder), exist_ok=True)   # the run creates (owns) its folder
         logs = os.path.join(self.campaign_dir, "logs")
         os.makedirs(logs, exist_ok=True)
         log_path = os.path.join(logs, spec.run_id + ".log")

@@ -139,6 +139,12 @@ class BagRecorder:
             if self.closed:
                 return
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            taken = [p for p in (self.path, self.path + ".active") if os.path.exists(p)]
+            if taken:   # another run's bag: never overwrite or rename over it
+                rospy.logerr(f"record_run: {taken[0]} already exists (another run's bag); nothing recorded. "
+                             f"Give this run its own run_id:= (or ~bag)")
+                self.closed = True
+                return
             self.bag = rosbag.Bag(self.path + ".active", "w", compression=self.compression)
             for item in self.buffer:
                 self.held.append((time.monotonic(), item))

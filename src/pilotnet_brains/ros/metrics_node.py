@@ -26,7 +26,15 @@ from pilotnet_brains import topics
 from pilotnet_brains.circuits import load_circuit
 from pilotnet_brains.metrics import LapLimits, LapSpan, RunTracker, limits_dict
 from pilotnet_brains.msg import BrainStats, LapResult
-from pilotnet_brains.results import RunWriter, environment, make_run_id, method_label, model_identity, to_json
+from pilotnet_brains.results import (
+    RunWriter,
+    claim_run_folder,
+    environment,
+    make_run_id,
+    method_label,
+    model_identity,
+    to_json,
+)
 from pilotnet_brains.sim.kinematics import yaw_of
 
 #: Wall seconds a finished lap waits for late brain stats before it is finalised.
@@ -128,9 +136,11 @@ class LapMetricsNode:
         brain = str(p("~brain", ""))
         backend = str(p("~backend", ""))
         method = method_label(brain, backend)
-        run_id = str(p("~run_id", "") or "") or make_run_id(self.circuit.name, method)
+        given_id = str(p("~run_id", "") or "")
         results_dir = os.path.realpath(os.path.expanduser(str(p("~results_dir", "results"))))
-        self.folder = os.path.join(results_dir, run_id)
+        self.folder = claim_run_folder(results_dir, given_id or make_run_id(self.circuit.name, method),
+                                       unique=not given_id)
+        run_id = os.path.basename(self.folder)
         self.identity: dict[str, object] = {
             "run_id": run_id, "circuit": self.circuit.name, "circuit_source": self.circuit.source,
             "circuit_length": self.circuit.length, "reverse": self.circuit.reversed,
@@ -353,7 +363,9 @@ def main() -> None:
       ~startup_timeout (float wall s, default 300): DNF brain_died when no command ever comes.
       ~brain_node (str, default /brain): the brain node to watch; empty = don't watch the process.
       ~results_dir (str, default results): parent of the run folder.
-      ~run_id (str, default ""): run folder name; empty = <time>_<circuit>_<brain or backend>.
+      ~run_id (str, default ""): run folder name, one plain name (letters, digits, . _ + -); empty =
+        <time>_<circuit>_<brain or backend> (-2, -3... when taken). The folder is created
+        exclusively: a run_id whose folder exists is refused, naming the run that owns it.
       ~brain, ~backend, ~model, ~threads, ~sim, ~mode: the run's identity (model hashed if a path).
       ~run_token (str, default ""): copied into ~run so the recorder of the same launch finds it.
       ~partial_period (float wall s, default 2): how often laps.json is rewritten during a lap.
