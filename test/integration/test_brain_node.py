@@ -241,3 +241,36 @@ def test_a_refusing_brain_ends_the_launch(ros_master):
     out = proc.stdout + proc.stderr
     assert "no_such_backend" in out and "valid backends" in out
     assert "required" in out.lower()
+
+
+def _tflite(path: str, input_shape) -> str:
+    """A tiny float .tflite taking ``input_shape`` and answering 2 values, with a valid sidecar."""
+    import tensorflow as tf
+
+    from pilotnet_brains.preprocess import ModelMeta, write_meta
+
+    inp = tf.keras.Input(input_shape)
+    out = tf.keras.layers.Dense(2)(tf.keras.layers.GlobalAveragePooling2D()(inp))
+    with open(path, "wb") as f:
+        f.write(tf.lite.TFLiteConverter.from_keras_model(tf.keras.Model(inp, out)).convert())
+    write_meta(path, ModelMeta(framework="tflite", method="tflite_fp32"))
+    return path
+
+
+def test_a_model_whose_input_shape_is_wrong_is_refused_at_load(ros_master, tmp_path):
+    pytest.importorskip("pilotnet_brains.backends", reason="backends not built yet")
+    path = _tflite(str(tmp_path / "small.tflite"), (100, 100, 3))
+    proc = run_tool("pilotnet_brain", "__name:=brain_bad_shape", "_backend:=tflite_fp32", f"_model:={path}",
+                    check=False, timeout=120, env=_node_env(ros_master))
+    assert proc.returncode != 0, "a model that cannot take the preprocessed frame must not start"
+    err = proc.stderr
+    assert path in err and "(1, 66, 200, 3)" in err and "does not take the input" in err, err
+    assert "Traceback" not in err
+
+
+def test_a_model_path_that_is_a_folder_is_refused_clearly(ros_master, tmp_path):
+    proc = run_tool("pilotnet_brain", "__name:=brain_folder_model", "_backend:=tflite_int8",
+                    f"_model:={tmp_path}", check=False, timeout=120, env=_node_env(ros_master))
+    assert proc.returncode != 0
+    assert f"{tmp_path} is a folder" in proc.stderr and ".tflite" in proc.stderr, proc.stderr
+    assert "Mmap" not in proc.stderr
