@@ -483,6 +483,9 @@ def classify(laps_doc: Mapping[str, Any] | None, returncode: int | None) -> tupl
     status = laps_doc.get("status")
     if status == "done":
         return "done", ""
+    if status == "refused":
+        refusal = laps_doc.get("refusal") or {}
+        return "failed", f"refused by {refusal.get('by', '?')}: {refusal.get('message', '')} (launch exit code {returncode})"
     return "failed", f"laps.json status {status!r} (launch exit code {returncode})"
 
 

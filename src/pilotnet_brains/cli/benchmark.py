@@ -188,12 +188,15 @@ class Runner:
 
 
 def _tail(path: str, lines: int = 3) -> str:
+    """What a failed run's log says: its FATAL lines (the refusing node's message) if any, else its
+    last ``lines`` lines."""
     try:
         with open(path, errors="replace") as f:
             text = [x.strip() for x in f.read().splitlines() if x.strip()]
-        return " | ".join(text[-lines:])[-400:]
     except OSError:
         return "(no log)"
+    fatal = [x for x in text if "[FATAL]" in x]
+    return " | ".join(fatal[:lines])[:400] if fatal else " | ".join(text[-lines:])[-400:]
 
 
 def _describe(res: dict[str, Any]) -> str:

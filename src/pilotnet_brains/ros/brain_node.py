@@ -8,7 +8,6 @@ lives in the worker too and runs on the wall clock, so a simulator that stops (a
 """
 from __future__ import annotations
 
-import sys
 import threading
 import time
 import warnings
@@ -22,6 +21,7 @@ from sensor_msgs.msg import Image
 from pilotnet_brains import topics
 from pilotnet_brains.brain import BRAINS, BrainStartError, Pipeline, make_brain
 from pilotnet_brains.msg import BrainStats
+from pilotnet_brains.ros import startup
 
 #: Receive buffer for camera frames (a 640x480 rgb8 frame is 0.9 MB).
 CAMERA_BUFF_SIZE = 2 ** 24
@@ -190,6 +190,7 @@ def main(default_brain: str = "pilotnet") -> None:
     Exits non-zero with one message naming the brain, backend, path and what to do when the brain
     cannot start (missing/corrupt model, runtime not installed, GPU backend without a GPU).
     """
+    startup.guard()
     rospy.init_node("brain")
     # OpenCV's thread pool costs more to wake (~0.5 ms after an idle frame period) than the tiny
     # crop/resize/colour conversions of a frame take on one core.
@@ -206,14 +207,13 @@ def main(default_brain: str = "pilotnet") -> None:
             raise BrainStartError(f"unknown brain {name!r} (~brain); choose one of {sorted(BRAINS)}")
         policy = make_brain(name, **kwargs)
     except BrainStartError as e:
-        rospy.logfatal(str(e))
-        rospy.signal_shutdown("brain cannot start")
-        sys.exit(1)
+        startup.refuse(str(e))
     width = int(rospy.get_param("~image_width", 640))
     height = int(rospy.get_param("~image_height", 480))
     pipeline = Pipeline(policy, expected_size=(width, height) if width > 0 and height > 0 else None,
                         stop_on_bad_output=bool(rospy.get_param("~stop_on_bad_output", True)))
     BrainNode(pipeline, watchdog_timeout=float(rospy.get_param("~watchdog_timeout", 1.0)),
               wait_for_stats_subscriber=float(rospy.get_param("~wait_for_stats_subscriber", 0.0)))
+    startup.started()
     rospy.loginfo(f"brain: {name} ({pipeline.label}) ready on {topics.CAMERA_IMAGE} -> {topics.CMD_VEL}")
     rospy.spin()

@@ -35,6 +35,7 @@ from pilotnet_brains.results import (
     model_identity,
     to_json,
 )
+from pilotnet_brains.ros import startup
 from pilotnet_brains.sim.kinematics import yaw_of
 
 #: Wall seconds a finished lap waits for late brain stats before it is finalised.
@@ -152,7 +153,8 @@ class LapMetricsNode:
         }
         self.writer = RunWriter(self.folder, self.identity, environment(int(p("~threads", 1))))
         # for the recorder; the token (unique per launch) tells this run's folder from a stale one
-        rospy.set_param("~run", {"dir": self.folder, "token": str(p("~run_token", ""))})
+        self.run_token = str(p("~run_token", "") or "")
+        rospy.set_param("~run", {"dir": self.folder, "token": self.run_token})
 
         self.lock = threading.RLock()
         self.results: list[dict[str, object]] = []
@@ -313,15 +315,41 @@ class LapMetricsNode:
             reason = f"no brain stats or commands for {now - self.last_brain_wall:.1f} s wall (> {self.brain_timeout} s)"
         elif not self.tracker.armed and now - self.t_start_wall > self.startup_timeout:
             reason = f"no brain command within {self.startup_timeout:.0f} s wall of the start"
+        if reason and not self.tracker.armed and self._refusal() is not None:
+            self._finish_refused(self._refusal())
+            rospy.signal_shutdown("lap_metrics: run refused")
+            return
         if reason:
             rospy.logerr(f"lap_metrics: brain died: {reason}")
             span = self.tracker.abort("brain_died", detail=reason)
             if span is not None:
                 self._ended([span])
 
+    def _refusal(self) -> dict | None:
+        """{node, message} of a node of this launch that refused to start (see ros/startup.py)."""
+        if not self.run_token:
+            return None
+        try:
+            found = rospy.get_param(startup.refusal_param(self.run_token), None)
+        except Exception:
+            return None
+        return dict(found) if isinstance(found, dict) else None
+
+    def _finish_refused(self, refusal: dict) -> None:
+        """A run refused before it started: no lap, status refused, the refusing node's message."""
+        self.finished = True
+        self.writer.write_json([], None, "refused", extra={"refusal": {
+            "by": str(refusal.get("node", "?")), "message": str(refusal.get("message", ""))}})
+        sys.stdout.write(f"\nrun refused by {refusal.get('node')}: {refusal.get('message')}\nresults: {self.folder}\n")
+        sys.stdout.flush()
+
     def on_shutdown(self) -> None:
         with self.lock:
             if self.finished:
+                return
+            refusal = None if self.tracker.armed else self._refusal()
+            if refusal is not None:
+                self._finish_refused(refusal)
                 return
             if not self.tracker.done:
                 alive = self.watch.alive()
@@ -371,12 +399,13 @@ def main() -> None:
       ~partial_period (float wall s, default 2): how often laps.json is rewritten during a lap.
       ~plots (bool, default true): write trajectory.png and profile.png at the end.
     """
+    startup.guard()
     rospy.init_node("lap_metrics")
     try:
         node = LapMetricsNode()
     except (ValueError, OSError) as e:
-        rospy.logfatal(f"lap_metrics cannot start: {e}")
-        sys.exit(1)
+        startup.refuse(f"lap_metrics cannot start: {e}")
+    startup.started()
     rospy.spin()
     node.thread.join(timeout=5.0)
 
