@@ -254,3 +254,25 @@ def test_a_hung_brain_is_dnf_brain_died_after_the_brain_timeout(roslaunch_files,
     (lap,) = doc["laps"]
     assert lap["dnf_reason"] == "brain_died" and "no brain stats" in lap["dnf_detail"], lap
     assert 2.0 <= waited < 10.0
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGSTOP"])
+def test_a_simulator_that_dies_or_stops_is_dnf_sim_died_not_the_brain(roslaunch_files, sim_time, tmp_path, how):
+    """The brain answers every frame; when the simulator is killed (or frozen) the brain falls
+    silent because no frame comes: the lap names the simulator, not the brain."""
+    run = f"sim_{how.lower()}"
+    roslaunch_files(METRICS_LAUNCH, circuit="simple_circuit", results_dir=str(tmp_path), run_id=run,
+                    brain="fake", backend="fake", brain_timeout="2.0", sim_node="/fake_sim")
+    time.sleep(2.0)
+    brain = fake("--role", "brain", "--speed", "10")
+    sim = fake("--role", "sim", "--speed", "10", "--rtf", "4")
+    try:
+        wait_for_status(str(tmp_path / run), ("running",), timeout=30, min_distance=20.0)
+        sim.send_signal(getattr(signal, how))
+        doc = wait_for_status(str(tmp_path / run), ("done",), timeout=30)
+    finally:
+        sim.send_signal(signal.SIGCONT)
+        stop(sim, brain)
+    (lap,) = doc["laps"]
+    assert lap["dnf_reason"] == "sim_died", lap
+    assert "simulator" in lap["dnf_detail"]

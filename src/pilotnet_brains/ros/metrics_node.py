@@ -4,8 +4,9 @@ Callbacks only feed a :class:`~pilotnet_brains.metrics.RunTracker` under a lock.
 thread (it keeps running when the simulator, and with it ``/clock``, stops) finalises laps after
 a short grace (late brain stats still count), watches the brain (stats/commands silence, process
 gone), writes the in-progress state to disk, and ends the run. On shutdown (Ctrl-C, the launch
-ending) the lap in progress is recorded as DNF ``interrupted`` (``brain_died`` if the brain process
-was already gone) and every result file is written before the node exits.
+ending) the lap in progress is recorded as DNF ``interrupted`` (``sim_died`` or ``brain_died`` if the
+simulator or the brain process was already gone) and every result file is written before the node
+exits. A run a node refused to start is recorded as ``refused`` with that node's message.
 """
 from __future__ import annotations
 
@@ -164,6 +165,8 @@ class LapMetricsNode:
         self.last_brain_wall: float | None = None
         self.first_cmd: tuple | None = None     # (sim s, wall s) of the first command
         self.watch = BrainWatch(str(p("~brain_node", "/brain")))
+        self.sim_watch = BrainWatch(str(p("~sim_node", "/f1_sim")))
+        self.last_odom_wall: float | None = None
         self.writer.write_json([], None, "waiting")
 
         self.pub = rospy.Publisher(topics.LAP_RESULTS, LapResult, queue_size=10, latch=True)
@@ -194,6 +197,7 @@ class LapMetricsNode:
     def on_odom(self, msg: Odometry) -> None:
         pos = msg.pose.pose.position
         with self.lock:
+            self.last_odom_wall = time.monotonic()
             if not self.finished:
                 self._ended(self.tracker.add_odom(msg.header.stamp.to_sec(), pos.x, pos.y, wall=time.time(),
                                                   yaw=yaw_of(msg.pose.pose.orientation)))
@@ -306,6 +310,13 @@ class LapMetricsNode:
             return
         if not self.tracker.armed and self.first_cmd is not None and now - self.first_cmd[1] > NO_STATS_ARM:
             self._arm(self.first_cmd[0], "command (no brain stats)")
+        culprit = self._sim_stopped(now)
+        if culprit:
+            rospy.logerr(f"lap_metrics: simulator died: {culprit}")
+            span = self.tracker.abort("sim_died", detail=culprit)
+            if span is not None:
+                self._ended([span])
+            return
         reason = ""
         alive = self.watch.alive()
         if alive is False:
@@ -324,6 +335,16 @@ class LapMetricsNode:
             span = self.tracker.abort("brain_died", detail=reason)
             if span is not None:
                 self._ended([span])
+
+    def _sim_stopped(self, now: float) -> str:
+        """Why the simulator is to blame ("" if it is not): its process ended, or it stopped (no
+        odometry, and hence no camera frame for the brain to answer) for brain_timeout wall s."""
+        if self.sim_watch.alive() is False:
+            return f"the simulator node {self.sim_watch.node_name} is gone (process {self.sim_watch.pid or '?'} ended)"
+        if self.tracker.armed and self.last_odom_wall is not None and now - self.last_odom_wall > self.brain_timeout:
+            return (f"the simulator stopped: no odometry for {now - self.last_odom_wall:.1f} s wall "
+                    f"(> {self.brain_timeout} s), so no camera frame for the brain either")
+        return ""
 
     def _refusal(self) -> dict | None:
         """{node, message} of a node of this launch that refused to start (see ros/startup.py)."""
@@ -353,8 +374,13 @@ class LapMetricsNode:
                 return
             if not self.tracker.done:
                 alive = self.watch.alive()
-                reason = "brain_died" if alive is False else "interrupted"
-                detail = "the brain process ended before the run" if alive is False else "shutdown before the run ended"
+                culprit = self._sim_stopped(time.monotonic())
+                if culprit:
+                    reason, detail = "sim_died", culprit
+                elif alive is False:
+                    reason, detail = "brain_died", "the brain process ended before the run"
+                else:
+                    reason, detail = "interrupted", "shutdown before the run ended"
                 span = self.tracker.abort(reason, detail=detail)
                 if span is not None:
                     self._ended([span])
@@ -390,6 +416,9 @@ def main() -> None:
         commands (the brain process ending is detected within 50 ms).
       ~startup_timeout (float wall s, default 300): DNF brain_died when no command ever comes.
       ~brain_node (str, default /brain): the brain node to watch; empty = don't watch the process.
+      ~sim_node (str, default /f1_sim): the simulator node to watch; empty = don't. DNF sim_died when
+        its process ends or no odometry comes for ~brain_timeout wall s (the brain then has no
+        frame to answer: it is not blamed).
       ~results_dir (str, default results): parent of the run folder.
       ~run_id (str, default ""): run folder name, one plain name (letters, digits, . _ + -); empty =
         <time>_<circuit>_<brain or backend> (-2, -3... when taken). The folder is created
