@@ -274,3 +274,48 @@ def test_a_model_path_that_is_a_folder_is_refused_clearly(ros_master, tmp_path):
     assert proc.returncode != 0
     assert f"{tmp_path} is a folder" in proc.stderr and ".tflite" in proc.stderr, proc.stderr
     assert "Mmap" not in proc.stderr
+
+
+def test_a_burst_of_frames_is_counted_every_one(roslaunch_files, ros_master):
+    """Frames sent faster than the brain answers: each one is answered or counted as skipped
+    (none vanishes unseen in a subscriber queue)."""
+    import rospy
+    from pilotnet_brains.msg import BrainStats
+    from sensor_msgs.msg import Image
+
+    stats = []
+    sub = rospy.Subscriber(topics.BRAIN_STATS, BrainStats, stats.append)
+    pub = rospy.Publisher(topics.CAMERA_IMAGE, Image, queue_size=1000, tcp_nodelay=True)   # no drop here
+    try:
+        roslaunch_files(BRAIN_LAUNCH, brain="explicit", watchdog_timeout=0)
+        deadline = time.monotonic() + 30
+        while (pub.get_num_connections() == 0 or sub.get_num_connections() == 0) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        frame = _line_frame(330).tobytes()
+        n = 300
+        for i in range(n):
+            msg = Image(height=480, width=640, encoding="rgb8", step=640 * 3, data=frame)
+            msg.header.stamp = rospy.Time.from_sec(1.0 + 0.005 * i)
+            pub.publish(msg)
+            time.sleep(0.002)
+        deadline = time.monotonic() + 60
+        last = None
+        while time.monotonic() < deadline:          # until the counters settle
+            time.sleep(1.0)
+            if stats and stats[-1] is last:
+                break
+            last = stats[-1] if stats else None
+        time.sleep(1.0)
+        final = rospy.Time.from_sec(100.0)
+        msg = Image(height=480, width=640, encoding="rgb8", step=640 * 3, data=frame)
+        msg.header.stamp = final
+        pub.publish(msg)                             # one more frame: its stats carry the final counts
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (stats and stats[-1].header.stamp == final):
+            time.sleep(0.05)
+        s = stats[-1]
+        assert s.header.stamp == final
+        assert s.iteration + s.skipped_frames == n + 1, (s.iteration, s.skipped_frames)
+    finally:
+        sub.unregister()
+        pub.unregister()

@@ -70,7 +70,8 @@ class BrainNode:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SyntaxWarning)   # rospy warns about queue_size=None
             self.cmd_pub = rospy.Publisher(topics.CMD_VEL, Twist, queue_size=None, tcp_nodelay=True)
-        self.stats_pub = rospy.Publisher(topics.BRAIN_STATS, BrainStats, queue_size=10)
+            # Stats too: a queue would drop them when the metrics node lags; a ~200-byte write does not block.
+            self.stats_pub = rospy.Publisher(topics.BRAIN_STATS, BrainStats, queue_size=None)
         self._cmd = Twist()
         self._stats = BrainStats(backend=pipeline.label)
         self._last_start: float | None = None
@@ -87,7 +88,9 @@ class BrainNode:
             while self.stats_pub.get_num_connections() == 0 and time.monotonic() < deadline \
                     and not rospy.is_shutdown():
                 time.sleep(0.01)
-        self.sub = rospy.Subscriber(topics.CAMERA_IMAGE, Image, self.slot.put, queue_size=1,
+        # queue_size=None: rospy hands every frame it reads to the slot, which counts the ones the
+        # worker had no time for (a bounded queue would drop them unseen, uncounted).
+        self.sub = rospy.Subscriber(topics.CAMERA_IMAGE, Image, self.slot.put, queue_size=None,
                                     buff_size=CAMERA_BUFF_SIZE, tcp_nodelay=True)
         rospy.on_shutdown(self.slot.close)
 

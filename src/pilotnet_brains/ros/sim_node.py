@@ -21,6 +21,7 @@ import math
 import os
 import threading
 import time
+import warnings
 
 import cv2
 import numpy as np
@@ -110,8 +111,13 @@ class SimNode:
 
         self.clock_pub = rospy.Publisher(topics.CLOCK, Clock, queue_size=10)
         self.image_pub = rospy.Publisher(topics.CAMERA_IMAGE, Image, queue_size=2)
-        self.info_pub = rospy.Publisher(topics.CAMERA_INFO, CameraInfo, queue_size=2)
-        self.odom_pub = rospy.Publisher(topics.ODOM, Odometry, queue_size=10)
+        # lockstep: odometry and camera_info are written synchronously (queue_size=None), so a lagging
+        # metrics node slows the run instead of losing samples
+        sync = mode == "lockstep"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)   # rospy warns about queue_size=None
+            self.info_pub = rospy.Publisher(topics.CAMERA_INFO, CameraInfo, queue_size=None if sync else 2)
+            self.odom_pub = rospy.Publisher(topics.ODOM, Odometry, queue_size=None if sync else 10)
         self.cmd_sub = rospy.Subscriber(topics.CMD_VEL, Twist, self._on_cmd, queue_size=10, tcp_nodelay=True)
         self.services = [
             rospy.Service(topics.RESET_WORLD, Empty, self._on_reset),
