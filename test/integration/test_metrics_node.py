@@ -276,3 +276,33 @@ def test_a_simulator_that_dies_or_stops_is_dnf_sim_died_not_the_brain(roslaunch_
     (lap,) = doc["laps"]
     assert lap["dnf_reason"] == "sim_died", lap
     assert "simulator" in lap["dnf_detail"]
+
+
+def test_the_bag_of_a_ctrl_c_run_replays_alone_and_says_interrupted_as_live(ros_master, sim_time, tmp_path):
+    """Ctrl-C mid-lap: metrics_from_bag needs no --circuit (the bag names its run) and labels the
+    lap as the live node did (DNF interrupted), not 'in progress'."""
+    env = dict(os.environ, ROS_MASTER_URI=ros_master)
+    launch = subprocess.Popen(
+        ["roslaunch", os.path.join(ROOT, METRICS_LAUNCH), "circuit:=simple_circuit", f"results_dir:={tmp_path}",
+         "run_id:=ctrlc_bag", "brain:=fake", "backend:=fake", "record:=true", "record_camera_every:=0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    brain = sim = None
+    try:
+        time.sleep(2.0)
+        brain = fake("--role", "brain", "--speed", "10")
+        sim = fake("--role", "sim", "--speed", "10", "--rtf", "4")
+        wait_for_status(str(tmp_path / "ctrlc_bag"), ("running",), timeout=30, min_distance=20.0)
+        launch.send_signal(signal.SIGINT)
+        launch.wait(timeout=60)
+    finally:
+        if launch.poll() is None:
+            launch.kill()
+        stop(*(p for p in (sim, brain) if p is not None))
+    live = wait_for_status(str(tmp_path / "ctrlc_bag"), ("interrupted",), timeout=5)["laps"][-1]
+    bag = str(tmp_path / "ctrlc_bag" / "run.bag")
+    wait_closed(bag)
+    proc = run_tool("metrics_from_bag", bag, "--json", "--no-progress", check=False, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    offline = json.loads(proc.stdout)
+    assert offline["identity"]["circuit"] == "simple_circuit"
+    assert offline["laps"][-1]["dnf_reason"] == live["dnf_reason"] == "interrupted"

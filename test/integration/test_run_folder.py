@@ -20,7 +20,7 @@ def lap_metrics(ros_master, name: str, *params: str, wait: bool = True):
     if wait:
         return run_tool(*argv, check=False, timeout=90, env=_env(ros_master))
     return subprocess.Popen([os.path.join(ROOT, "scripts", argv[0]), *argv[1:]], env=_env(ros_master),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 @pytest.mark.parametrize("run_id", ["../../escaped_run", "a/b/c", "..", ".hidden", "{tmp}/abs_run"])
@@ -43,7 +43,7 @@ def test_a_second_run_with_the_same_run_id_is_refused_naming_the_first(ros_maste
         deadline = time.monotonic() + 60
         while not laps.exists() and time.monotonic() < deadline and first.poll() is None:
             time.sleep(0.1)
-        assert laps.exists(), first.stderr.read() if first.poll() is not None else "no laps.json"
+        assert laps.exists(), f"no laps.json (the first lap_metrics exited {first.poll()})"
         before = json.loads(laps.read_text())
         second = lap_metrics(ros_master, "lm_second", f"_results_dir:={tmp_path}", "_run_id:=same")
         assert second.returncode != 0
@@ -70,3 +70,19 @@ def test_an_unwritable_results_dir_names_results_dir_and_what_to_do(ros_master, 
     proc = lap_metrics(ros_master, "lm_ro", f"_results_dir:={bad}", "_run_id:=x")
     assert proc.returncode != 0
     assert f"results_dir {bad}" in proc.stderr and "results_dir:=" in proc.stderr, proc.stderr
+
+
+def test_the_identity_records_start_s_and_no_backend_for_the_explicit_brain(ros_master, tmp_path):
+    node = lap_metrics(ros_master, "lm_identity", f"_results_dir:={tmp_path}", "_run_id:=ident",
+                       "_brain:=explicit", "_backend:=tflite_int8", "_start_s:=12.5", wait=False)
+    try:
+        laps = tmp_path / "ident" / "laps.json"
+        deadline = time.monotonic() + 60
+        while not laps.exists() and time.monotonic() < deadline and node.poll() is None:
+            time.sleep(0.1)
+        ident = json.loads(laps.read_text())["identity"]
+    finally:
+        node.terminate()
+        node.wait(30)
+    assert ident["brain"] == "explicit" and ident["backend"] == "", "the explicit brain has no backend"
+    assert ident["start_s"] == 12.5

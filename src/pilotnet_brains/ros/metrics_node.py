@@ -136,7 +136,7 @@ class LapMetricsNode:
         self.partial_period = float(p("~partial_period", 2.0))
         self.plots = bool(p("~plots", True))
         brain = str(p("~brain", ""))
-        backend = str(p("~backend", ""))
+        backend = str(p("~backend", "")) if brain in ("", "pilotnet") else ""   # only model brains have one
         method = method_label(brain, backend)
         given_id = str(p("~run_id", "") or "")
         results_dir = os.path.realpath(os.path.expanduser(str(p("~results_dir", "results"))))
@@ -148,6 +148,7 @@ class LapMetricsNode:
             "circuit_length": self.circuit.length, "reverse": self.circuit.reversed,
             "brain": brain, "backend": backend, **model_identity(_model_path(brain, backend, str(p("~model", "") or ""))),
             "sim": str(p("~sim", "")), "mode": str(p("~mode", "")), "threads": int(p("~threads", 1)),
+            "start_s": float(p("~start_s", -1.0)),
             "limits": {**limits_dict(self.limits), "lap_timeout": self.tracker.timeout,
                        "brain_timeout_wall": self.brain_timeout},
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": socket.gethostname(),
@@ -155,7 +156,7 @@ class LapMetricsNode:
         self.writer = RunWriter(self.folder, self.identity, environment(int(p("~threads", 1))))
         # for the recorder; the token (unique per launch) tells this run's folder from a stale one
         self.run_token = str(p("~run_token", "") or "")
-        rospy.set_param("~run", {"dir": self.folder, "token": self.run_token})
+        rospy.set_param("~run", {"dir": self.folder, "token": self.run_token, "identity": to_json(self.identity)})
 
         self.lock = threading.RLock()
         self.results: list[dict[str, object]] = []
@@ -424,7 +425,8 @@ def main() -> None:
       ~run_id (str, default ""): run folder name, one plain name (letters, digits, . _ + -); empty =
         <time>_<circuit>_<brain or backend> (-2, -3... when taken). The folder is created
         exclusively: a run_id whose folder exists is refused, naming the run that owns it.
-      ~brain, ~backend, ~model, ~threads, ~sim, ~mode: the run's identity (model hashed if a path).
+      ~brain, ~backend, ~model, ~threads, ~sim, ~mode, ~start_s: the run's identity (model hashed if
+        a path; the backend only for the pilotnet brain).
       ~run_token (str, default ""): copied into ~run so the recorder of the same launch finds it.
       ~partial_period (float wall s, default 2): how often laps.json is rewritten during a lap.
       ~plots (bool, default true): write trajectory.png and profile.png at the end.
