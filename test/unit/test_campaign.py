@@ -347,3 +347,15 @@ def test_a_brain_that_answered_no_frame_meets_no_target_and_bad_outputs_show():
     items = {i["what"]: i for t in cp.targets(cp.summarize([good]), parse()) for i in t["items"]}
     assert items["frames answered with a model command"]["ok"] is True
     assert items["position deviation MAE (m)"]["ok"] is True
+
+
+def test_a_refused_run_is_failed_with_the_refusing_message_from_its_record_or_its_log(tmp_path):
+    doc = {"status": "refused", "laps": [], "refusal": {"by": "brain", "message": "unknown backend 'x'"}}
+    outcome, detail = cp.classify(doc, 1)
+    assert outcome == "failed" and "refused by brain: unknown backend 'x'" in detail
+    from pilotnet_brains.cli.benchmark import _tail
+
+    log = tmp_path / "run.log"
+    log.write_text("started roslaunch\n[FATAL] [1.0]: f1_sim: ~mode 'foo': use one of ['realtime', 'lockstep']\n"
+                   "shutting down processing monitor...\n... shutting down processing monitor complete\ndone\n")
+    assert "~mode 'foo'" in _tail(str(log)), "the FATAL line, not roslaunch's closing lines"
