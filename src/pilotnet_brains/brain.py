@@ -169,7 +169,28 @@ def make_pilotnet(backend: str = "tflite_int8", model: str = "", threads: int = 
         raise BrainStartError(f"pilotnet brain cannot start ({where}): {e}") from None
     pre = meta.preprocessing if meta is not None else Preprocessing()
     label = backend if not model else f"{backend}:{os.path.basename(os.path.normpath(model))}"
-    return PilotNetPolicy(b, pre, label)
+    policy = PilotNetPolicy(b, pre, label)
+    _check_model(policy, where, path)
+    return policy
+
+
+def _check_model(policy: PilotNetPolicy, where: str, path: str | None) -> None:
+    """One black camera frame through preprocess -> predict -> postprocess, so a model that cannot
+    take what its sidecar's preprocessing makes (wrong input shape) or answer it with (v, w) (wrong
+    output shape) refuses to start instead of failing on every frame."""
+    frame = np.zeros((CAMERA_SIZE[1], CAMERA_SIZE[0], 3), np.uint8)
+    shape = (1,) + policy.pre.input_shape
+    try:
+        out = np.asarray(policy.predict(policy.preprocess(frame)))
+    except Exception as e:
+        raise BrainStartError(
+            f"pilotnet brain cannot start ({where}): the model does not take the input its sidecar's "
+            f"preprocessing makes, float32 {shape} ({type(e).__name__}: {str(e).strip()[:300]}); use a model "
+            f"built for that input, or fix the preprocessing in {path}.meta.json") from None
+    if out.size < 2:
+        raise BrainStartError(
+            f"pilotnet brain cannot start ({where}): the model answers {shape} with {out.size} value(s) "
+            f"(shape {out.shape}); a PilotNet model outputs 2 (v, w)")
 
 
 def make_explicit(camera_height: float | None = None, **_: Any) -> Any:

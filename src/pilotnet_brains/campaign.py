@@ -458,6 +458,7 @@ def write_run_record(folder: str, spec: RunSpec, outcome: str, wall_s: float, re
            "finished": _dt.datetime.now().isoformat(timespec="seconds"),
            "circuit": spec.circuit, "start": asdict(spec.start), "entry": asdict(spec.entry),
            "repetition": spec.repetition, "launch_args": spec.launch_args}
+    os.makedirs(folder, exist_ok=True)          # a run refused before its metrics node made it
     atomic_write_text(os.path.join(folder, RUN_RECORD), json.dumps(rec, indent=1) + "\n")
     return rec
 
@@ -482,6 +483,9 @@ def classify(laps_doc: Mapping[str, Any] | None, returncode: int | None) -> tupl
     status = laps_doc.get("status")
     if status == "done":
         return "done", ""
+    if status == "refused":
+        refusal = laps_doc.get("refusal") or {}
+        return "failed", f"refused by {refusal.get('by', '?')}: {refusal.get('message', '')} (launch exit code {returncode})"
     return "failed", f"laps.json status {status!r} (launch exit code {returncode})"
 
 
@@ -514,7 +518,7 @@ TABLE_HEADER: Sequence[str] = ("Method",) + tuple(t for _, t, _ in TABLE_METRICS
 #: Every aggregated metric (table ones and those the targets need).
 AGG_METRICS: Sequence[str] = tuple(k for k, _, _ in TABLE_METRICS) + (
     "brain_frequency_sim", "brain_frequency_bm", "camera_fps_sim", "deviation_max", "percentage",
-    "inference_time_p99", "skipped_frames", "distance")
+    "inference_time_p99", "skipped_frames", "bad_frames", "bad_outputs", "distance")
 #: Lap fields that do not depend on the wall clock (equal across lockstep repeats). Not ``commands``
 #: and ``suddenness``: the metrics node stamps commands on receipt, so the last one may fall either side
 #: of the lap's end. Not ``camera_frames``/``camera_fps_sim`` either: they count the camera_info
@@ -617,6 +621,11 @@ def summarize(runs: Sequence[Mapping[str, Any]], offline: Mapping[str, Mapping[s
                                "dnf": sorted({str(lap.get("dnf_reason")) for lap in laps if not lap.get("completed")})}
         for key in AGG_METRICS:
             row[key] = mean_spread([lap.get(key) for lap in (done if key == "lap_time" else driven)])
+        # frames the brain answered with a model output (a bad output is answered by a stop, not by the model)
+        counted = [lap for lap in driven if "brain_iterations" in lap]
+        row["iterations"] = sum(int(lap["brain_iterations"] or 0) for lap in counted)
+        row["bad_outputs_total"] = sum(int(lap.get("bad_outputs") or 0) for lap in counted)
+        row["answered"] = row["iterations"] - row["bad_outputs_total"] if counted else None
         off = (offline or {}).get(os.path.realpath(str(row["model"]))) if row["model"] else None
         row["size_mb"] = off["size_mb"] if off else None
         row["offline_mse"] = off["mse"] if off else None
@@ -658,6 +667,10 @@ def targets(rows: Sequence[Mapping[str, Any]], campaign: Campaign) -> list[dict[
     out = []
     for r in rows:
         items = []
+        answered, iterations, bad = r.get("answered"), r.get("iterations"), r.get("bad_outputs_total") or 0
+        if answered is not None:
+            items.append(("frames answered with a model command", f"{answered} of {iterations} ({bad} bad outputs)",
+                          "> 0, no bad output", answered > 0 and bad == 0))
         items.append(("completes laps", f"{r['completed']}/{r['laps']}", "all", r["laps"] > 0 and
                       r["completed"] == r["laps"]))
         mae = r["deviation_mae"]["mean"]
@@ -670,6 +683,8 @@ def targets(rows: Sequence[Mapping[str, Any]], campaign: Campaign) -> list[dict[
         else:
             fb, fc = r["brain_frequency_sim"]["mean"], r["camera_fps_sim"]["mean"]
             share = fb / fc if fb is not None and fc else None
+            if share is not None and iterations:
+                share *= (iterations - bad) / iterations    # a frame answered by a bad output is not answered
             items.append(("camera-bound: frames answered", "-" if share is None else f"{100 * share:.1f} %",
                           f">= {100 * TARGET_FRAME_SHARE:.0f} %", None if share is None else share >= TARGET_FRAME_SHARE))
         rtf = r["real_time_factor"]["mean"]
@@ -680,6 +695,9 @@ def targets(rows: Sequence[Mapping[str, Any]], campaign: Campaign) -> list[dict[
         else:
             items.append(("real time factor", "-" if rtf is None else f"{rtf:.3f}",
                           "n/a (lockstep: as fast as the brain)", None))
+        if answered is not None and answered <= 0:
+            # a brain that never commanded the car measured nothing: a still car "on the line" meets nothing
+            items = [(w, m, t, False if i == 0 or ok is not None else None) for i, (w, m, t, ok) in enumerate(items)]
         out.append({"circuit": r["circuit"], "method": r["method"],
                     "items": [{"what": w, "measured": m, "target": t, "ok": ok} for w, m, t, ok in items]})
     return out
@@ -773,8 +791,8 @@ RUNS_CSV_RUN = ("run_id", "circuit", "method", "brain", "backend", "model", "rev
 RUNS_CSV_LAP = ("lap", "completed", "dnf_reason", "lap_time", "distance", "percentage", "average_speed",
                 "deviation_mae", "deviation_max", "deviation_bm_1000pow", "brain_frequency_wall",
                 "brain_frequency_sim", "brain_frequency_bm", "inference_time_mean", "inference_time_p50",
-                "inference_time_p99", "real_time_factor", "camera_fps_sim", "skipped_frames", "suddenness",
-                "dnf_detail")
+                "inference_time_p99", "real_time_factor", "camera_fps_sim", "brain_iterations", "skipped_frames",
+                "bad_frames", "bad_outputs", "suddenness", "dnf_detail")
 
 
 def _cell(v: Any) -> Any:

@@ -47,7 +47,7 @@ import numpy as np
 #: Reasons a lap does not finish, in the order they are checked on one odometry sample.
 ODOM_REASONS: tuple[str, ...] = ("reset", "off_track", "crashed", "stuck", "timeout")
 #: Reasons decided on the wall clock by the node (the bag replays them from recorded LapResults).
-WALL_REASONS: tuple[str, ...] = ("brain_died", "interrupted")
+WALL_REASONS: tuple[str, ...] = ("brain_died", "sim_died", "interrupted")
 DNF_REASONS: tuple[str, ...] = ODOM_REASONS + WALL_REASONS
 
 #: Base of the Behavior Metrics deviation (mean of BM_DEVIATION_BASE ** d, d in metres).

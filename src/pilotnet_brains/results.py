@@ -5,7 +5,8 @@ Layout of ``results/<run-id>/``:
 
 - ``laps.json`` — ``{"run_id", "status", "updated", "identity", "environment", "laps": [...],
   "in_progress": {...} | null}``; rewritten periodically while a lap runs, so a crash leaves the
-  last state readable (``status`` says ``running``, ``done`` or ``interrupted``);
+  last state readable (``status`` says ``running``, ``done`` or ``interrupted``; ``refused``, with
+  ``refusal`` = {by, message}, for a run that was refused before it started);
 - ``laps.csv`` — one row per lap (:data:`CSV_COLUMNS`), identity columns included;
 - ``table.md`` — the Markdown table researchers know (:data:`TABLE_HEADER`) plus notes on units;
 - ``trajectory.png`` — the driven path over the circuit, coloured by |deviation|;
@@ -23,6 +24,7 @@ import math
 import os
 import platform
 import re
+import tempfile
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -58,6 +60,83 @@ def make_run_id(circuit: str, method: str, now: _dt.datetime | None = None) -> s
     now = now or _dt.datetime.now()
     raw = f"{now:%Y%m%d-%H%M%S}_{circuit}_{method}"
     return re.sub(r"[^A-Za-z0-9._+-]+", "-", raw)
+
+
+#: A run id is one plain folder name (what :func:`make_run_id` makes): letters, digits, ``. _ + -``,
+#: not starting with a dot (so never ``.``, ``..`` or a hidden folder).
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,199}")
+
+
+class RunFolderError(ValueError):
+    """A run folder that cannot be this run's: a run id that is not one plain name, a results_dir
+    that cannot be written, or a folder another run owns. The message says what to do."""
+
+
+def check_run_id(run_id: str) -> str:
+    """``run_id`` if it is one plain folder name, else :class:`RunFolderError`."""
+    if not RUN_ID_PATTERN.fullmatch(run_id):
+        raise RunFolderError(f"run_id {run_id!r} is not one plain folder name: use only letters, digits "
+                             f"and . _ + - (no '/', not starting with '.'), e.g. run_id:=my_run_1")
+    return run_id
+
+
+def _owner(folder: str) -> str:
+    """Who owns an existing run folder, from its laps.json: 'a done run started ... on host'."""
+    try:
+        with open(os.path.join(folder, "laps.json")) as f:
+            doc = json.load(f)
+        ident = doc.get("identity") or {}
+        return (f"a {doc.get('status', '?')} run started {ident.get('started', '?')} on "
+                f"{ident.get('host', '?')} ({ident.get('brain') or '?'}/{ident.get('backend') or '-'})")
+    except (OSError, ValueError, AttributeError):
+        return "another run (no readable laps.json yet: it may be starting now)"
+
+
+def check_run_folder(results_dir: str, run_id: str) -> None:
+    """What :func:`claim_run_folder` would refuse, without creating anything: a run id that is not
+    one plain name, a ``results_dir`` that is not a writable folder (or cannot be made one), a taken
+    folder (``run_id`` empty: a generated, free one will be used)."""
+    if run_id:
+        check_run_id(run_id)
+    try:
+        os.makedirs(results_dir, exist_ok=True)       # the parent only: the run folder is the run's
+        os.rmdir(tempfile.mkdtemp(dir=results_dir, prefix=".check_"))
+    except OSError as e:
+        raise RunFolderError(f"results_dir {results_dir} cannot be used ({e.strerror}: {e.filename}); pass "
+                             f"results_dir:=<a folder you can write>") from None
+    folder = os.path.join(results_dir, run_id)
+    if run_id and os.path.lexists(folder):
+        raise RunFolderError(f"run folder {folder} already exists: it belongs to {_owner(folder)}; "
+                             f"choose another run_id:= (or delete that folder to measure the run again)")
+
+
+def claim_run_folder(results_dir: str, run_id: str, unique: bool = False) -> str:
+    """Create ``results_dir/run_id`` exclusively and return its path: a run owns its folder.
+
+    Raises :class:`RunFolderError` for a run id that is not one plain name, a ``results_dir`` that
+    cannot be created or written, or a folder that exists (naming the run that owns it). With
+    ``unique`` (a generated id), a taken name gets a ``-2``, ``-3``... suffix instead."""
+    check_run_id(run_id)
+    try:
+        os.makedirs(results_dir, exist_ok=True)
+    except OSError as e:
+        raise RunFolderError(f"results_dir {results_dir} cannot be created ({e.strerror}); pass "
+                             f"results_dir:=<a folder you can write>") from None
+    for n in range(1, 1000):
+        name = run_id if n == 1 else f"{run_id}-{n}"
+        folder = os.path.join(results_dir, name)
+        try:
+            os.mkdir(folder)
+            return folder
+        except FileExistsError:
+            if not unique:
+                raise RunFolderError(f"run folder {folder} already exists: it belongs to {_owner(folder)}; "
+                                     f"choose another run_id:= (or delete that folder to measure "
+                                     f"the run again)") from None
+        except OSError as e:
+            raise RunFolderError(f"results_dir {results_dir} is not writable ({e.strerror}); pass "
+                                 f"results_dir:=<a folder you can write>") from None
+    raise RunFolderError(f"results_dir {results_dir}: {run_id}-2 ... -999 are all taken; choose run_id:=")
 
 
 def method_label(brain: str, backend: str) -> str:
@@ -309,10 +388,11 @@ class RunWriter:
         return os.path.join(self.folder, name)
 
     def write_json(self, laps: Sequence[Mapping[str, object]], in_progress: Mapping[str, object] | None,
-                   status: str) -> None:
+                   status: str, extra: Mapping[str, object] | None = None) -> None:
+        """laps.json; ``extra`` adds top-level keys (``refusal`` = {by, message} of a refused run)."""
         doc = {"run_id": self.identity.get("run_id", os.path.basename(self.folder)), "status": status,
                "updated": _dt.datetime.now().isoformat(timespec="seconds"), "identity": self.identity,
-               "environment": self.env, "laps": list(laps), "in_progress": in_progress}
+               "environment": self.env, "laps": list(laps), "in_progress": in_progress, **(extra or {})}
         atomic_write_text(self.path("laps.json"), to_json(doc))
 
     def write_tables(self, laps: Sequence[Mapping[str, object]]) -> str:

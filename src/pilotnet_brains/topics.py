@@ -11,6 +11,7 @@ ODOM = "/F1ROS/odom"
 CLOCK = "/clock"
 BRAIN_STATS = "/brain/stats"
 LAP_RESULTS = "/lap_metrics/laps"
+RUN_IDENTITY = "/lap_metrics/identity"   # std_msgs/String, JSON: written first into a run's bag by the recorder
 
 RESET_WORLD = "/gazebo/reset_world"
 RESET_SIMULATION = "/gazebo/reset_simulation"

@@ -173,6 +173,42 @@ def test_watchdog_stops_the_car_when_images_stop(roslaunch_files, listener):
     assert listener.wait("stats", 4)[-1].v > 0
 
 
+def _stop_after(listener, t0):
+    """The first (0, 0) command after wall time t0, or None."""
+    with listener.lock:
+        return next(((t, v, w) for t, v, w in listener.cmds if t > t0 and v == 0 and w == 0), None)
+
+
+def test_watchdog_stops_the_car_while_only_bad_frames_keep_coming(roslaunch_files, listener):
+    """Unusable frames at the camera rate must not keep the last command alive: the stop comes after
+    watchdog_timeout of no usable frame, and every bad frame after it is answered by the stop."""
+    roslaunch_files(BRAIN_LAUNCH, brain="explicit", watchdog_timeout=0.5)
+    listener.wait_connected()
+    for i in range(20):
+        listener.send(_line_frame(330), stamp=1.0 + 0.05 * i)
+        time.sleep(0.05)
+    listener.wait("stats", 20)
+    with listener.lock:
+        t_last_good = max(t for t, v, w in listener.cmds if v > 0)
+    n_before = len(listener.cmds)
+    deadline = time.monotonic() + 4.0
+    i = 0
+    while time.monotonic() < deadline:           # bad frames only, at 20 Hz
+        listener.send(stamp=3.0 + 0.05 * i, encoding="mono8", step=640, data=bytes(640 * 480))
+        i += 1
+        time.sleep(0.05)
+    stop = _stop_after(listener, t_last_good)
+    assert stop is not None, "bad frames kept the last command alive: no stop command"
+    # 0.5 s timeout; the bound leaves room for a loaded runner (the figure is measured, not asserted)
+    assert 0.4 < stop[0] - t_last_good < 3.0
+    with listener.lock:
+        after = [c for c in listener.cmds[n_before:] if c[0] > stop[0]]
+    assert len(after) >= 10, "bad frames are still answered (lockstep simulators wait for a command)"
+    assert all(v == 0 and w == 0 for _, v, w in after), "a bad frame after the stop re-sent the old command"
+    listener.send(_line_frame(330), stamp=10.0)
+    assert listener.wait("stats", 21)[-1].v > 0, "a usable frame drives again"
+
+
 def _node_env(ros_master):
     env = dict(os.environ, ROS_MASTER_URI=ros_master)
     return env
@@ -205,3 +241,81 @@ def test_a_refusing_brain_ends_the_launch(ros_master):
     out = proc.stdout + proc.stderr
     assert "no_such_backend" in out and "valid backends" in out
     assert "required" in out.lower()
+
+
+def _tflite(path: str, input_shape) -> str:
+    """A tiny float .tflite taking ``input_shape`` and answering 2 values, with a valid sidecar."""
+    import tensorflow as tf
+
+    from pilotnet_brains.preprocess import ModelMeta, write_meta
+
+    inp = tf.keras.Input(input_shape)
+    out = tf.keras.layers.Dense(2)(tf.keras.layers.GlobalAveragePooling2D()(inp))
+    with open(path, "wb") as f:
+        f.write(tf.lite.TFLiteConverter.from_keras_model(tf.keras.Model(inp, out)).convert())
+    write_meta(path, ModelMeta(framework="tflite", method="tflite_fp32"))
+    return path
+
+
+def test_a_model_whose_input_shape_is_wrong_is_refused_at_load(ros_master, tmp_path):
+    pytest.importorskip("pilotnet_brains.backends", reason="backends not built yet")
+    path = _tflite(str(tmp_path / "small.tflite"), (100, 100, 3))
+    proc = run_tool("pilotnet_brain", "__name:=brain_bad_shape", "_backend:=tflite_fp32", f"_model:={path}",
+                    check=False, timeout=120, env=_node_env(ros_master))
+    assert proc.returncode != 0, "a model that cannot take the preprocessed frame must not start"
+    err = proc.stderr
+    assert path in err and "(1, 66, 200, 3)" in err and "does not take the input" in err, err
+    assert "Traceback" not in err
+
+
+def test_a_model_path_that_is_a_folder_is_refused_clearly(ros_master, tmp_path):
+    proc = run_tool("pilotnet_brain", "__name:=brain_folder_model", "_backend:=tflite_int8",
+                    f"_model:={tmp_path}", check=False, timeout=120, env=_node_env(ros_master))
+    assert proc.returncode != 0
+    assert f"{tmp_path} is a folder" in proc.stderr and ".tflite" in proc.stderr, proc.stderr
+    assert "Mmap" not in proc.stderr
+
+
+def test_a_burst_of_frames_is_counted_every_one(roslaunch_files, ros_master):
+    """Frames sent faster than the brain answers: each one is answered or counted as skipped
+    (none vanishes unseen in a subscriber queue)."""
+    import rospy
+    from pilotnet_brains.msg import BrainStats
+    from sensor_msgs.msg import Image
+
+    stats = []
+    sub = rospy.Subscriber(topics.BRAIN_STATS, BrainStats, stats.append)
+    pub = rospy.Publisher(topics.CAMERA_IMAGE, Image, queue_size=1000, tcp_nodelay=True)   # no drop here
+    try:
+        roslaunch_files(BRAIN_LAUNCH, brain="explicit", watchdog_timeout=0)
+        deadline = time.monotonic() + 30
+        while (pub.get_num_connections() == 0 or sub.get_num_connections() == 0) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        frame = _line_frame(330).tobytes()
+        n = 300
+        for i in range(n):
+            msg = Image(height=480, width=640, encoding="rgb8", step=640 * 3, data=frame)
+            msg.header.stamp = rospy.Time.from_sec(1.0 + 0.005 * i)
+            pub.publish(msg)
+            time.sleep(0.002)
+        deadline = time.monotonic() + 60
+        last = None
+        while time.monotonic() < deadline:          # until the counters settle
+            time.sleep(1.0)
+            if stats and stats[-1] is last:
+                break
+            last = stats[-1] if stats else None
+        time.sleep(1.0)
+        final = rospy.Time.from_sec(100.0)
+        msg = Image(height=480, width=640, encoding="rgb8", step=640 * 3, data=frame)
+        msg.header.stamp = final
+        pub.publish(msg)                             # one more frame: its stats carry the final counts
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (stats and stats[-1].header.stamp == final):
+            time.sleep(0.05)
+        s = stats[-1]
+        assert s.header.stamp == final
+        assert s.iteration + s.skipped_frames == n + 1, (s.iteration, s.skipped_frames)
+    finally:
+        sub.unregister()
+        pub.unregister()

@@ -255,3 +255,55 @@ def test_a_hung_brain_is_dnf_brain_died_after_the_brain_timeout(roslaunch_files,
     (lap,) = doc["laps"]
     assert lap["dnf_reason"] == "brain_died" and "no brain stats" in lap["dnf_detail"], lap
     assert 2.0 <= waited < 10.0
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGSTOP"])
+def test_a_simulator_that_dies_or_stops_is_dnf_sim_died_not_the_brain(roslaunch_files, sim_time, tmp_path, how):
+    """The brain answers every frame; when the simulator is killed (or frozen) the brain falls
+    silent because no frame comes: the lap names the simulator, not the brain."""
+    run = f"sim_{how.lower()}"
+    roslaunch_files(METRICS_LAUNCH, circuit="simple_circuit", results_dir=str(tmp_path), run_id=run,
+                    brain="fake", backend="fake", brain_timeout="2.0", sim_node="/fake_sim")
+    time.sleep(2.0)
+    brain = fake("--role", "brain", "--speed", "10")
+    sim = fake("--role", "sim", "--speed", "10", "--rtf", "4")
+    try:
+        wait_for_status(str(tmp_path / run), ("running",), timeout=30, min_distance=20.0)
+        sim.send_signal(getattr(signal, how))
+        doc = wait_for_status(str(tmp_path / run), ("done",), timeout=30)
+    finally:
+        sim.send_signal(signal.SIGCONT)
+        stop(sim, brain)
+    (lap,) = doc["laps"]
+    assert lap["dnf_reason"] == "sim_died", lap
+    assert "simulator" in lap["dnf_detail"]
+
+
+def test_the_bag_of_a_ctrl_c_run_replays_alone_and_says_interrupted_as_live(ros_master, sim_time, tmp_path):
+    """Ctrl-C mid-lap: metrics_from_bag needs no --circuit (the bag names its run) and labels the
+    lap as the live node did (DNF interrupted), not 'in progress'."""
+    env = dict(os.environ, ROS_MASTER_URI=ros_master)
+    launch = subprocess.Popen(
+        ["roslaunch", os.path.join(ROOT, METRICS_LAUNCH), "circuit:=simple_circuit", f"results_dir:={tmp_path}",
+         "run_id:=ctrlc_bag", "brain:=fake", "backend:=fake", "record:=true", "record_camera_every:=0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    brain = sim = None
+    try:
+        time.sleep(2.0)
+        brain = fake("--role", "brain", "--speed", "10")
+        sim = fake("--role", "sim", "--speed", "10", "--rtf", "4")
+        wait_for_status(str(tmp_path / "ctrlc_bag"), ("running",), timeout=30, min_distance=20.0)
+        launch.send_signal(signal.SIGINT)
+        launch.wait(timeout=60)
+    finally:
+        if launch.poll() is None:
+            launch.kill()
+        stop(*(p for p in (sim, brain) if p is not None))
+    live = wait_for_status(str(tmp_path / "ctrlc_bag"), ("interrupted",), timeout=5)["laps"][-1]
+    bag = str(tmp_path / "ctrlc_bag" / "run.bag")
+    wait_closed(bag)
+    proc = run_tool("metrics_from_bag", bag, "--json", "--no-progress", check=False, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    offline = json.loads(proc.stdout)
+    assert offline["identity"]["circuit"] == "simple_circuit"
+    assert offline["laps"][-1]["dnf_reason"] == live["dnf_reason"] == "interrupted"

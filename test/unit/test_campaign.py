@@ -326,3 +326,36 @@ def test_cli_lists_the_matrix_and_refuses_bad_files(tmp_path):
     bad = run_tool("benchmark", str(f), "--list", check=False)
     assert bad.returncode == 2 and "unknown circuit 'atlantis'" in bad.stderr
     assert "resume" in run_tool("benchmark", "--help").stdout
+
+
+def test_a_brain_that_answered_no_frame_meets_no_target_and_bad_outputs_show():
+    """A model failing on every frame: the car sits on the line (MAE ~0), every frame 'answered' by
+    a bad output. Nothing may be met, and the bad outputs are in the report, runs.csv and summary.csv."""
+    still = dict(LAP, completed=False, dnf_reason="stuck", distance=0.0, percentage=0.0, average_speed=0.0,
+                 deviation_mae=0.01, brain_iterations=200, bad_outputs=200, bad_frames=0)
+    run = {"run_id": "r", "circuit": "c", "method": "tflite_small", "brain": "pilotnet", "backend": "tflite_fp32",
+           "model": "", "laps": [still]}
+    rows = cp.summarize([run])
+    items = {i["what"]: i for t in cp.targets(rows, parse(mode="realtime", rtf=1.0)) for i in t["items"]}
+    assert [w for w, i in items.items() if i["ok"]] == [], items
+    assert items["frames answered with a model command"]["measured"] == "0 of 200 (200 bad outputs)"
+    assert items["camera-bound: frames answered"]["measured"] == "0.0 %"
+    assert "bad_outputs" in cp.runs_csv([run]).splitlines()[0]
+    assert ",200," in cp.runs_csv([run]).splitlines()[1]
+    assert "bad_outputs_mean" in cp.summary_csv(rows).splitlines()[0]
+    good = dict(run, laps=[dict(LAP, brain_iterations=1000, bad_outputs=0)])
+    items = {i["what"]: i for t in cp.targets(cp.summarize([good]), parse()) for i in t["items"]}
+    assert items["frames answered with a model command"]["ok"] is True
+    assert items["position deviation MAE (m)"]["ok"] is True
+
+
+def test_a_refused_run_is_failed_with_the_refusing_message_from_its_record_or_its_log(tmp_path):
+    doc = {"status": "refused", "laps": [], "refusal": {"by": "brain", "message": "unknown backend 'x'"}}
+    outcome, detail = cp.classify(doc, 1)
+    assert outcome == "failed" and "refused by brain: unknown backend 'x'" in detail
+    from pilotnet_brains.cli.benchmark import _tail
+
+    log = tmp_path / "run.log"
+    log.write_text("started roslaunch\n[FATAL] [1.0]: f1_sim: ~mode 'foo': use one of ['realtime', 'lockstep']\n"
+                   "shutting down processing monitor...\n... shutting down processing monitor complete\ndone\n")
+    assert "~mode 'foo'" in _tail(str(log)), "the FATAL line, not roslaunch's closing lines"

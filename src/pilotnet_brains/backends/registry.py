@@ -211,6 +211,9 @@ def load_backend(name: str, path: str | None = None, threads: int = 1, **options
     path = resolve_path(name, path)
     if not os.path.exists(path):
         raise ArtifactMissing(f"backend {name!r}: model file {path} does not exist; {build_hint(spec)}")
+    if spec.suffix and spec.runtime != "tf_keras" and os.path.isdir(path):   # tf_keras also loads a SavedModel folder
+        raise ArtifactCorrupt(f"backend {name!r}: model {path} is a folder; this backend loads a "
+                              f"{spec.artifact_kind} file ({spec.suffix}). Pass that file with model:=")
     module_name, cls_name = spec.impl.split(":")
     cls = getattr(importlib.import_module(f"pilotnet_brains.backends.{module_name}"), cls_name)
     try:

@@ -118,7 +118,7 @@ class Runner:
         folder = cp.run_folder(self.campaign_dir, spec)
         if os.path.isdir(folder):              # a stale or interrupted attempt: start clean
             shutil.rmtree(folder)
-        os.makedirs(folder, exist_ok=True)
+        os.makedirs(os.path.dirname(folder), exist_ok=True)   # the run creates (owns) its folder
         logs = os.path.join(self.campaign_dir, "logs")
         os.makedirs(logs, exist_ok=True)
         log_path = os.path.join(logs, spec.run_id + ".log")
@@ -188,12 +188,15 @@ class Runner:
 
 
 def _tail(path: str, lines: int = 3) -> str:
+    """What a failed run's log says: its FATAL lines (the refusing node's message) if any, else its
+    last ``lines`` lines."""
     try:
         with open(path, errors="replace") as f:
             text = [x.strip() for x in f.read().splitlines() if x.strip()]
-        return " | ".join(text[-lines:])[-400:]
     except OSError:
         return "(no log)"
+    fatal = [x for x in text if "[FATAL]" in x]
+    return " | ".join(fatal[:lines])[:400] if fatal else " | ".join(text[-lines:])[-400:]
 
 
 def _describe(res: dict[str, Any]) -> str:

@@ -5,8 +5,10 @@ brain stats by their frame stamp, commands at their bag time, camera_info by sta
 as live at the first BrainStats' stamp (a brain without stats: its first command's bag time; a bag
 of odometry only, as Behavior Metrics records: its first sample). Laps that the node ended on the
 wall clock (brain_died, interrupted: :data:`~pilotnet_brains.metrics.WALL_REASONS`) cannot be seen
-in sim time, so they end where the recorded LapResult says. Without the node's wall clock the
-real-time factor comes from the brain's own iteration periods (``rtf_source`` says which).
+in sim time, so they end where the recorded LapResult says. A bag that ends inside a lap
+(the run was stopped, and its last LapResult not recorded) ends it as DNF ``interrupted``, as the live
+node did; its circuit then comes from the run identity the recorder wrote first. Without the node's
+wall clock the real-time factor comes from the brain's own iteration periods (``rtf_source`` says which).
 """
 from __future__ import annotations
 
@@ -30,6 +32,16 @@ def read_recorded(bag) -> list[dict[str, object]]:
     return out
 
 
+def read_identity(bag) -> dict[str, object]:
+    """The run identity the recorder wrote first into the bag ({} for a bag without it)."""
+    for _, msg, _ in bag.read_messages(topics=[topics.RUN_IDENTITY]):
+        try:
+            return dict(json.loads(msg.data))
+        except (ValueError, TypeError):
+            break
+    return {}
+
+
 def replay_bag(path: str, circuit: str | None = None, limits: LapLimits | None = None,
                progress: bool = False) -> tuple[RunTracker, list[dict[str, object]], dict[str, object],
                                                 list[dict[str, object]]]:
@@ -47,7 +59,7 @@ def replay_bag(path: str, circuit: str | None = None, limits: LapLimits | None =
                          f"and needs `rosbag reindex` first") from None
     with bag:
         recorded = read_recorded(bag)
-        identity: dict[str, object] = dict(recorded[0].get("identity", {})) if recorded else {}
+        identity: dict[str, object] = dict(recorded[0].get("identity", {})) if recorded else read_identity(bag)
         name = circuit or identity.get("circuit_source") or identity.get("circuit")
         if not name:
             raise ValueError(f"{path}: the bag has no LapResult naming its circuit; pass --circuit NAME_OR_PATH")
@@ -112,5 +124,8 @@ def replay_bag(path: str, circuit: str | None = None, limits: LapLimits | None =
                 tracker.add_camera(msg.header.stamp.to_sec())
         for t_end, reason, detail in wall_ends:
             tracker.abort(reason, t=t_end, detail=detail)
+        if tracker.current is not None and not tracker.done:
+            # the bag ends inside a lap: the run was stopped before that lap ended, as the live node says
+            tracker.abort("interrupted", detail="the bag ends before the lap did (the run was stopped)")
     laps = [tracker.lap_metrics(span) for span in tracker.laps]
     return tracker, laps, identity, recorded

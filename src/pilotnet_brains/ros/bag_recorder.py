@@ -28,6 +28,7 @@ import time
 
 import rosbag
 import rospy
+from std_msgs.msg import String
 
 from pilotnet_brains import topics
 
@@ -127,19 +128,30 @@ class BagRecorder:
             run = rospy.get_param(param, {})
             if isinstance(run, dict) and run.get("dir") and str(run.get("token", "")) == token:
                 self.path = os.path.join(run["dir"], rospy.get_param("~bag_name", "run.bag"))
-                self._open()
+                self._open(str(run.get("identity", "")))
                 return
             time.sleep(0.05)
         if not rospy.is_shutdown():
             rospy.logerr(f"record_run: {param} with token {token!r} never set (is lap_metrics running?); "
                          f"nothing recorded")
 
-    def _open(self) -> None:
+    def _open(self, identity: str = "") -> None:
+        """Open the bag; ``identity`` (the metrics node's JSON) goes first, on RUN_IDENTITY, so a bag
+        whose run was stopped before any lap result still says which run (circuit...) it holds."""
         with self.lock:
             if self.closed:
                 return
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            taken = [p for p in (self.path, self.path + ".active") if os.path.exists(p)]
+            if taken:   # another run's bag: never overwrite or rename over it
+                rospy.logerr(f"record_run: {taken[0]} already exists (another run's bag); nothing recorded. "
+                             f"Give this run its own run_id:= (or ~bag)")
+                self.closed = True
+                return
             self.bag = rosbag.Bag(self.path + ".active", "w", compression=self.compression)
+            if identity:
+                t = rospy.get_rostime()
+                self.bag.write(topics.RUN_IDENTITY, String(data=identity), t if not t.is_zero() else rospy.Time(0, 1))
             for item in self.buffer:
                 self.held.append((time.monotonic(), item))
             self.buffer = []

@@ -8,7 +8,6 @@ lives in the worker too and runs on the wall clock, so a simulator that stops (a
 """
 from __future__ import annotations
 
-import sys
 import threading
 import time
 import warnings
@@ -22,6 +21,7 @@ from sensor_msgs.msg import Image
 from pilotnet_brains import topics
 from pilotnet_brains.brain import BRAINS, BrainStartError, Pipeline, make_brain
 from pilotnet_brains.msg import BrainStats
+from pilotnet_brains.ros import startup
 
 #: Receive buffer for camera frames (a 640x480 rgb8 frame is 0.9 MB).
 CAMERA_BUFF_SIZE = 2 ** 24
@@ -70,7 +70,8 @@ class BrainNode:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SyntaxWarning)   # rospy warns about queue_size=None
             self.cmd_pub = rospy.Publisher(topics.CMD_VEL, Twist, queue_size=None, tcp_nodelay=True)
-        self.stats_pub = rospy.Publisher(topics.BRAIN_STATS, BrainStats, queue_size=10)
+            # Stats too: a queue would drop them when the metrics node lags; a ~200-byte write does not block.
+            self.stats_pub = rospy.Publisher(topics.BRAIN_STATS, BrainStats, queue_size=None)
         self._cmd = Twist()
         self._stats = BrainStats(backend=pipeline.label)
         self._last_start: float | None = None
@@ -87,7 +88,9 @@ class BrainNode:
             while self.stats_pub.get_num_connections() == 0 and time.monotonic() < deadline \
                     and not rospy.is_shutdown():
                 time.sleep(0.01)
-        self.sub = rospy.Subscriber(topics.CAMERA_IMAGE, Image, self.slot.put, queue_size=1,
+        # queue_size=None: rospy hands every frame it reads to the slot, which counts the ones the
+        # worker had no time for (a bounded queue would drop them unseen, uncounted).
+        self.sub = rospy.Subscriber(topics.CAMERA_IMAGE, Image, self.slot.put, queue_size=None,
                                     buff_size=CAMERA_BUFF_SIZE, tcp_nodelay=True)
         rospy.on_shutdown(self.slot.close)
 
@@ -97,7 +100,8 @@ class BrainNode:
         while not rospy.is_shutdown() and not self.slot.closed:
             msg = self.slot.take(poll)
             if msg is None:
-                self._watchdog()
+                if self._watchdog():
+                    self._publish_cmd(0.0, 0.0)
                 continue
             try:
                 self._handle(msg)
@@ -106,16 +110,20 @@ class BrainNode:
                     break
                 rospy.logerr_throttle(5.0, f"brain: frame failed: {type(e).__name__}: {e}")
 
-    def _watchdog(self) -> None:
+    def _watchdog(self) -> bool:
+        """True (once per stall, after logging it and forgetting the held command) when no usable
+        frame came for ``watchdog_timeout`` wall seconds: the caller then publishes the stop (0, 0).
+        Unusable frames (bad frames, failed inference) do not feed the watchdog."""
         if self.watchdog_timeout <= 0 or self._stopped_by_watchdog:
-            return
+            return False
         idle = time.monotonic() - self._last_good
-        if idle > self.watchdog_timeout:
-            self._stopped_by_watchdog = True
-            v, w = self.pipeline.stop()
-            self._publish_cmd(v, w)
-            rospy.logwarn(f"brain: no usable camera frame on {self.sub.resolved_name} for "
-                          f"{idle:.1f} s (watchdog_timeout {self.watchdog_timeout} s): commanded a stop")
+        if idle <= self.watchdog_timeout:
+            return False
+        self._stopped_by_watchdog = True
+        self.pipeline.stop()
+        rospy.logwarn(f"brain: no usable camera frame on {self.sub.resolved_name} for "
+                      f"{idle:.1f} s (watchdog_timeout {self.watchdog_timeout} s): commanded a stop")
+        return True
 
     def _publish_cmd(self, v: float, w: float) -> None:
         self._cmd.linear.x = v
@@ -125,7 +133,9 @@ class BrainNode:
     def _handle(self, msg: Image) -> None:
         start = time.perf_counter()
         step = self.pipeline.process_image(msg.encoding, msg.height, msg.width, msg.step, msg.data)
-        self._publish_cmd(step.v, step.w)   # a bad frame holds the last command (lockstep sims wait for one)
+        if not step.ok and self._watchdog():
+            step.v = step.w = 0.0
+        self._publish_cmd(step.v, step.w)   # an unusable frame holds the last command (lockstep sims wait for one)
         done = time.perf_counter()
         if step.status == "bad_frame":
             rospy.logwarn_throttle(5.0, f"brain: bad camera frame ({self.pipeline.bad_frames} so far): {step.error}")
@@ -133,11 +143,12 @@ class BrainNode:
         if step.status == "bad_output":
             rospy.logwarn_throttle(5.0, f"brain: {step.error} ({self.pipeline.bad_outputs} so far); "
                                         f"commanded ({step.v}, {step.w})")
-        self._last_good = time.monotonic()
-        if self._stopped_by_watchdog:
-            if self.pipeline.iterations > 1:
-                rospy.loginfo("brain: camera frames are back; driving again")
-            self._stopped_by_watchdog = False
+        else:
+            self._last_good = time.monotonic()
+            if self._stopped_by_watchdog:
+                if self.pipeline.iterations > 1:
+                    rospy.loginfo("brain: camera frames are back; driving again")
+                self._stopped_by_watchdog = False
         s = self._stats
         s.header.stamp = msg.header.stamp
         s.header.frame_id = msg.header.frame_id
@@ -170,7 +181,8 @@ def main(default_brain: str = "pilotnet") -> None:
       ~camera_height (float m, default "" = the F1 camera's): explicit brain only, the camera's
         height above the ground (match the simulator's camera_height).
       ~watchdog_timeout (float s, default 1.0): wall seconds without a usable frame (after the
-        first one) before a stop command (0, 0) is published (logged once per stall); 0 disables it.
+        first one) before a stop command (0, 0) is published (logged once per stall), whether frames
+        stopped coming or keep coming unusable (bad frames, failed inference); 0 disables it.
       ~stop_on_bad_output (bool, default true): a NaN/inf command stops the car (else holds the last).
       ~wait_for_stats_subscriber (float s, default 0): wall seconds to wait, before subscribing the
         camera, for a subscriber of /brain/stats (the metrics node), so no answered frame goes
@@ -181,6 +193,7 @@ def main(default_brain: str = "pilotnet") -> None:
     Exits non-zero with one message naming the brain, backend, path and what to do when the brain
     cannot start (missing/corrupt model, runtime not installed, GPU backend without a GPU).
     """
+    startup.guard()
     rospy.init_node("brain")
     # OpenCV's thread pool costs more to wake (~0.5 ms after an idle frame period) than the tiny
     # crop/resize/colour conversions of a frame take on one core.
@@ -197,14 +210,13 @@ def main(default_brain: str = "pilotnet") -> None:
             raise BrainStartError(f"unknown brain {name!r} (~brain); choose one of {sorted(BRAINS)}")
         policy = make_brain(name, **kwargs)
     except BrainStartError as e:
-        rospy.logfatal(str(e))
-        rospy.signal_shutdown("brain cannot start")
-        sys.exit(1)
+        startup.refuse(str(e))
     width = int(rospy.get_param("~image_width", 640))
     height = int(rospy.get_param("~image_height", 480))
     pipeline = Pipeline(policy, expected_size=(width, height) if width > 0 and height > 0 else None,
                         stop_on_bad_output=bool(rospy.get_param("~stop_on_bad_output", True)))
     BrainNode(pipeline, watchdog_timeout=float(rospy.get_param("~watchdog_timeout", 1.0)),
               wait_for_stats_subscriber=float(rospy.get_param("~wait_for_stats_subscriber", 0.0)))
+    startup.started()
     rospy.loginfo(f"brain: {name} ({pipeline.label}) ready on {topics.CAMERA_IMAGE} -> {topics.CMD_VEL}")
     rospy.spin()

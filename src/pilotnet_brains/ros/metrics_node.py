@@ -4,8 +4,9 @@ Callbacks only feed a :class:`~pilotnet_brains.metrics.RunTracker` under a lock.
 thread (it keeps running when the simulator, and with it ``/clock``, stops) finalises laps after
 a short grace (late brain stats still count), watches the brain (stats/commands silence, process
 gone), writes the in-progress state to disk, and ends the run. On shutdown (Ctrl-C, the launch
-ending) the lap in progress is recorded as DNF ``interrupted`` (``brain_died`` if the brain process
-was already gone) and every result file is written before the node exits.
+ending) the lap in progress is recorded as DNF ``interrupted`` (``sim_died`` or ``brain_died`` if the
+simulator or the brain process was already gone) and every result file is written before the node
+exits. A run a node refused to start is recorded as ``refused`` with that node's message.
 """
 from __future__ import annotations
 
@@ -26,7 +27,16 @@ from pilotnet_brains import topics
 from pilotnet_brains.circuits import load_circuit
 from pilotnet_brains.metrics import LapLimits, LapSpan, RunTracker, limits_dict
 from pilotnet_brains.msg import BrainStats, LapResult
-from pilotnet_brains.results import RunWriter, environment, make_run_id, method_label, model_identity, to_json
+from pilotnet_brains.results import (
+    RunWriter,
+    claim_run_folder,
+    environment,
+    make_run_id,
+    method_label,
+    model_identity,
+    to_json,
+)
+from pilotnet_brains.ros import startup
 from pilotnet_brains.sim.kinematics import yaw_of
 
 #: Wall seconds a finished lap waits for late brain stats before it is finalised.
@@ -126,23 +136,27 @@ class LapMetricsNode:
         self.partial_period = float(p("~partial_period", 2.0))
         self.plots = bool(p("~plots", True))
         brain = str(p("~brain", ""))
-        backend = str(p("~backend", ""))
+        backend = str(p("~backend", "")) if brain in ("", "pilotnet") else ""   # only model brains have one
         method = method_label(brain, backend)
-        run_id = str(p("~run_id", "") or "") or make_run_id(self.circuit.name, method)
+        given_id = str(p("~run_id", "") or "")
         results_dir = os.path.realpath(os.path.expanduser(str(p("~results_dir", "results"))))
-        self.folder = os.path.join(results_dir, run_id)
+        self.folder = claim_run_folder(results_dir, given_id or make_run_id(self.circuit.name, method),
+                                       unique=not given_id)
+        run_id = os.path.basename(self.folder)
         self.identity: dict[str, object] = {
             "run_id": run_id, "circuit": self.circuit.name, "circuit_source": self.circuit.source,
             "circuit_length": self.circuit.length, "reverse": self.circuit.reversed,
             "brain": brain, "backend": backend, **model_identity(_model_path(brain, backend, str(p("~model", "") or ""))),
             "sim": str(p("~sim", "")), "mode": str(p("~mode", "")), "threads": int(p("~threads", 1)),
+            "start_s": float(p("~start_s", -1.0)),
             "limits": {**limits_dict(self.limits), "lap_timeout": self.tracker.timeout,
                        "brain_timeout_wall": self.brain_timeout},
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": socket.gethostname(),
         }
         self.writer = RunWriter(self.folder, self.identity, environment(int(p("~threads", 1))))
         # for the recorder; the token (unique per launch) tells this run's folder from a stale one
-        rospy.set_param("~run", {"dir": self.folder, "token": str(p("~run_token", ""))})
+        self.run_token = str(p("~run_token", "") or "")
+        rospy.set_param("~run", {"dir": self.folder, "token": self.run_token, "identity": to_json(self.identity)})
 
         self.lock = threading.RLock()
         self.results: list[dict[str, object]] = []
@@ -152,13 +166,16 @@ class LapMetricsNode:
         self.last_brain_wall: float | None = None
         self.first_cmd: tuple | None = None     # (sim s, wall s) of the first command
         self.watch = BrainWatch(str(p("~brain_node", "/brain")))
+        self.sim_watch = BrainWatch(str(p("~sim_node", "/f1_sim")))
+        self.last_odom_wall: float | None = None
         self.writer.write_json([], None, "waiting")
 
         self.pub = rospy.Publisher(topics.LAP_RESULTS, LapResult, queue_size=10, latch=True)
-        rospy.Subscriber(topics.ODOM, Odometry, self.on_odom, queue_size=200, tcp_nodelay=True)
-        rospy.Subscriber(topics.BRAIN_STATS, BrainStats, self.on_stats, queue_size=200, tcp_nodelay=True)
-        rospy.Subscriber(topics.CMD_VEL, Twist, self.on_cmd, queue_size=200, tcp_nodelay=True)
-        rospy.Subscriber(topics.CAMERA_INFO, CameraInfo, self.on_camera, queue_size=200, tcp_nodelay=True)
+        # queue_size=None: every message rospy reads reaches its callback (a bounded queue drops unseen)
+        rospy.Subscriber(topics.ODOM, Odometry, self.on_odom, queue_size=None, tcp_nodelay=True)
+        rospy.Subscriber(topics.BRAIN_STATS, BrainStats, self.on_stats, queue_size=None, tcp_nodelay=True)
+        rospy.Subscriber(topics.CMD_VEL, Twist, self.on_cmd, queue_size=None, tcp_nodelay=True)
+        rospy.Subscriber(topics.CAMERA_INFO, CameraInfo, self.on_camera, queue_size=None, tcp_nodelay=True)
         rospy.on_shutdown(self.on_shutdown)
         self.thread = threading.Thread(target=self._loop, name="lap_metrics_wall", daemon=True)
         self.thread.start()
@@ -182,6 +199,7 @@ class LapMetricsNode:
     def on_odom(self, msg: Odometry) -> None:
         pos = msg.pose.pose.position
         with self.lock:
+            self.last_odom_wall = time.monotonic()
             if not self.finished:
                 self._ended(self.tracker.add_odom(msg.header.stamp.to_sec(), pos.x, pos.y, wall=time.time(),
                                                   yaw=yaw_of(msg.pose.pose.orientation)))
@@ -294,6 +312,13 @@ class LapMetricsNode:
             return
         if not self.tracker.armed and self.first_cmd is not None and now - self.first_cmd[1] > NO_STATS_ARM:
             self._arm(self.first_cmd[0], "command (no brain stats)")
+        culprit = self._sim_stopped(now)
+        if culprit:
+            rospy.logerr(f"lap_metrics: simulator died: {culprit}")
+            span = self.tracker.abort("sim_died", detail=culprit)
+            if span is not None:
+                self._ended([span])
+            return
         reason = ""
         alive = self.watch.alive()
         if alive is False:
@@ -303,20 +328,61 @@ class LapMetricsNode:
             reason = f"no brain stats or commands for {now - self.last_brain_wall:.1f} s wall (> {self.brain_timeout} s)"
         elif not self.tracker.armed and now - self.t_start_wall > self.startup_timeout:
             reason = f"no brain command within {self.startup_timeout:.0f} s wall of the start"
+        if reason and not self.tracker.armed and self._refusal() is not None:
+            self._finish_refused(self._refusal())
+            rospy.signal_shutdown("lap_metrics: run refused")
+            return
         if reason:
             rospy.logerr(f"lap_metrics: brain died: {reason}")
             span = self.tracker.abort("brain_died", detail=reason)
             if span is not None:
                 self._ended([span])
 
+    def _sim_stopped(self, now: float) -> str:
+        """Why the simulator is to blame ("" if it is not): its process ended, or it stopped (no
+        odometry, and hence no camera frame for the brain to answer) for brain_timeout wall s."""
+        if self.sim_watch.alive() is False:
+            return f"the simulator node {self.sim_watch.node_name} is gone (process {self.sim_watch.pid or '?'} ended)"
+        if self.tracker.armed and self.last_odom_wall is not None and now - self.last_odom_wall > self.brain_timeout:
+            return (f"the simulator stopped: no odometry for {now - self.last_odom_wall:.1f} s wall "
+                    f"(> {self.brain_timeout} s), so no camera frame for the brain either")
+        return ""
+
+    def _refusal(self) -> dict | None:
+        """{node, message} of a node of this launch that refused to start (see ros/startup.py)."""
+        if not self.run_token:
+            return None
+        try:
+            found = rospy.get_param(startup.refusal_param(self.run_token), None)
+        except Exception:
+            return None
+        return dict(found) if isinstance(found, dict) else None
+
+    def _finish_refused(self, refusal: dict) -> None:
+        """A run refused before it started: no lap, status refused, the refusing node's message."""
+        self.finished = True
+        self.writer.write_json([], None, "refused", extra={"refusal": {
+            "by": str(refusal.get("node", "?")), "message": str(refusal.get("message", ""))}})
+        sys.stdout.write(f"\nrun refused by {refusal.get('node')}: {refusal.get('message')}\nresults: {self.folder}\n")
+        sys.stdout.flush()
+
     def on_shutdown(self) -> None:
         with self.lock:
             if self.finished:
                 return
+            refusal = None if self.tracker.armed else self._refusal()
+            if refusal is not None:
+                self._finish_refused(refusal)
+                return
             if not self.tracker.done:
                 alive = self.watch.alive()
-                reason = "brain_died" if alive is False else "interrupted"
-                detail = "the brain process ended before the run" if alive is False else "shutdown before the run ended"
+                culprit = self._sim_stopped(time.monotonic())
+                if culprit:
+                    reason, detail = "sim_died", culprit
+                elif alive is False:
+                    reason, detail = "brain_died", "the brain process ended before the run"
+                else:
+                    reason, detail = "interrupted", "shutdown before the run ended"
                 span = self.tracker.abort(reason, detail=detail)
                 if span is not None:
                     self._ended([span])
@@ -352,19 +418,26 @@ def main() -> None:
         commands (the brain process ending is detected within 50 ms).
       ~startup_timeout (float wall s, default 300): DNF brain_died when no command ever comes.
       ~brain_node (str, default /brain): the brain node to watch; empty = don't watch the process.
+      ~sim_node (str, default /f1_sim): the simulator node to watch; empty = don't. DNF sim_died when
+        its process ends or no odometry comes for ~brain_timeout wall s (the brain then has no
+        frame to answer: it is not blamed).
       ~results_dir (str, default results): parent of the run folder.
-      ~run_id (str, default ""): run folder name; empty = <time>_<circuit>_<brain or backend>.
-      ~brain, ~backend, ~model, ~threads, ~sim, ~mode: the run's identity (model hashed if a path).
+      ~run_id (str, default ""): run folder name, one plain name (letters, digits, . _ + -); empty =
+        <time>_<circuit>_<brain or backend> (-2, -3... when taken). The folder is created
+        exclusively: a run_id whose folder exists is refused, naming the run that owns it.
+      ~brain, ~backend, ~model, ~threads, ~sim, ~mode, ~start_s: the run's identity (model hashed if
+        a path; the backend only for the pilotnet brain).
       ~run_token (str, default ""): copied into ~run so the recorder of the same launch finds it.
       ~partial_period (float wall s, default 2): how often laps.json is rewritten during a lap.
       ~plots (bool, default true): write trajectory.png and profile.png at the end.
     """
+    startup.guard()
     rospy.init_node("lap_metrics")
     try:
         node = LapMetricsNode()
     except (ValueError, OSError) as e:
-        rospy.logfatal(f"lap_metrics cannot start: {e}")
-        sys.exit(1)
+        startup.refuse(f"lap_metrics cannot start: {e}")
+    startup.started()
     rospy.spin()
     node.thread.join(timeout=5.0)
 

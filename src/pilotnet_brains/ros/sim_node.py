@@ -21,6 +21,7 @@ import math
 import os
 import threading
 import time
+import warnings
 
 import cv2
 import numpy as np
@@ -33,10 +34,20 @@ from std_srvs.srv import Empty, EmptyResponse
 
 from pilotnet_brains import topics
 from pilotnet_brains.circuits import CircuitError, load_circuit
+from pilotnet_brains.preflight import check_start_s
+from pilotnet_brains.ros import startup
 from pilotnet_brains.sim import CameraConfig, SimConfig, Simulator, render_top_view
 from pilotnet_brains.util import atomic_write_bytes
 
 MODES = ("realtime", "lockstep")
+
+
+def check_mode(mode: str, rtf: float) -> None:
+    """ValueError naming the parameter unless ``mode`` is one of :data:`MODES` and ``rtf`` > 0."""
+    if mode not in MODES:
+        raise ValueError(f"~mode {mode!r}: use one of {list(MODES)}")
+    if not rtf > 0:
+        raise ValueError(f"~rtf {rtf}: must be > 0")
 
 
 def _stamp(t_ns: int) -> rospy.Time:
@@ -50,10 +61,7 @@ class SimNode:
                  clock_rate: float = 100.0, lockstep_timeout: float = 1.0, lockstep_startup_timeout: float = 60.0,
                  camera_frame: str = "cameraL", headless: bool = True, topdown_png: str = "",
                  topdown_period: float = 2.0, wait_for_odom_subscriber: float = 0.0):
-        if mode not in MODES:
-            raise ValueError(f"~mode {mode!r}: use one of {list(MODES)}")
-        if not rtf > 0:
-            raise ValueError(f"~rtf {rtf}: must be > 0")
+        check_mode(mode, rtf)
         self.sim = sim
         self.mode = mode
         self.rtf = float(rtf)
@@ -103,8 +111,13 @@ class SimNode:
 
         self.clock_pub = rospy.Publisher(topics.CLOCK, Clock, queue_size=10)
         self.image_pub = rospy.Publisher(topics.CAMERA_IMAGE, Image, queue_size=2)
-        self.info_pub = rospy.Publisher(topics.CAMERA_INFO, CameraInfo, queue_size=2)
-        self.odom_pub = rospy.Publisher(topics.ODOM, Odometry, queue_size=10)
+        # lockstep: odometry and camera_info are written synchronously (queue_size=None), so a lagging
+        # metrics node slows the run instead of losing samples
+        sync = mode == "lockstep"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)   # rospy warns about queue_size=None
+            self.info_pub = rospy.Publisher(topics.CAMERA_INFO, CameraInfo, queue_size=None if sync else 2)
+            self.odom_pub = rospy.Publisher(topics.ODOM, Odometry, queue_size=None if sync else 10)
         self.cmd_sub = rospy.Subscriber(topics.CMD_VEL, Twist, self._on_cmd, queue_size=10, tcp_nodelay=True)
         self.services = [
             rospy.Service(topics.RESET_WORLD, Empty, self._on_reset),
@@ -342,6 +355,7 @@ def main() -> None:
     ~topdown_png (str, ""): path of a top-down PNG of the car on the map, rewritten every ~topdown_period wall s
     ~topdown_period (float, 2.0): wall s between PNG updates
     """
+    startup.guard()
     rospy.init_node("f1_sim")
     p = rospy.get_param
     cv2.setNumThreads(int(p("~render_threads", 1)))
@@ -356,6 +370,7 @@ def main() -> None:
                            variation=bool(p("~variation", False)), noise_std=float(p("~noise_std", 0.0)))
         start_s = float(p("~start_s", -1.0))
         start_pose = None
+        check_start_s(circuit, start_s)
         if start_s >= 0:   # a point on the centerline, heading along the (possibly reversed) lap
             start_pose = (*(float(v) for v in circuit.point_at(start_s)[0]), float(circuit.heading_at(start_s)[0]))
         sim = Simulator(circuit, config, start_pose=start_pose)
@@ -368,8 +383,8 @@ def main() -> None:
                        topdown_period=float(p("~topdown_period", 2.0)),
                        wait_for_odom_subscriber=float(p("~wait_for_odom_subscriber", 0.0)))
     except (CircuitError, ValueError) as e:
-        rospy.logfatal(f"f1_sim: {e}")
-        raise SystemExit(2) from None
+        startup.refuse(f"f1_sim: {e}", 2)
+    startup.started()
     rospy.loginfo(f"f1_sim: {circuit!r}, mode {node.mode}" + (f", rtf {node.rtf}" if node.mode == "realtime" else "")
                   + f", start pose {sim.start_pose}")
     try:

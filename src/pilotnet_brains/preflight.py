@@ -1,0 +1,120 @@
+"""The checks a run passes before any node starts (``scripts/check_run``, run by circuit.launch).
+
+``roslaunch`` exits 0 once its nodes have started, whatever they do; only a launch that fails while
+it is being read exits non-zero. circuit.launch therefore runs :func:`check_run` as a ``<param
+command=...>``: an argument the nodes would refuse (circuit, simulator mode, rtf, start_s, laps,
+timeout, brain, backend, model, results_dir, run_id) ends roslaunch with exit code 1 and one message,
+before anything ran. Every check is the one the refusing node makes (the same constructors), so
+the two cannot disagree. A refused run whose folder is free records ``status: refused`` and the
+message in ``<results_dir>/<run_id>/laps.json``, so every refusal leaves the same record.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Any, Callable, Mapping
+
+from pilotnet_brains.results import (
+    RunFolderError,
+    RunWriter,
+    check_run_folder,
+    claim_run_folder,
+    environment,
+    make_run_id,
+    method_label,
+)
+
+
+class RunRefused(ValueError):
+    """A run that must not start; ``by`` names what refused it (circuit, sim, metrics, brain, run folder)."""
+
+    def __init__(self, by: str, message: str):
+        super().__init__(message)
+        self.by = by
+
+
+def check_start_s(circuit: Any, start_s: float) -> None:
+    """``start_s`` (m along the lap; < 0 = the circuit's start pose) must lie on the lap."""
+    if start_s >= circuit.length:
+        raise ValueError(f"start_s {start_s:g} m is beyond the lap of {circuit.name} ({circuit.length:.1f} m); "
+                         f"pass 0 <= start_s < {circuit.length:.1f}, or -1 for the circuit's start pose")
+
+
+def _circuit(a: Mapping[str, Any]):
+    from pilotnet_brains.circuits import load_circuit
+
+    c = load_circuit(str(a["circuit"]))
+    check_start_s(c, float(a.get("start_s", -1)))
+    return c
+
+
+def _sim(a: Mapping[str, Any]) -> None:
+    if a.get("sim", "builtin") == "builtin":
+        from pilotnet_brains.ros.sim_node import check_mode
+
+        check_mode(str(a.get("mode", "realtime")), float(a.get("rtf", 1.0)))
+
+
+def _metrics(a: Mapping[str, Any]) -> None:
+    from pilotnet_brains.metrics import LapLimits
+
+    LapLimits(laps=int(a.get("laps", 1)), timeout=float(a.get("timeout", 0.0))).check()
+
+
+def _brain(a: Mapping[str, Any]) -> None:
+    from pilotnet_brains.brain import BRAINS, make_brain
+
+    name = str(a.get("brain", "pilotnet"))
+    if name not in BRAINS:
+        raise ValueError(f"unknown brain {name!r}; choose one of {sorted(BRAINS)}")
+    kwargs = {"backend": str(a.get("backend", "tflite_int8")), "model": str(a.get("model", "") or ""),
+              "threads": int(a.get("threads", 1))}
+    if str(a.get("camera_height", "")) not in ("", "None"):
+        kwargs["camera_height"] = float(a["camera_height"])
+    make_brain(name, **kwargs)
+
+
+def _folder(a: Mapping[str, Any]) -> None:
+    check_run_folder(str(a["results_dir"]), str(a.get("run_id", "") or ""))
+
+
+#: What is checked, in order: (who refuses, check). The run folder comes first: a run whose
+#: folder cannot be its own records nothing anywhere.
+CHECKS: tuple[tuple[str, Callable[[Mapping[str, Any]], Any]], ...] = (
+    ("run folder", _folder), ("circuit", _circuit), ("f1_sim", _sim), ("lap_metrics", _metrics),
+    ("brain", _brain))
+
+
+def check_run(args: Mapping[str, Any]) -> None:
+    """Raise :class:`RunRefused` (who, and the message naming the argument and what to do) for the
+    first check ``args`` (circuit.launch's arguments) fails."""
+    for by, check in CHECKS:
+        try:
+            check(args)
+        except RunRefused:
+            raise
+        except (ValueError, OSError, RuntimeError, KeyError) as e:
+            raise RunRefused(by, str(e).strip() or type(e).__name__) from None
+
+
+def record_refusal(args: Mapping[str, Any], refused: RunRefused) -> str | None:
+    """Write ``status: refused`` and the message into the run's folder; None when the folder itself
+    was the problem (then nothing is written anywhere)."""
+    if refused.by == "run folder":
+        return None
+    given = str(args.get("run_id", "") or "")
+    brain, backend = str(args.get("brain", "")), str(args.get("backend", ""))
+    circuit = os.path.splitext(os.path.basename(str(args.get("circuit", ""))))[0]
+    try:
+        folder = claim_run_folder(str(args["results_dir"]), given or make_run_id(circuit, method_label(brain, backend)),
+                                  unique=not given)
+    except RunFolderError:
+        return None
+    identity = {"run_id": os.path.basename(folder), "circuit": circuit, "brain": brain, "backend": backend,
+                "model": str(args.get("model", "")), "sim": str(args.get("sim", "")), "mode": str(args.get("mode", "")),
+                "threads": args.get("threads", 1), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "host": socket.gethostname()}
+    RunWriter(folder, identity, environment()).write_json(
+        [], None, "refused", extra={"refusal": {"by": refused.by, "message": str(refused)}})
+    return folder

@@ -1,0 +1,60 @@
+"""How a node process starts and refuses to start (brain, f1_sim, lap_metrics).
+
+- :func:`guard` (first thing in a node's ``main``): until :func:`started`, SIGINT/SIGTERM end the
+  process at once, quietly (a node still loading a model has nothing to save, and rospy's own
+  handler would only flag the shutdown and let the loading run on until roslaunch kills it).
+- :func:`refuse`: the FATAL message, exit non-zero, and, when the launch gave the node a
+  ``~run_token``, the message in the parameter ``/run_refusals/<token>`` = {node, message}, where
+  the metrics node of the same launch finds it and records the run as ``refused``.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Any, NoReturn
+
+#: Parameter namespace of refusals, keyed by the launch's run token.
+REFUSALS = "/run_refusals"
+
+_starting = False
+
+
+def _on_signal(sig: int, _frame: Any) -> None:
+    if _starting:
+        sys.stderr.write(f"{os.path.basename(sys.argv[0])}: stopped by signal {sig} while starting\n")
+        sys.stderr.flush()
+        os._exit(128 + sig)
+
+
+def guard() -> None:
+    """Exit at once on SIGINT/SIGTERM until :func:`started` (rospy.init_node chains to this handler)."""
+    global _starting
+    _starting = True
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+
+
+def started() -> None:
+    """The node is up: signals now only shut it down through rospy (its hooks run)."""
+    global _starting
+    _starting = False
+
+
+def refusal_param(token: str) -> str:
+    return f"{REFUSALS}/{token}"
+
+
+def refuse(message: str, code: int = 1) -> NoReturn:
+    """Log ``message`` as FATAL, leave it for the launch's metrics node, exit with ``code``."""
+    import rospy
+
+    rospy.logfatal(message)
+    try:
+        token = str(rospy.get_param("~run_token", "") or "")
+        if token:
+            rospy.set_param(refusal_param(token), {"node": rospy.get_name(), "message": message})
+    except Exception:   # no master: the FATAL line and the exit code still say it
+        pass
+    rospy.signal_shutdown("refused to start")
+    sys.exit(code)
