@@ -13,7 +13,7 @@ from pilotnet_brains import topics
 from pilotnet_brains.circuits import EVALUATION_CIRCUITS, load_circuit
 from pilotnet_brains.expert import expert_lap
 
-#: The networks must drive within this fraction of the expert's average speed (issue 7).
+#: The networks must drive within this fraction of the expert's average speed.
 SPEED_TOLERANCE = 0.15
 
 

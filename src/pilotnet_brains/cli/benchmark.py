@@ -23,6 +23,7 @@ import time
 from typing import Any
 
 from pilotnet_brains import campaign as cp
+from pilotnet_brains.cli.helptext import HelpFormatter
 
 #: Child prologue: die with the campaign (SIGTERM when the parent thread ends), then exec roslaunch.
 _PDEATH = ("import ctypes, os, signal, sys\n"
@@ -219,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "then write results/benchmarks/<campaign>/report.md, summary.{csv,json}, runs.csv and "
                     "plots. Run it again to resume: finished runs are skipped. Campaign file format: see "
                     "config/benchmarks/default.yaml and pilotnet_brains/campaign.py.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
         epilog="examples:\n  scripts/benchmark default --jobs 2\n  scripts/benchmark tiny --list\n"
                "  scripts/benchmark my_campaign.yaml --report-only")
     p.add_argument("campaign", help="campaign name (config/benchmarks/<name>.yaml) or path to a .yaml file")

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from pilotnet_brains.cli.helptext import HelpFormatter
+
 DEFAULT_OUT = os.path.join("results", "benchmarks", "backends")
 
 
@@ -171,7 +173,7 @@ def _table(rows: list[dict[str, Any]], md: bool = False) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="benchmark_backends", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--backends", default="",
                         help="comma-separated backend names (default: every backend this machine can run; "
                              "with random weights the post-training methods, with --use-models every "

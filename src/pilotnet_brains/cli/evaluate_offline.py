@@ -25,12 +25,14 @@ import shutil
 import sys
 import time
 
+from pilotnet_brains.cli.helptext import HelpFormatter
+
 
 def main(argv: list[str] | None = None) -> int:
     from pilotnet_brains import PACKAGE_ROOT
 
     parser = argparse.ArgumentParser(prog="evaluate_offline", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("artifacts", nargs="*", metavar="NAME_OR_PATH",
                         help="backend names and/or model paths (default: every backend of the table)")
     parser.add_argument("--test", required=True, metavar="DIR",

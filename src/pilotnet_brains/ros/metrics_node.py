@@ -352,6 +352,9 @@ def main() -> None:
       ~partial_period (float wall s, default 2): how often laps.json is rewritten during a lap.
       ~plots (bool, default true): write trajectory.png and profile.png at the end.
     """
+    from pilotnet_brains.cli.helptext import node_help
+
+    node_help(main)   # --help: the ~params, and no node started
     rospy.init_node("lap_metrics")
     try:
         node = LapMetricsNode()
