@@ -23,6 +23,7 @@ import time
 from typing import Any
 
 from pilotnet_brains import campaign as cp
+from pilotnet_brains import results_root
 from pilotnet_brains.cli.helptext import HelpFormatter
 
 #: Child prologue: die with the campaign (SIGTERM when the parent thread ends), then exec roslaunch.
@@ -254,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmark: {e}", file=sys.stderr)
         return 2
     root = os.path.realpath(cp.package_root())
-    out = os.path.abspath(args.out or os.path.join(root, "results", "benchmarks"))
+    out = os.path.abspath(args.out or os.path.join(results_root(), "benchmarks"))
     offline_root = os.path.abspath(args.offline or os.path.join(os.path.dirname(out), "offline"))
     cdir = os.path.join(out, campaign.name)
     launch_file = os.path.join(root, "launch", "circuit.launch")

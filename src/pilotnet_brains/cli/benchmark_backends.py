@@ -26,9 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from pilotnet_brains import results_root
 from pilotnet_brains.cli.helptext import HelpFormatter
-
-DEFAULT_OUT = os.path.join("results", "benchmarks", "backends")
 
 
 def _rss_mb() -> dict[str, float]:
@@ -187,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-seconds", type=float, default=3.0, help="minimum timed duration, s (default 3)")
     parser.add_argument("--warmup-seconds", type=float, default=1.0, help="warm-up duration, s (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the inputs (default 0)")
-    parser.add_argument("--out", default=DEFAULT_OUT, help=f"results folder (default {DEFAULT_OUT})")
+    parser.add_argument("--out", default=os.path.join(results_root(), "benchmarks", "backends"), help="results folder")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
     parser.add_argument("--inputs", help=argparse.SUPPRESS)

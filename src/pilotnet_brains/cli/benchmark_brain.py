@@ -31,13 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from pilotnet_brains import PACKAGE_ROOT, topics
+from pilotnet_brains import PACKAGE_ROOT, results_root, topics
 from pilotnet_brains.cli.helptext import HelpFormatter
 from pilotnet_brains.util import atomic_write_text
 
 DEFAULT_BACKENDS = ["tflite_int8", "tflite_int8_fallback", "tflite_dynamic", "tflite_fp32", "onnx_fp32",
                     "onnx_int8", "torch_static", "torchscript", "keras", "explicit"]
-RESULTS_DIR = os.path.join(PACKAGE_ROOT, "results", "benchmarks", "brain")
+RESULTS_DIR = os.path.join(results_root(), "benchmarks", "brain")
 
 
 # -- measuring --------------------------------------------------------------------------------------

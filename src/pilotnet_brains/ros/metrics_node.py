@@ -22,7 +22,7 @@ from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from sensor_msgs.msg import CameraInfo
 
-from pilotnet_brains import topics
+from pilotnet_brains import results_root, topics
 from pilotnet_brains.circuits import load_circuit
 from pilotnet_brains.metrics import LapLimits, LapSpan, RunTracker, limits_dict
 from pilotnet_brains.msg import BrainStats, LapResult
@@ -128,7 +128,7 @@ class LapMetricsNode:
         backend = str(p("~backend", ""))
         method = method_label(brain, backend)
         run_id = str(p("~run_id", "") or "") or make_run_id(self.circuit.name, method)
-        results_dir = os.path.realpath(os.path.expanduser(str(p("~results_dir", "results"))))
+        results_dir = os.path.realpath(os.path.expanduser(str(p("~results_dir", "") or results_root())))
         self.folder = os.path.join(results_dir, run_id)
         self.identity: dict[str, object] = {
             "run_id": run_id, "circuit": self.circuit.name, "circuit_source": self.circuit.source,
@@ -345,7 +345,8 @@ def main() -> None:
         commands (the brain process ending is detected within 50 ms).
       ~startup_timeout (float wall s, default 300): DNF brain_died when no command ever comes.
       ~brain_node (str, default /brain): the brain node to watch; empty = don't watch the process.
-      ~results_dir (str, default results): parent of the run folder.
+      ~results_dir (str, default ""): parent of the run folder; empty = <package>/results, or
+        ~/.ros/pilotnet_brains/results when the package folder is not writable (an install).
       ~run_id (str, default ""): run folder name; empty = <time>_<circuit>_<brain or backend>.
       ~brain, ~backend, ~model, ~threads, ~sim, ~mode: the run's identity (model hashed if a path).
       ~run_token (str, default ""): copied into ~run so the recorder of the same launch finds it.
