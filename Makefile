@@ -11,9 +11,9 @@ setup:  ## install Debian packages, the .venv and the catkin workspace (idempote
 	@tools/bootstrap.sh
 
 BACKEND ?= tflite_int8
-demo: setup  ## one lap of SimpleCircuit with BACKEND (default tflite_int8), then the metrics table (ARGS="name:=value ...")
+demo: setup  ## one lap of SimpleCircuit with BACKEND (default tflite_int8) on a private ROS master, then the metrics table (ARGS="name:=value ...")
 	@$(MAKE) --no-print-directory artifact BACKEND=$(BACKEND)
-	@$(RUN) roslaunch pilotnet_brains simple_circuit.launch backend:=$(BACKEND) $(ARGS)
+	@$(RUN) tools/private_roslaunch pilotnet_brains simple_circuit.launch backend:=$(BACKEND) $(ARGS)
 
 artifact: setup  ## build BACKEND's artifact from the base model if it is missing or stale
 	@$(RUN) python -c "import sys; from pilotnet_brains.optimize import METHODS, is_up_to_date; \

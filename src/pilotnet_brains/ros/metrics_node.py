@@ -10,6 +10,7 @@ was already gone) and every result file is written before the node exits.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 import threading
@@ -94,6 +95,24 @@ class BrainWatch:
             return True
         except Exception:
             return False
+
+
+def _end_launch(wait: float = 10.0) -> None:
+    """End the roslaunch that started this node as Ctrl-C does (every node stopped, exit 0), so a
+    finished run does not end on roslaunch's red "REQUIRED process has died" banner, which stays for
+    real failures. Does nothing under any other parent (rostest, a test harness)."""
+    ppid = os.getppid()
+    try:
+        with open(f"/proc/{ppid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")[:2]
+    except OSError:
+        return
+    if not any(os.path.basename(a) == b"roslaunch" for a in argv):
+        return
+    os.kill(ppid, signal.SIGINT)
+    deadline = time.monotonic() + wait       # roslaunch now stops this node too
+    while not rospy.is_shutdown() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _model_path(brain: str, backend: str, model: str) -> str:
@@ -256,7 +275,7 @@ class LapMetricsNode:
         self.finished = True
         tracks = [self.tracker.lap_track(s) for s in self.tracker.laps]
         table = self.writer.write_final(self.results, status, self.circuit, tracks, plots=self.plots)
-        sys.stdout.write("\n" + table + f"\nresults: {self.folder}\n")
+        sys.stdout.write("\n" + table + f"\nrun {'finished' if status == 'done' else status}: results in {self.folder}\n")
         sys.stdout.flush()
 
     def _loop(self) -> None:
@@ -279,6 +298,7 @@ class LapMetricsNode:
                         self._write_partial()
             if done:
                 time.sleep(0.5)           # let the recorder take the last LapResult
+                _end_launch()
                 rospy.signal_shutdown("lap_metrics: run over")
                 return
 
