@@ -11,7 +11,8 @@ from conftest import ROOT
 
 EXECUTABLES = sorted(f"{folder}/{name}" for folder in ("scripts", "brains")
                      for name in os.listdir(os.path.join(ROOT, folder)))
-NODES = {"scripts/f1_sim", "scripts/lap_metrics", "scripts/record_run", "brains/pilotnet_brain", "brains/explicit_brain"}
+NODES = {"scripts/f1_sim", "scripts/lap_metrics", "scripts/record_run", "scripts/live_view", "brains/pilotnet_brain",
+         "brains/explicit_brain"}
 
 
 def test_the_list_of_nodes_is_complete():
