@@ -282,7 +282,6 @@ def entry_availability(entry: Entry) -> str:
     """"" if this machine can run the entry, else why not (GPU, runtime, artifact not built)."""
     if entry.brain == EXPLICIT:
         return ""
-    import importlib.util
 
     from pilotnet_brains.backends import BACKENDS, build_hint
 
@@ -290,13 +289,11 @@ def entry_availability(entry: Entry) -> str:
     reason = spec.missing()
     if reason:
         return f"cannot run on this machine: {reason}"
-    for module in spec.modules:
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except ImportError:
-            found = False
-        if not found:
-            return f"runtime module {module!r} not installed (pip install {spec.pip})"
+    from pilotnet_brains.backends.registry import missing_module
+
+    missing = missing_module(spec)
+    if missing:
+        return f"runtime module {missing} not installed (pip install {spec.pip})"
     path = entry.model or spec.default_path
     if not os.path.exists(path):
         return f"artifact {path} not built; {build_hint(spec)}"

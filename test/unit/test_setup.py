@@ -8,6 +8,10 @@ import re
 import shutil
 import subprocess
 
+import pytest
+
+pytestmark = pytest.mark.ros
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 #: Commands of ROS and its tooling the package may call; those found in the files below are checked.

@@ -22,7 +22,7 @@ def _tiny_dataset(root, runs=3, frames=24, seed=0):
     return root
 
 
-@pytest.mark.parametrize("framework", ["tf", "torch"])
+@pytest.mark.parametrize("framework", ["tf", pytest.param("torch", marks=pytest.mark.torch)])
 def test_train_one_epoch_writes_model_sidecar_and_curve(tmp_path, framework):
     data = _tiny_dataset(tmp_path / "data")
     out = str(tmp_path / ("m.keras" if framework == "tf" else "m.pt"))

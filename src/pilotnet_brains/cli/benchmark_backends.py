@@ -52,7 +52,9 @@ def worker(args: argparse.Namespace) -> int:
     rss0 = _rss_mb().get("VmRSS", 0.0)
     spec = get_spec(args.worker)
     t0 = time.perf_counter()
-    for module in spec.modules:
+    from pilotnet_brains.backends.registry import runtime_modules
+
+    for module in runtime_modules(spec):
         importlib.import_module(module)
     importlib.import_module("pilotnet_brains.backends." + spec.impl.split(":")[0])
     t_import = time.perf_counter() - t0
