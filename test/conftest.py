@@ -4,6 +4,7 @@ Unit tests (test/unit) never touch these fixtures and run without a master.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -97,6 +98,21 @@ def run_tool(*argv: str, timeout: float = 300, check: bool = True, **kwargs) -> 
 #: The CPU methods converted once per session by ``pilotnet_artifacts`` (no fine-tuning).
 CPU_METHODS = ("tflite_fp32", "tflite_dynamic", "tflite_fp16", "tflite_int8", "tflite_int8_fallback",
                "torchscript", "torch_dynamic", "torch_static", "onnx_fp32", "onnx_int8")
+#: torch is not installed in every lane (make test-py38 has none: see the torch marker).
+HAVE_TORCH = importlib.util.find_spec("torch") is not None
+
+
+def needs_torch(name: str) -> bool:
+    """Does the backend/method ``name`` need torch (its runtime or its parent model)?"""
+    from pilotnet_brains.backends import BACKENDS
+
+    spec = BACKENDS[name]
+    return spec.runtime == "torch" or spec.parent == "torch"
+
+
+def method_params(names):
+    """``names`` for parametrize, those that need torch marked ``torch``."""
+    return [pytest.param(n, marks=pytest.mark.torch) if needs_torch(n) else n for n in names]
 
 
 @pytest.fixture(scope="session")
@@ -104,16 +120,16 @@ def pilotnet_artifacts(tmp_path_factory):
     """Random-weight base models (tf_keras + torch, seed 0) and every CPU artifact built from them
     once per session in a temp folder, calibrated on synthetic frames; plus 16 test inputs and the
     base models' reference outputs. Returns a dict: dir, base {framework: path}, paths {method: path},
-    x float32 (16, 66, 200, 3), ref {framework: (16, 2)}."""
+    x float32 (16, 66, 200, 3), ref {framework: (16, 2)}. Without torch: the tf_keras side only."""
 
     from pilotnet_brains.models import save_random_base_models
     from pilotnet_brains.optimize import build
     from pilotnet_brains.optimize.calibration import synthetic_frames
 
     folder = str(tmp_path_factory.mktemp("pilotnet_models"))
-    base = save_random_base_models(folder, seed=0)
+    base = save_random_base_models(folder, seed=0, frameworks=("tf_keras", "torch") if HAVE_TORCH else ("tf_keras",))
     paths = {}
-    for name in CPU_METHODS:
+    for name in (m for m in CPU_METHODS if HAVE_TORCH or not needs_torch(m)):
         from pilotnet_brains.backends import BACKENDS
 
         spec = BACKENDS[name]
@@ -122,15 +138,17 @@ def pilotnet_artifacts(tmp_path_factory):
     paths["keras"] = base["tf_keras"]
     x = synthetic_frames(16, seed=123)
 
-    import torch
+    from pilotnet_brains.models import tf_pilotnet
 
-    from pilotnet_brains.models import tf_pilotnet, torch_pilotnet
+    ref = {"tf_keras": tf_pilotnet.load(base["tf_keras"])(x, training=False).numpy()}
+    if HAVE_TORCH:
+        import torch
 
-    with torch.inference_mode():
-        ref_torch = torch_pilotnet.load(base["torch"])(torch.from_numpy(x)).numpy()
-    ref_tf = tf_pilotnet.load(base["tf_keras"])(x, training=False).numpy()
-    return {"dir": folder, "base": base, "paths": paths, "x": x,
-            "ref": {"torch": ref_torch, "tf_keras": ref_tf}}
+        from pilotnet_brains.models import torch_pilotnet
+
+        with torch.inference_mode():
+            ref["torch"] = torch_pilotnet.load(base["torch"])(torch.from_numpy(x)).numpy()
+    return {"dir": folder, "base": base, "paths": paths, "x": x, "ref": ref}
 
 
 def open_circuit(folder, name: str = "simple_circuit", road_width: float = 8.0) -> str:

@@ -25,3 +25,14 @@ def package_root() -> str:
 
 #: Root of the package (source checkout or installed share folder).
 PACKAGE_ROOT = package_root()
+
+
+def results_root() -> str:
+    """Where run folders, campaigns and benchmark results go by default: ``<package>/results`` when
+    the user can write there (a checkout), else (a system install) ``$ROS_HOME/pilotnet_brains/results``
+    (``~/.ros/...``)."""
+    inside = os.path.join(PACKAGE_ROOT, "results")
+    if os.access(inside if os.path.isdir(inside) else PACKAGE_ROOT, os.W_OK):
+        return inside
+    ros_home = os.environ.get("ROS_HOME") or os.path.join(os.path.expanduser("~"), ".ros")
+    return os.path.join(ros_home, "pilotnet_brains", "results")

@@ -27,7 +27,7 @@ import numpy as np
 
 from pilotnet_brains.preprocess import PreprocessError, Preprocessing, read_meta
 
-#: The camera of DESIGN §2 (Gazebo's F1 cameraL): width, height in pixels.
+#: The camera of the Gazebo F1 model (cameraL): width, height in pixels.
 CAMERA_SIZE = (640, 480)
 
 

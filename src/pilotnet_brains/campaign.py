@@ -25,6 +25,7 @@ Campaign file (``config/benchmarks/<name>.yaml``; every key but ``circuits`` opt
     threads: 1                    # inference threads
     seed: 0                       # simulator seed (+ repetition index)
     launch_args: {}               # extra circuit.launch args for every run (e.g. camera_rate: 20)
+    targets: true                 # false: a smoke campaign; the report lists its targets as n/a
 
 Layout of ``results/benchmarks/<name>/``: ``runs/<run-id>/`` (the metrics node's run folder plus
 ``campaign_run.json``, this module's record of the run's outcome), ``logs/<run-id>.log``, and the
@@ -49,6 +50,7 @@ import numpy as np
 
 from pilotnet_brains import package_root
 from pilotnet_brains.circuits import REVERSE_SUFFIX, CircuitError, load_circuit
+from pilotnet_brains.results import METRIC_TITLES
 from pilotnet_brains.util import atomic_write_bytes, atomic_write_text, resolve_yaml, sha256_path
 
 #: Where campaign files live; a bare name resolves to ``<name>.yaml`` there.
@@ -64,7 +66,7 @@ RUN_RECORD = "campaign_run.json"
 STARTUP_ALLOWANCE = 120.0
 
 _KEYS = ("name", "description", "backends", "circuits", "laps", "repetitions", "mode", "rtf", "starts",
-         "timeouts", "record", "record_camera_every", "threads", "seed", "launch_args")
+         "timeouts", "record", "record_camera_every", "threads", "seed", "launch_args", "targets")
 _TIMEOUT_KEYS = ("lap", "run", "brain")
 #: Launch args the campaign sets itself (launch_args may not override them).
 _RESERVED_ARGS = ("circuit", "mode", "rtf", "brain", "backend", "model", "threads", "laps", "timeout",
@@ -106,6 +108,7 @@ class Campaign:
     threads: int = 1
     seed: int = 0
     launch_args: dict[str, str] = field(default_factory=dict)
+    targets: bool = True                  # false: a smoke campaign, whose targets are not applicable
     source: str = "<dict>"
 
     def to_dict(self) -> dict[str, Any]:
@@ -254,6 +257,9 @@ def parse_campaign(data: Any, source: str = "<dict>") -> Campaign:
     record = data.get("record", False)
     if not isinstance(record, bool):
         raise CampaignError(f"{source}: record must be true or false, got {record!r}")
+    with_targets = data.get("targets", True)
+    if not isinstance(with_targets, bool):
+        raise CampaignError(f"{source}: targets must be true or false, got {with_targets!r}")
 
     return Campaign(
         name=name, circuits=list(circuits), backends=backends, description=str(data.get("description") or ""),
@@ -264,7 +270,7 @@ def parse_campaign(data: Any, source: str = "<dict>") -> Campaign:
         brain_timeout=_num(timeouts, "brain", source + ": timeouts", float, 0.0, 5.0, strict=True),
         record=record, record_camera_every=_num(data, "record_camera_every", source, int, 0, 10),
         threads=_num(data, "threads", source, int, 1, 1), seed=_num(data, "seed", source, int, 0, 0),
-        launch_args={str(k): _arg_str(v) for k, v in launch_args.items()}, source=source)
+        launch_args={str(k): _arg_str(v) for k, v in launch_args.items()}, targets=with_targets, source=source)
 
 
 def _arg_str(v: Any) -> str:
@@ -276,7 +282,6 @@ def entry_availability(entry: Entry) -> str:
     """"" if this machine can run the entry, else why not (GPU, runtime, artifact not built)."""
     if entry.brain == EXPLICIT:
         return ""
-    import importlib.util
 
     from pilotnet_brains.backends import BACKENDS, build_hint
 
@@ -284,13 +289,11 @@ def entry_availability(entry: Entry) -> str:
     reason = spec.missing()
     if reason:
         return f"cannot run on this machine: {reason}"
-    for module in spec.modules:
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except ImportError:
-            found = False
-        if not found:
-            return f"runtime module {module!r} not installed (pip install {spec.pip})"
+    from pilotnet_brains.backends.registry import missing_module
+
+    missing = missing_module(spec)
+    if missing:
+        return f"runtime module {missing} not installed (pip install {spec.pip})"
     path = entry.model or spec.default_path
     if not os.path.exists(path):
         return f"artifact {path} not built; {build_hint(spec)}"
@@ -509,10 +512,10 @@ def lap_progress(laps_doc: Mapping[str, Any] | None, laps: int) -> str:
 
 # ---------------------------------------------------------------------------------- report data
 #: The table's metrics: (lap key, column title, digits). Lap time is over completed laps only.
-TABLE_METRICS: Sequence[tuple[str, str, int]] = (
-    ("average_speed", "Average speed", 3), ("deviation_mae", "Position deviation MAE (m)", 3),
-    ("brain_frequency_wall", "Brain iteration frequency (RT)", 2), ("inference_time_mean", "Mean inference time (s)", 5),
-    ("real_time_factor", "Real time factor", 3), ("lap_time", "Lap time", 2))
+TABLE_METRICS: Sequence[tuple[str, str, int]] = tuple(
+    (key, METRIC_TITLES[key], digits) for key, digits in (
+        ("average_speed", 3), ("deviation_mae", 3), ("brain_frequency_wall", 2), ("inference_time_mean", 5),
+        ("real_time_factor", 3), ("lap_time", 2)))
 TABLE_HEADER: Sequence[str] = ("Method",) + tuple(t for _, t, _ in TABLE_METRICS) + (
     "Completed", "Size (MB)", "Offline MSE")
 #: Every aggregated metric (table ones and those the targets need).
@@ -663,7 +666,7 @@ def table_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
 def targets(rows: Sequence[Mapping[str, Any]], campaign: Campaign) -> list[dict[str, Any]]:
     """Measured vs target per (circuit, method): laps completed, MAE <= 0.30 m, brain frequency
     (camera-bound: answered >= 95 % of frames; keras: 1/iteration time >= 56 it/s), RTF >= 0.98 x target
-    (realtime only). ``ok`` None = not applicable."""
+    (realtime only). ``ok`` None = not applicable: every target of a campaign with ``targets: false``."""
     out = []
     for r in rows:
         items = []
@@ -698,6 +701,8 @@ def targets(rows: Sequence[Mapping[str, Any]], campaign: Campaign) -> list[dict[
         if answered is not None and answered <= 0:
             # a brain that never commanded the car measured nothing: a still car "on the line" meets nothing
             items = [(w, m, t, False if i == 0 or ok is not None else None) for i, (w, m, t, ok) in enumerate(items)]
+        if not campaign.targets:
+            items = [(w, m, "n/a (smoke campaign: targets: false)", None) for w, m, _, _ in items]
         out.append({"circuit": r["circuit"], "method": r["method"],
                     "items": [{"what": w, "measured": m, "target": t, "ok": ok} for w, m, t, ok in items]})
     return out
@@ -764,9 +769,9 @@ def report_markdown(campaign: Campaign, rows: Sequence[Mapping[str, Any]], runs:
         for p in plots.get(circuit, []):
             lines += [f"![{circuit} trajectories]({p})", ""]
     lines += ["Mean ± sample standard deviation over the laps of every repetition and start (no ± with one "
-              "lap). Average speed in m/s (path length / sim time); position deviation MAE = mean distance to "
-              "the red centerline in metres (not Behavior Metrics' 1000^d); brain iteration frequency in "
-              "iterations per wall second; real time factor = sim time / wall time; lap time in sim s over "
+              "lap). Average speed = path length / sim time; position deviation MAE = mean distance to "
+              "the red centerline (not Behavior Metrics' 1000^d); brain frequency = brain iterations per "
+              "wall-clock second; real time factor = sim time / wall time; lap time in sim s over "
               "completed laps. DNF reasons: off_track, stuck, timeout, brain_died, interrupted (from the "
               "metrics node), hung (the run exceeded its wall timeout and was ended), failed (the launch "
               "ended without results). Size and offline MSE (normalized units) come from the newest "
@@ -871,11 +876,41 @@ def read_track(folder: str) -> dict[str, np.ndarray] | None:
     return {"lap": a[:, 0], "x": a[:, 2], "y": a[:, 3]}
 
 
+#: Widest campaign plot (inches at the reports' 110 dpi): readable at page width.
+MAX_PLOT_WIDTH = 11.0
+
+
+def method_colors(methods: Sequence[str]) -> dict[str, tuple[float, float, float]]:
+    """One distinct colour per method, the same in every plot of a report: tab10 up to 10 methods,
+    else hues evenly spaced around the circle, neighbours alternating bright and dark."""
+    import colorsys
+
+    import matplotlib
+
+    if len(methods) <= 10:
+        return {m: tuple(matplotlib.colormaps["tab10"](k)[:3]) for k, m in enumerate(methods)}
+    n = len(methods)
+    return {m: colorsys.hsv_to_rgb(k / n, 0.9 if k % 2 == 0 else 1.0, 0.95 if k % 2 == 0 else 0.55)
+            for k, m in enumerate(methods)}
+
+
+def _legend_outside(ax, title: str | None = None) -> None:
+    """The legend right of the axes (over the plot it hides data and labels)."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, title=title,
+                  ncol=1 if len(labels) <= 24 else 2, frameon=False)
+
+
 def plot_trajectories(circuit_arg: str, runs: Sequence[Mapping[str, Any]]) -> bytes:
     """PNG: the road and every method's driven path (first repetition of each start) overlaid."""
+    return _png(trajectories_figure(circuit_arg, runs))
+
+
+def trajectories_figure(circuit_arg: str, runs: Sequence[Mapping[str, Any]]):
     plt = _plt()
     c = load_circuit(circuit_arg)
-    fig, ax = plt.subplots(figsize=(9, 8))
+    fig, ax = plt.subplots(figsize=(9, 7))
     s = np.linspace(0.0, c.length, max(200, int(c.length / 0.5)), endpoint=False)
     p, h = c.point_at(s), c.heading_at(s)
     n = np.stack([-np.sin(h), np.cos(h)], axis=1)
@@ -883,41 +918,39 @@ def plot_trajectories(circuit_arg: str, runs: Sequence[Mapping[str, Any]]) -> by
         e = p + side * c.road_width / 2.0 * n
         ax.plot(np.r_[e[:, 0], e[:1, 0]], np.r_[e[:, 1], e[:1, 1]], color="0.6", lw=0.7)
     ax.plot(np.r_[p[:, 0], p[:1, 0]], np.r_[p[:, 1], p[:1, 1]], color="red", lw=0.6, ls="--", label="centerline")
-    methods = list(dict.fromkeys(r["method"] for r in runs))
-    cmap = plt.get_cmap("tab10" if len(methods) <= 10 else "tab20")
-    if len(methods) <= 10:
-        def colors(k):
-            return cmap(k % 10)
-    else:  # dark shades first, then the light ones: neighbours stay distinct
-        def colors(k):
-            return cmap((2 * k) % 20 + (k // 10) % 2)
+    palette = method_colors(list(dict.fromkeys(r["method"] for r in runs)))
     for r in runs:
         if r["repetition"] != 1:
             continue
         tr = read_track(r["folder"])
         if tr is None or not len(tr["x"]):
             continue
-        k = methods.index(r["method"])
+        color = palette[r["method"]]
         first = r["start_index"] == min(x["start_index"] for x in runs if x["method"] == r["method"])
-        ax.plot(tr["x"], tr["y"], lw=1.0, color=colors(k), alpha=0.85, label=r["method"] if first else None)
-        ax.plot(tr["x"][0], tr["y"][0], "o", ms=5, color=colors(k), mec="black")
+        ax.plot(tr["x"], tr["y"], lw=1.0, color=color, alpha=0.85, label=r["method"] if first else None)
+        ax.plot(tr["x"][0], tr["y"][0], "o", ms=5, color=color, mec="black")
         if not all(lap.get("completed") for lap in r["laps"]):
-            ax.plot(tr["x"][-1], tr["y"][-1], "x", ms=9, mew=2, color=colors(k))
+            ax.plot(tr["x"][-1], tr["y"][-1], "x", ms=9, mew=2, color=color)
     ax.set_aspect("equal")
     ax.set_xlabel("x (m)")
     ax.set_ylabel("y (m)")
     ax.set_title(f"{c.name}: trajectories (o start, x DNF)")
-    ax.legend(loc="best", fontsize=7)
-    return _png(fig)
+    _legend_outside(ax)
+    return fig
 
 
 def plot_bars(rows: Sequence[Mapping[str, Any]]) -> bytes:
-    """PNG: mean inference time (ms) and brain iteration frequency (it/s wall) per method, one bar per circuit."""
+    """PNG: mean inference time (ms) and brain frequency (it/s wall) per method, one bar per circuit."""
+    return _png(bars_figure(rows))
+
+
+def bars_figure(rows: Sequence[Mapping[str, Any]]):
+    """Horizontal bars, methods down the side (their names never overlap), two panels side by side."""
     plt = _plt()
     methods = list(dict.fromkeys(r["method"] for r in rows))
     circuits = list(dict.fromkeys(r["circuit"] for r in rows))
-    fig, (a1, a2) = plt.subplots(2, 1, figsize=(max(7, 0.6 * len(methods) * max(1, len(circuits)) + 2), 7),
-                                 sharex=True)
+    height = min(12.0, 1.5 + 0.12 * len(methods) * max(1, len(circuits)) + 0.1 * len(methods))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(MAX_PLOT_WIDTH - 1, max(3.5, height)), sharey=True)
     width = 0.8 / max(1, len(circuits))
     x = np.arange(len(methods))
     for j, circuit in enumerate(circuits):
@@ -926,38 +959,52 @@ def plot_bars(rows: Sequence[Mapping[str, Any]]) -> bytes:
         inf_e = [1e3 * (by[m]["inference_time_mean"]["spread"] or 0.0) if m in by else 0.0 for m in methods]
         fr = [(by[m]["brain_frequency_wall"]["mean"] or np.nan) if m in by else np.nan for m in methods]
         fr_e = [(by[m]["brain_frequency_wall"]["spread"] or 0.0) if m in by else 0.0 for m in methods]
-        a1.bar(x + j * width, inf, width, yerr=inf_e, label=circuit)
-        a2.bar(x + j * width, fr, width, yerr=fr_e, label=circuit)
-    a1.set_ylabel("mean inference time (ms)")
-    a2.set_ylabel("brain iteration frequency (it/s, wall)")
-    a2.set_xticks(x + width * (len(circuits) - 1) / 2)
-    a2.set_xticklabels(methods, rotation=45, ha="right")
-    a1.legend(fontsize=8)
+        a1.barh(x + j * width, inf, width, xerr=inf_e, label=circuit)
+        a2.barh(x + j * width, fr, width, xerr=fr_e, label=circuit)
+    a1.set_xlabel("mean inference time (ms)")
+    a2.set_xlabel("brain frequency (it/s wall)")
+    a1.set_yticks(x + width * (len(circuits) - 1) / 2)
+    a1.set_yticklabels(methods, fontsize=8)
+    a1.invert_yaxis()
+    a2.legend(fontsize=8, loc="lower right")
     for a in (a1, a2):
-        a.grid(axis="y", alpha=0.3)
-    return _png(fig)
+        a.grid(axis="x", alpha=0.3)
+    fig.tight_layout(w_pad=3.0)
+    return fig
 
 
 def plot_scatter(rows: Sequence[Mapping[str, Any]]) -> bytes:
     """PNG: position deviation MAE (m) vs mean inference time (ms), one point per circuit x method."""
+    return _png(scatter_figure(rows))
+
+
+def scatter_figure(rows: Sequence[Mapping[str, Any]]):
+    """Colour = method, marker = circuit, both named in the legend beside the plot (labels written at
+    the points overlap where methods cluster)."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(8, 6))
+    from matplotlib.lines import Line2D
+
+    fig, ax = plt.subplots(figsize=(8, 5.5))
     markers = "osD^v<>"
     circuits = list(dict.fromkeys(r["circuit"] for r in rows))
+    palette = method_colors(list(dict.fromkeys(r["method"] for r in rows)))
     for j, circuit in enumerate(circuits):
-        rs = [r for r in rows if r["circuit"] == circuit and r["deviation_mae"]["mean"] is not None
-              and r["inference_time_mean"]["mean"] is not None]
-        ax.scatter([1e3 * r["inference_time_mean"]["mean"] for r in rs], [r["deviation_mae"]["mean"] for r in rs],
-                   marker=markers[j % len(markers)], label=circuit)
-        for r in rs:
-            ax.annotate(r["method"], (1e3 * r["inference_time_mean"]["mean"], r["deviation_mae"]["mean"]),
-                        fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.axhline(TARGET_MAE_M, color="red", lw=0.8, ls="--", label=f"target MAE {TARGET_MAE_M} m")
+        for r in rows:
+            if r["circuit"] != circuit or r["deviation_mae"]["mean"] is None or r["inference_time_mean"]["mean"] is None:
+                continue
+            ax.scatter([1e3 * r["inference_time_mean"]["mean"]], [r["deviation_mae"]["mean"]], s=36,
+                       marker=markers[j % len(markers)], color=palette[r["method"]], edgecolors="black", linewidths=0.4)
+    ax.axhline(TARGET_MAE_M, color="red", lw=0.8, ls="--")
+    handles = [Line2D([], [], ls="", marker="o", color=c, mec="black", mew=0.4, label=m) for m, c in palette.items()]
+    handles += [Line2D([], [], ls="", marker=markers[j % len(markers)], color="0.5", label=c)
+                for j, c in enumerate(circuits)]
+    handles.append(Line2D([], [], color="red", lw=0.8, ls="--", label=f"target MAE {TARGET_MAE_M} m"))
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False,
+              ncol=1 if len(handles) <= 26 else 2)
     ax.set_xlabel("mean inference time (ms)")
     ax.set_ylabel("position deviation MAE (m)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return _png(fig)
+    return fig
 
 
 # ---------------------------------------------------------------------------------- the report

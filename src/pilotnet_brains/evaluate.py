@@ -5,13 +5,13 @@ sparsity recorded by pruned methods, MSE on a DeepLearningStudio-format test set
 circuit and overall (normalized units, comparable with published tables) and RMSE per output in
 physical units (v m/s, w rad/s), max |output - parent output| over the test set (parent = the base
 model the artifact was built from), batch-1 latency (p50/p90/p99/max) and batch-N throughput, all
-measured in one process, one after the other (DESIGN §7: warm-up by time, then a minimum count AND
+measured in one process, one after the other (warm-up by time, then a minimum count AND
 a minimum duration, ``perf_counter_ns``, preloaded inputs, fixed seed, threads stated).
 
 Test set: one run folder per evaluation circuit (several allowed); a folder's name starts with
 its circuit's name (``simple_circuit_run1`` -> ``simple_circuit``; see :func:`circuit_of`).
 
-Targets of the offline table (issue 8, reported, never asserted by timing): every quantized
+Targets of the offline table (reported, never asserted by timing): every quantized
 variant's MSE within 5% of its fp32 parent's (:data:`MSE_TARGET`), dynamic-range/int8 artifacts
 about 4x smaller than fp32, fastest CPU variant's batch-1 p50 <= 0.1 ms.
 """

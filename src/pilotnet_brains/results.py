@@ -31,10 +31,15 @@ import numpy as np
 
 from pilotnet_brains.util import atomic_write_bytes, atomic_write_text, sha256_path
 
+#: Column titles of the tables' metrics (run tables and campaign reports), with their units. The brain
+#: frequency is per wall-clock second (what the brain achieves on this machine; 1/iteration time is
+#: the campaigns' separate brain_frequency_bm).
+METRIC_TITLES: Mapping[str, str] = {
+    "average_speed": "Average speed (m/s)", "deviation_mae": "Position deviation MAE (m)",
+    "brain_frequency_wall": "Brain frequency (it/s wall)", "inference_time_mean": "Mean inference time (s)",
+    "real_time_factor": "Real time factor", "lap_time": "Lap time (s)"}
 #: The Markdown table's columns: the published PilotNet-optimization tables' five, plus two.
-TABLE_HEADER: Sequence[str] = (
-    "Method", "Average speed", "Position deviation MAE (m)", "Brain iteration frequency (RT)",
-    "Mean inference time (s)", "Real time factor", "Lap time", "Completed")
+TABLE_HEADER: Sequence[str] = ("Method", *METRIC_TITLES.values(), "Completed")
 
 #: Columns of laps.csv: identity first, then the lap's metrics (keys of metrics.lap_metrics).
 CSV_IDENTITY: Sequence[str] = ("run_id", "circuit", "brain", "backend", "model", "model_sha256", "sim", "mode")
@@ -263,8 +268,8 @@ def markdown_table(laps: Sequence[Mapping[str, object]], method: str, title: str
     lines.append("")
     bm = ", ".join(_fmt(lap.get("deviation_bm_1000pow")) for lap in laps)
     contacts = ", ".join(str(lap.get("wall_contacts", "-")) for lap in laps)
-    lines.append("Average speed in m/s (path length / sim time); position deviation MAE = mean |distance to "
-                 "the centerline| in metres; brain iteration frequency in iterations per wall second; real time "
+    lines.append("Average speed = path length / sim time; position deviation MAE = mean |distance to "
+                 "the centerline|; brain frequency = brain iterations per wall-clock second; real time "
                  "factor = sim time / wall time over the lap; lap time in sim seconds. "
                  f"Behavior Metrics' position deviation (each red-line point's distance d to the driven path, "
                  f"mean of 1000^d, not metres): {bm}. Wall contacts: {contacts}.")
@@ -311,6 +316,13 @@ def _pyplot():
     return plt
 
 
+def deviation_scale(tracks: Sequence[Mapping[str, np.ndarray]], floor: float = 0.05) -> float:
+    """Top of trajectory.png's colour scale (m): the run's largest |deviation|, so the colours spread
+    over what this run did (a good lap's 0-0.2 m is not one dark colour on a 0-4 m scale)."""
+    peaks = [float(np.max(np.abs(tr["lateral"]))) for tr in tracks if len(tr["lateral"])]
+    return max(peaks + [floor])
+
+
 def plot_trajectory(circuit, tracks: Sequence[Mapping[str, np.ndarray]], laps: Sequence[Mapping[str, object]],
                     title: str = "") -> bytes:
     """PNG bytes: the road (edges), the red centerline and the driven path coloured by |lateral| (m)."""
@@ -324,13 +336,16 @@ def plot_trajectory(circuit, tracks: Sequence[Mapping[str, np.ndarray]], laps: S
     for side in (1.0, -1.0):
         e = p + side * half * n
         ax.plot(np.r_[e[:, 0], e[:1, 0]], np.r_[e[:, 1], e[:1, 1]], color="0.45", lw=0.8)
-    ax.plot(np.r_[p[:, 0], p[:1, 0]], np.r_[p[:, 1], p[:1, 1]], color="red", lw=0.8, label="centerline")
+    # the centerline above the path, so a lap that follows it closely does not hide it
+    ax.plot(np.r_[p[:, 0], p[:1, 0]], np.r_[p[:, 1], p[:1, 1]], color="red", lw=0.6, ls="--", zorder=3,
+            label="centerline")
     sc = None
-    vmax = max([float(np.max(np.abs(tr["lateral"]))) for tr in tracks if len(tr["lateral"])] + [half])
+    vmax = deviation_scale(tracks)
     for tr, lap in zip(tracks, laps):
         if not len(tr["x"]):
             continue
-        sc = ax.scatter(tr["x"], tr["y"], c=np.abs(tr["lateral"]), s=3, cmap="viridis", vmin=0.0, vmax=vmax)
+        sc = ax.scatter(tr["x"], tr["y"], c=np.abs(tr["lateral"]), s=4, cmap="viridis", vmin=0.0, vmax=vmax,
+                        zorder=2)
         if not lap.get("completed"):
             ax.plot(tr["x"][-1], tr["y"][-1], "kx", ms=10, mew=2,
                     label=f"lap {lap.get('lap')}: DNF {lap.get('dnf_reason') or 'in progress'}")

@@ -1,4 +1,4 @@
-"""ROS names of the Gazebo F1 interface (DESIGN §2): the one place they are spelled out.
+"""ROS names of the Gazebo F1 interface: the one place they are spelled out.
 
 Nodes use them as defaults for relative, remappable names.
 """

@@ -102,7 +102,9 @@ class _TF:
             tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)
         self.tf = tf
         self.model = build_tf_pilotnet(cfg.seed)
-        import tf_keras as keras
+        from pilotnet_brains.models.tf_pilotnet import keras_module
+
+        keras = keras_module()
 
         self.opt = keras.optimizers.Adam(cfg.learning_rate)
         model, opt = self.model, self.opt

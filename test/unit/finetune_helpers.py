@@ -10,10 +10,10 @@ import numpy as np
 def small_tf_base(path: str, seed: int = 0) -> str:
     """A small random-weight tf_keras model with PilotNet's input/output and only Conv2D/Dense
     layers after the input BatchNormalization (what the tfmot methods wrap); saved with a sidecar."""
-    import tf_keras as keras
-
     from pilotnet_brains.models import INPUT_SHAPE
-    from pilotnet_brains.models.tf_pilotnet import save
+    from pilotnet_brains.models.tf_pilotnet import keras_module, save
+
+    keras = keras_module()
 
     keras.utils.set_random_seed(seed)
     inputs = keras.Input(shape=INPUT_SHAPE, name="image")

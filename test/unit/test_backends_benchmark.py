@@ -5,9 +5,11 @@ import glob
 import json
 import os
 
+import pytest
 from conftest import run_tool
 
 
+@pytest.mark.torch   # onnx_fp32 is exported from the torch model
 def test_benchmark_smoke(tmp_path):
     out = tmp_path / "bench"
     proc = run_tool("benchmark_backends", "--backends", "tflite_int8,onnx_fp32", "--min-count", "30",

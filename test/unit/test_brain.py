@@ -200,6 +200,7 @@ def test_preprocessing_is_the_shared_module():
     assert np.allclose(pol.preprocess(img)[0], expect, atol=1e-6)
 
 
+@pytest.mark.ros
 def test_frame_slot_keeps_the_newest_and_counts_the_skipped():
     import threading
     import time

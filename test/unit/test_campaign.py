@@ -359,3 +359,60 @@ def test_a_refused_run_is_failed_with_the_refusing_message_from_its_record_or_it
     log.write_text("started roslaunch\n[FATAL] [1.0]: f1_sim: ~mode 'foo': use one of ['realtime', 'lockstep']\n"
                    "shutting down processing monitor...\n... shutting down processing monitor complete\ndone\n")
     assert "~mode 'foo'" in _tail(str(log)), "the FATAL line, not roslaunch's closing lines"
+
+
+# ---------------------------------------------------------------------------------- readable reports
+def _rows(methods, circuits):
+    runs = [{"circuit": c, "method": m, "brain": "pilotnet", "backend": m, "model": "",
+             "laps": [dict(LAP, inference_time_mean=0.0005 * (1 + k), deviation_mae=0.01 * (1 + k))]}
+            for c in circuits for k, m in enumerate(methods)]
+    return cp.summarize(runs)
+
+
+def _overlapping_texts(fig) -> list[tuple[str, str]]:
+    """Pairs of visible, non-empty texts of the figure whose rendered boxes intersect."""
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in texts]
+    return [(a, b) for i, (a, ba) in enumerate(boxes) for b, bb in boxes[i + 1:] if ba.overlaps(bb)]
+
+
+def test_tiny_campaign_targets_are_not_applicable():
+    tiny = cp.load_campaign("tiny")
+    assert tiny.targets is False and cp.load_campaign("default").targets is True
+    rows = _rows(["explicit"], ["simple_circuit"])
+    items = [i for t in cp.targets(rows, tiny) for i in t["items"]]
+    assert items and all(i["ok"] is None and "n/a" in i["target"] for i in items)
+    assert any(i["ok"] is not None for t in cp.targets(rows, parse()) for i in t["items"])
+
+
+def test_every_method_of_the_default_campaign_has_its_own_colour():
+    methods = [e.label for e in cp.resolve_entries(cp.load_campaign("default"), lambda e: "")[0]]
+    assert len(methods) > 20
+    colors = cp.method_colors(methods)
+    values = list(colors.values())
+    closest = min(math.dist(a, b) for i, a in enumerate(values) for b in values[i + 1:])
+    assert closest > 0.15, closest
+    assert colors["keras"] != colors["onnx_int8"]
+
+
+def test_campaign_plots_fit_the_page_without_overlapping_labels():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = [e.label for e in cp.resolve_entries(cp.load_campaign("default"), lambda e: "")[0]]
+    rows = _rows(methods, ["simple_circuit", "montreal", "montmelo"])
+    for make in (cp.bars_figure, cp.scatter_figure):
+        fig = make(rows)
+        assert not _overlapping_texts(fig), (make.__name__, _overlapping_texts(fig)[:5])
+        plt.close(fig)
+    import struct
+
+    png = cp.plot_bars(rows)
+    width, height = struct.unpack(">II", png[16:24])
+    assert width <= 1400, width          # 110 dpi: readable at page width

@@ -5,12 +5,14 @@ import json
 import os
 
 import numpy as np
+import pytest
 from conftest import run_tool
 
 from pilotnet_brains import dataset
 from pilotnet_brains.preprocess import V_RANGE, W_RANGE, read_meta
 
 
+@pytest.mark.torch
 def test_collect_then_train_smoke(tmp_path):
     data = tmp_path / "train"
     out = run_tool("collect_dataset", str(data), "--episodes", "1", "--episode-frames", "60",

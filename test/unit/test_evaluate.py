@@ -58,6 +58,7 @@ def test_unknown_artifact_lists_backends(tmp_path):
     assert "tflite_int9" in str(e.value) and "tflite_int8" in str(e.value) and "torch_qat" in str(e.value)
 
 
+@pytest.mark.torch
 def test_test_set_per_circuit(built):
     test = ev.load_test_set(built["test"], progress=False)
     assert test.circuits == ["montmelo", "montreal", "simple_circuit"]
@@ -66,6 +67,7 @@ def test_test_set_per_circuit(built):
     assert test.x.shape == (32, 66, 200, 3) and test.y.shape == (32, 2)
 
 
+@pytest.mark.torch
 def test_evaluate_offline_writes_the_table(built, tmp_path):
     out_root = tmp_path / "results"
     names = ["torchscript", "torch_dynamic", "tflite_dynamic", "tftrt_fp16", "tflite_qat"]
@@ -124,6 +126,7 @@ def test_evaluate_offline_writes_the_table(built, tmp_path):
     assert "evaluate_offline" in proc.stdout or "wrote" in proc.stdout
 
 
+@pytest.mark.torch
 def test_evaluate_offline_bad_test_dir_writes_nothing(built, tmp_path):
     out_root = tmp_path / "results"
     proc = run_tool("evaluate_offline", "torchscript", "--models", built["models"], "--test",

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+from conftest import HAVE_TORCH, method_params
 from finetune_helpers import small_tf_base, write_dls
 
 from pilotnet_brains.backends import BACKENDS, load_backend
@@ -39,14 +40,16 @@ FAST = dict(epochs=1, batch_size=32, max_steps=3, fraction=1.0)
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from pilotnet_brains.models import torch_pilotnet
     from pilotnet_brains.optimize.calibration import synthetic_frames
 
     root = tmp_path_factory.mktemp("finetune")
     data = write_dls(str(root / "train"), {"many_curves_1": 80, "nurburgring_1": 60, "generated_1_1": 60})
-    base = {"tf_keras": small_tf_base(str(root / "models" / "pilotnet_tf.keras")),
-            "torch": torch_pilotnet.save(torch_pilotnet.build(0), str(root / "models" / "pilotnet_torch.pt"),
-                                         extra={"weights": "random"})}
+    base = {"tf_keras": small_tf_base(str(root / "models" / "pilotnet_tf.keras"))}
+    if HAVE_TORCH:
+        from pilotnet_brains.models import torch_pilotnet
+
+        base["torch"] = torch_pilotnet.save(torch_pilotnet.build(0), str(root / "models" / "pilotnet_torch.pt"),
+                                            extra={"weights": "random"})
     from pilotnet_brains.dataset import load_arrays, read_dataset
 
     x_test, _ = load_arrays(read_dataset(data)[::5], progress=False)
@@ -70,7 +73,7 @@ def test_every_training_backend_has_a_method():
         assert METHODS[name].needs == "training"
 
 
-@pytest.mark.parametrize("name", sorted(TOLERANCE))
+@pytest.mark.parametrize("name", method_params(sorted(TOLERANCE)))
 def test_method_builds_loads_and_tracks_parent(setup, name):
     """Self-distillation smoke build (synthetic frames labelled by the parent): the fine-tuned
     artifact must still behave like its parent."""
@@ -116,7 +119,7 @@ def test_method_builds_loads_and_tracks_parent(setup, name):
                                             for la in tf_load(setup["base"]["tf_keras"]).layers)
 
 
-@pytest.mark.parametrize("name", ["torch_pruned_local", "tflite_pruned"])
+@pytest.mark.parametrize("name", method_params(["torch_pruned_local", "tflite_pruned"]))
 def test_fine_tuning_on_a_tiny_dls_dataset_is_a_smoke_build(setup, name):
     """Real labelled frames (200, three runs): builds, records the data and the smoke note, and the
     outputs stay finite and near the label range [0, 1]."""
@@ -135,8 +138,9 @@ def test_fine_tuning_on_a_tiny_dls_dataset_is_a_smoke_build(setup, name):
 
 def test_pruned_tflite_sparsity_is_in_the_artifact(setup):
     """The sparsity recorded in the sidecar is real: the TFLite file's kernels are that sparse."""
-    from ai_edge_litert.interpreter import Interpreter
+    from pilotnet_brains.backends.litert import interpreter_class
 
+    Interpreter = interpreter_class()[0]
     name = "tflite_pruned"
     out = os.path.join(setup["root"], "models", "build", "pruned_check.tflite")
     build(name, base=setup["base"]["tf_keras"], data="synthetic:64", out=out, progress=False, **FAST)
@@ -156,6 +160,7 @@ def test_pruned_tflite_sparsity_is_in_the_artifact(setup):
     assert any(n.startswith("smoke build: fine-tuned on 64 synthetic") for n in meta.extra["notes"])
 
 
+@pytest.mark.torch
 def test_fine_tuning_without_labelled_data_is_refused(setup, tmp_path):
     from pilotnet_brains.optimize import OptimizeError
 
@@ -172,6 +177,7 @@ def test_fine_tuning_without_labelled_data_is_refused(setup, tmp_path):
     assert not out.parent.exists() or os.listdir(out.parent) == []
 
 
+@pytest.mark.torch
 def test_bad_parameters_are_clear_errors(setup, tmp_path):
     from pilotnet_brains.optimize import OptimizeError
 

@@ -26,6 +26,7 @@ def test_missing_base_model(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.torch
 def test_fine_tuning_needs_data(tmp_path):
     from pilotnet_brains.models import torch_pilotnet
 
@@ -37,6 +38,7 @@ def test_fine_tuning_needs_data(tmp_path):
     assert not (tmp_path / "build" / "o.pt").exists()
 
 
+@pytest.mark.torch
 def test_empty_training_folder_is_a_clear_error_and_leaves_nothing(tmp_path):
     from pilotnet_brains.models import torch_pilotnet
 

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -15,6 +17,7 @@ def test_package_xml_is_format_3_and_names_the_package():
     assert tree.findtext("name") == "pilotnet_brains"
 
 
+@pytest.mark.ros
 def test_messages_are_generated_by_the_build():
     from pilotnet_brains.msg import BrainStats, LapResult
 
@@ -44,6 +47,7 @@ def test_scripts_run_as_typed():
     assert "usage: collect_dataset" in out.stdout
 
 
+@pytest.mark.ros
 def test_ros_tools_find_the_package():
     out = subprocess.run(["rospack", "find", "pilotnet_brains"], capture_output=True, text=True, check=True)
     assert os.path.realpath(out.stdout.strip()) == os.path.realpath(ROOT)

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from conftest import run_tool
 
+pytestmark = pytest.mark.ros
+
 
 def write_odom_bag(path: str, circuit_name: str, speed: float, offset: float, duration: float) -> None:
     """/F1ROS/odom + /clock at 20 Hz of a car following the circuit at a lateral offset (m)."""

@@ -8,9 +8,10 @@ from pilotnet_brains.models import CONV_LAYERS, DENSE_LAYERS, FLATTEN_SIZE, INPU
 
 
 def test_tf_pilotnet_layer_plan():
-    import tf_keras as keras
-
     from pilotnet_brains.models import build_tf_pilotnet
+    from pilotnet_brains.models.tf_pilotnet import keras_module
+
+    keras = keras_module()
 
     m = build_tf_pilotnet(0)
     assert tuple(m.input_shape) == (None,) + INPUT_SHAPE
@@ -37,6 +38,7 @@ def test_tf_pilotnet_seeded():
     assert not np.array_equal(wa, wc)
 
 
+@pytest.mark.torch
 def test_torch_pilotnet_nhwc_and_plan():
     import torch
 
@@ -58,6 +60,7 @@ def test_torch_pilotnet_nhwc_and_plan():
     assert float((y[0] - y[1]).abs().max()) > 1e-3
 
 
+@pytest.mark.torch
 def test_torch_pilotnet_seed_and_fusion():
     import torch
 
@@ -74,6 +77,7 @@ def test_torch_pilotnet_seed_and_fusion():
         assert torch.allclose(fused(x), b(x), atol=1e-5)
 
 
+@pytest.mark.torch
 def test_save_load_with_sidecars(tmp_path):
     import torch
 
@@ -101,6 +105,7 @@ def test_save_load_with_sidecars(tmp_path):
     assert not list(tmp_path.glob(".*"))   # no temporary files left
 
 
+@pytest.mark.torch
 def test_torch_load_rejects_non_state_dict(tmp_path):
     import torch
 
@@ -110,3 +115,25 @@ def test_torch_load_rejects_non_state_dict(tmp_path):
     torch.save([1, 2, 3], str(p))
     with pytest.raises(ValueError, match="state dict"):
         torch_pilotnet.load(str(p))
+
+
+def test_the_h5_export_loads_here_and_drives_like_the_base_model(tmp_path):
+    """The base Keras model's weights as HDF5 (make keras-h5): what TensorFlow 2.13 (Python 3.8, no
+    tf_keras) loads. Where the base model itself loads (TensorFlow >= 2.16) the test exports it; on TensorFlow
+    2.13 it reads the file the Debian environment exported and checks the outputs recorded there."""
+    import os
+
+    import tensorflow as tf
+
+    from pilotnet_brains.backends import load_backend
+    from pilotnet_brains.models import models_dir, tf_base_path, tf_pilotnet
+
+    if tuple(int(v) for v in tf.__version__.split(".")[:2]) >= (2, 16):
+        h5 = tf_pilotnet.export_weights(tf_base_path(), str(tmp_path / "pilotnet_tf_weights.h5"))
+    else:
+        h5 = os.path.join(models_dir(), "build", "pilotnet_tf_weights.h5")
+        assert os.path.exists(h5), f"{h5} missing: run `make keras-h5` in the Debian environment first"
+    ref = np.load(tf_pilotnet.reference_path(h5))
+    np.testing.assert_allclose(tf_pilotnet.load(h5)(ref["x"], training=False).numpy(), ref["y"], atol=1e-5)
+    backend = load_backend("keras", path=h5)
+    np.testing.assert_allclose(backend.predict(ref["x"]), ref["y"], atol=1e-4)

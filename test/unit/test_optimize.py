@@ -6,7 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import CPU_METHODS, run_tool
+from conftest import CPU_METHODS, method_params, run_tool
 
 from pilotnet_brains.backends import BACKENDS
 from pilotnet_brains.optimize import METHODS, MethodRefused, OptimizeError, build, is_up_to_date
@@ -26,7 +26,7 @@ def test_every_method_is_a_backend():
         assert m.parent == BACKENDS[name].parent and m.needs == BACKENDS[name].needs
 
 
-@pytest.mark.parametrize("name", CPU_METHODS)
+@pytest.mark.parametrize("name", method_params(CPU_METHODS))
 def test_sidecar_records_method_parameters_and_parent(name, pilotnet_artifacts):
     path = pilotnet_artifacts["paths"][name]
     meta = read_meta(path)
@@ -39,6 +39,7 @@ def test_sidecar_records_method_parameters_and_parent(name, pilotnet_artifacts):
     assert not _leftovers(os.path.dirname(path))
 
 
+@pytest.mark.torch
 def test_int8_parameters_and_sizes(pilotnet_artifacts):
     p = pilotnet_artifacts["paths"]
     assert read_meta(p["tflite_int8"]).extra["parameters"]["io_type"] == "uint8"
@@ -87,6 +88,7 @@ def test_missing_base(tmp_path):
     assert not os.listdir(tmp_path)
 
 
+@pytest.mark.torch
 def test_calibration_sources(pilotnet_artifacts, tmp_path):
     base = pilotnet_artifacts["base"]["torch"]
     empty = tmp_path / "empty"
@@ -122,6 +124,7 @@ def test_calibration_sources(pilotnet_artifacts, tmp_path):
     assert meta.extra["parameters"]["calibration_frames"] == 5 and "smoke" not in meta.extra
 
 
+@pytest.mark.torch
 def test_failed_method_leaves_nothing(tmp_path):
     corrupt = tmp_path / "pilotnet_torch.pt"
     corrupt.write_bytes(b"not a state dict")
@@ -132,6 +135,7 @@ def test_failed_method_leaves_nothing(tmp_path):
     assert not out.exists() and not _leftovers(str(out.parent))
 
 
+@pytest.mark.torch
 def test_rebuild_replaces_atomically_and_up_to_date(pilotnet_artifacts, tmp_path):
     base = pilotnet_artifacts["base"]["torch"]
     out = str(tmp_path / "o.onnx")
@@ -158,6 +162,7 @@ def test_cli_list_and_errors(pilotnet_artifacts, tmp_path):
     assert missing.returncode != 0 and "pilotnet_tf.keras does not exist" in missing.stderr
 
 
+@pytest.mark.torch
 def test_cli_all_is_idempotent(pilotnet_artifacts, tmp_path):
     """--all over a models folder whose artifacts are current rebuilds nothing and states every skip."""
     models = tmp_path / "models"
@@ -177,6 +182,7 @@ def test_cli_all_is_idempotent(pilotnet_artifacts, tmp_path):
     assert before == after
 
 
+@pytest.mark.torch
 def test_cli_init_random_base_and_build(tmp_path):
     env = dict(os.environ, PILOTNET_MODELS_DIR=str(tmp_path))
     proc = run_tool("optimize", "--init-random-base", "onnx_fp32", "--quiet", env=env)

@@ -132,3 +132,25 @@ def test_run_id_method_label_and_identity(tmp_path):
     assert results.model_identity("")["model_sha256"] == ""
     env = results.environment(threads=2)
     assert env["cpu"] and env["threads"] == 2 and "numpy" in env["libraries"]
+
+
+def test_table_headers_carry_units_and_the_brain_frequency_has_one_name():
+    lap = {"lap": 1, "completed": True, "average_speed": 10.0, "deviation_mae": 0.1, "brain_frequency_wall": 20.0,
+           "inference_time_mean": 0.001, "real_time_factor": 1.0, "lap_time": 40.0, "deviation_bm_1000pow": 1.1}
+    table = results.markdown_table([lap], "m")
+    header = table.splitlines()[0]
+    for title in ("Average speed (m/s)", "Position deviation MAE (m)", "Brain frequency (it/s wall)",
+                  "Mean inference time (s)", "Lap time (s)"):
+        assert f"| {title} |" in header
+    assert "(RT)" not in table and "brain frequency = brain iterations per wall-clock second" in table
+    from pilotnet_brains import campaign
+
+    assert [t for _, t, _ in campaign.TABLE_METRICS] == list(results.TABLE_HEADER[1:-1])
+
+
+def test_trajectory_colour_scale_fits_the_run():
+    """A good lap (|deviation| <= 0.12 m) spreads over the whole colour bar, not its first 3 % (0-4 m)."""
+    good = {"lateral": np.linspace(-0.12, 0.08, 50)}
+    assert results.deviation_scale([good]) == pytest.approx(0.12)
+    assert results.deviation_scale([good, {"lateral": np.array([2.5])}]) == pytest.approx(2.5)
+    assert results.deviation_scale([{"lateral": np.zeros(10)}]) == pytest.approx(0.05)   # never a 0-0 scale

@@ -22,7 +22,7 @@ def _tiny_dataset(root, runs=3, frames=24, seed=0):
     return root
 
 
-@pytest.mark.parametrize("framework", ["tf", "torch"])
+@pytest.mark.parametrize("framework", ["tf", pytest.param("torch", marks=pytest.mark.torch)])
 def test_train_one_epoch_writes_model_sidecar_and_curve(tmp_path, framework):
     data = _tiny_dataset(tmp_path / "data")
     out = str(tmp_path / ("m.keras" if framework == "tf" else "m.pt"))
@@ -61,3 +61,25 @@ def test_single_run_cannot_be_split(tmp_path):
 def test_unknown_framework(tmp_path):
     with pytest.raises(train.TrainError, match="choose one of"):
         train.train("jax", str(tmp_path), str(tmp_path / "m"), train.TrainConfig())
+
+
+def test_train_refuses_to_overwrite_the_base_models_without_out_or_force(tmp_path):
+    """``scripts/train DATA`` with defaults would replace the committed base models: it refuses,
+    names them and says what to do, and leaves them untouched; --force gets past the refusal."""
+    import subprocess
+
+    from conftest import ROOT
+
+    from pilotnet_brains.models import tf_base_path, torch_base_path
+    from pilotnet_brains.util import sha256_path
+
+    before = {p: sha256_path(p) for p in (tf_base_path(), torch_base_path())}
+    exe = os.path.join(ROOT, "scripts", "train")
+    out = subprocess.run([exe, str(tmp_path / "no_data")], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2
+    assert "refusing to overwrite" in out.stderr and tf_base_path() in out.stderr and torch_base_path() in out.stderr
+    assert "--out" in out.stderr and "--force" in out.stderr
+    forced = subprocess.run([exe, str(tmp_path / "no_data"), "--force", "--framework", "torch"],
+                            capture_output=True, text=True, timeout=300)
+    assert forced.returncode == 2 and "refusing" not in forced.stderr and "no_data" in forced.stderr
+    assert before == {p: sha256_path(p) for p in before}

@@ -1,4 +1,5 @@
-"""TFLite flatbuffers through the LiteRT interpreter (``ai_edge_litert``; 0.07 s import vs ~2 s for tf.lite).
+"""TFLite flatbuffers through the LiteRT interpreter (``ai_edge_litert``; 0.07 s import vs ~2 s for tf.lite),
+or, where LiteRT does not exist (Python 3.8), its predecessor ``tflite_runtime`` (same Interpreter API).
 
 Integer-I/O models (full-integer int8/uint8) are fed ``round(x / scale) + zero_point`` and their
 outputs dequantized with the model's own scale/zero-point, so predict() always returns float
@@ -13,14 +14,25 @@ import numpy as np
 from pilotnet_brains.backends.base import Backend, output_buffer, read_meta_or_none
 
 
+def interpreter_class():
+    """(the TFLite Interpreter class, its package): LiteRT's, else tflite_runtime's."""
+    try:
+        import ai_edge_litert as package
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import tflite_runtime as package
+        from tflite_runtime.interpreter import Interpreter
+    return Interpreter, package
+
+
 class LiteRTBackend(Backend):
     runtime = "litert"
 
     def _load(self) -> None:
-        import ai_edge_litert
-        from ai_edge_litert.interpreter import Interpreter
-
-        self.runtime_version = getattr(ai_edge_litert, "__version__", "")
+        Interpreter, package = interpreter_class()
+        if package.__name__ != "ai_edge_litert":
+            self.runtime = package.__name__
+        self.runtime_version = getattr(package, "__version__", "")
         self.meta = read_meta_or_none(self.path)
         self._interp = Interpreter(model_path=self.path, num_threads=self.threads)
         self._interp.allocate_tensors()

@@ -23,10 +23,12 @@ from pilotnet_brains.backends.base import (
 )
 from pilotnet_brains.models import TF_BASE_NAME, TORCH_BASE_NAME, models_dir
 
-#: Runtimes: (python modules imported by the backend, pip package that provides them).
+#: Runtimes: (python modules imported by the backend, pip package that provides them). "a|b": a, or
+#: else b (tf_keras, else TensorFlow 2.13's own Keras 2; LiteRT, else tflite-runtime on Python 3.8).
 RUNTIMES: dict[str, tuple[tuple[str, ...], str]] = {
-    "tf_keras": (("tensorflow", "tf_keras"), "tensorflow-cpu tf_keras"),
-    "litert": (("ai_edge_litert.interpreter",), "ai-edge-litert"),
+    "tf_keras": (("tensorflow", "tf_keras|tensorflow.keras"), "tensorflow-cpu tf_keras"),
+    "litert": (("ai_edge_litert.interpreter|tflite_runtime.interpreter",),
+               "ai-edge-litert (Python >= 3.9) or tflite-runtime (Python 3.8)"),
     "torch": (("torch",), "torch"),
     "onnxruntime": (("onnxruntime",), "onnxruntime (or onnxruntime-gpu for CUDA/TensorRT providers)"),
     "tftrt": (("tensorflow",), "a GPU tensorflow <= 2.17 built with TensorRT"),
@@ -180,15 +182,31 @@ def resolve_path(name: str, path: str | None = None) -> str:
     return os.path.abspath(path) if path else spec.default_path
 
 
+def module_found(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:       # the parent package of a dotted name is missing
+        return False
+
+
+def missing_module(spec: BackendSpec) -> str:
+    """"" when the backend's runtime modules are installed, else the first missing one ("'a' or 'b'")."""
+    for modules in spec.modules:
+        if not any(module_found(m) for m in modules.split("|")):
+            return " or ".join(repr(m) for m in modules.split("|"))
+    return ""
+
+
+def runtime_modules(spec: BackendSpec) -> list[str]:
+    """The modules the backend imports here (the first installed of each alternative)."""
+    return [next((m for m in alts.split("|") if module_found(m)), alts.split("|")[0]) for alts in spec.modules]
+
+
 def _runtime_check(spec: BackendSpec) -> None:
-    for module in spec.modules:
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except ImportError:       # the parent package of a dotted name is missing
-            found = False
-        if not found:
-            raise RuntimeMissing(f"backend {spec.name!r} needs the Python module {module!r}, which is not "
-                                 f"installed: pip install {spec.pip}")
+    missing = missing_module(spec)
+    if missing:
+        raise RuntimeMissing(f"backend {spec.name!r} needs the Python module {missing}, which is not "
+                             f"installed: pip install {spec.pip}")
 
 
 def load_backend(name: str, path: str | None = None, threads: int = 1, **options: Any) -> Backend:

@@ -23,6 +23,8 @@ import time
 from typing import Any
 
 from pilotnet_brains import campaign as cp
+from pilotnet_brains import results_root
+from pilotnet_brains.cli.helptext import HelpFormatter
 
 #: Child prologue: die with the campaign (SIGTERM when the parent thread ends), then exec roslaunch.
 _PDEATH = ("import ctypes, os, signal, sys\n"
@@ -222,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "then write results/benchmarks/<campaign>/report.md, summary.{csv,json}, runs.csv and "
                     "plots. Run it again to resume: finished runs are skipped. Campaign file format: see "
                     "config/benchmarks/default.yaml and pilotnet_brains/campaign.py.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
         epilog="examples:\n  scripts/benchmark default --jobs 2\n  scripts/benchmark tiny --list\n"
                "  scripts/benchmark my_campaign.yaml --report-only")
     p.add_argument("campaign", help="campaign name (config/benchmarks/<name>.yaml) or path to a .yaml file")
@@ -256,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmark: {e}", file=sys.stderr)
         return 2
     root = os.path.realpath(cp.package_root())
-    out = os.path.abspath(args.out or os.path.join(root, "results", "benchmarks"))
+    out = os.path.abspath(args.out or os.path.join(results_root(), "benchmarks"))
     offline_root = os.path.abspath(args.offline or os.path.join(os.path.dirname(out), "offline"))
     cdir = os.path.join(out, campaign.name)
     launch_file = os.path.join(root, "launch", "circuit.launch")

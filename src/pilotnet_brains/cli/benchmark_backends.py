@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_OUT = os.path.join("results", "benchmarks", "backends")
+from pilotnet_brains import results_root
+from pilotnet_brains.cli.helptext import HelpFormatter
 
 
 def _rss_mb() -> dict[str, float]:
@@ -51,7 +52,9 @@ def worker(args: argparse.Namespace) -> int:
     rss0 = _rss_mb().get("VmRSS", 0.0)
     spec = get_spec(args.worker)
     t0 = time.perf_counter()
-    for module in spec.modules:
+    from pilotnet_brains.backends.registry import runtime_modules
+
+    for module in runtime_modules(spec):
         importlib.import_module(module)
     importlib.import_module("pilotnet_brains.backends." + spec.impl.split(":")[0])
     t_import = time.perf_counter() - t0
@@ -171,7 +174,7 @@ def _table(rows: list[dict[str, Any]], md: bool = False) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="benchmark_backends", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--backends", default="",
                         help="comma-separated backend names (default: every backend this machine can run; "
                              "with random weights the post-training methods, with --use-models every "
@@ -185,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-seconds", type=float, default=3.0, help="minimum timed duration, s (default 3)")
     parser.add_argument("--warmup-seconds", type=float, default=1.0, help="warm-up duration, s (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the inputs (default 0)")
-    parser.add_argument("--out", default=DEFAULT_OUT, help=f"results folder (default {DEFAULT_OUT})")
+    parser.add_argument("--out", default=os.path.join(results_root(), "benchmarks", "backends"), help="results folder")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
     parser.add_argument("--inputs", help=argparse.SUPPRESS)

@@ -1,6 +1,6 @@
 """benchmark_brain: what the brain adds on top of the raw backend, and camera -> command latency.
 
-Per backend, in one run on one machine (DESIGN §7: warm up by time, then run until a minimum count
+Per backend, in one run on one machine (warm up by time, then run until a minimum count
 and a minimum duration are both met; perf_counter_ns; p50/p90/p99/max without clipping; preloaded
 inputs; fixed seeds; threads stated):
 
@@ -31,12 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from pilotnet_brains import PACKAGE_ROOT, topics
+from pilotnet_brains import PACKAGE_ROOT, results_root, topics
+from pilotnet_brains.cli.helptext import HelpFormatter
 from pilotnet_brains.util import atomic_write_text
 
 DEFAULT_BACKENDS = ["tflite_int8", "tflite_int8_fallback", "tflite_dynamic", "tflite_fp32", "onnx_fp32",
                     "onnx_int8", "torch_static", "torchscript", "keras", "explicit"]
-RESULTS_DIR = os.path.join(PACKAGE_ROOT, "results", "benchmarks", "brain")
+RESULTS_DIR = os.path.join(results_root(), "benchmarks", "brain")
 
 
 # -- measuring --------------------------------------------------------------------------------------
@@ -366,15 +367,15 @@ def markdown(result: dict[str, Any]) -> str:
                      f"{_f(r.get('node_iteration'), 'p99')} | {_f(r.get('node_inference'), 'p50')} | "
                      f"{_f(r.get('node_own'), 'p50')} | {_f(r.get('e2e'), 'p50')} | {_f(r.get('e2e'), 'p99')} | "
                      f"{rss_fresh} | {rss} |")
-    lines += ["", "Targets (issue 5): brain's own work (overhead, node own) p50 <= 0.15 ms; e2e p50 <= 3 ms with tflite_int8.", ""]
+    lines += ["", "Targets: brain's own work (overhead, node own) p50 <= 0.15 ms; e2e p50 <= 3 ms with tflite_int8.", ""]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="benchmark_brain", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="benchmark_brain", description=__doc__, formatter_class=HelpFormatter)
     ap.add_argument("--backends", nargs="+", default=DEFAULT_BACKENDS,
-                    help="backend names (and 'explicit' for the classical brain); default: %(default)s")
+                    help="backend names (and 'explicit' for the classical brain); default: " + " ".join(DEFAULT_BACKENDS))
     ap.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
                     help="artifact for a backend (repeatable); default: the backend's default artifact")
     ap.add_argument("--random", action="store_true",

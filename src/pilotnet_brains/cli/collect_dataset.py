@@ -17,12 +17,14 @@ import os
 import sys
 from dataclasses import fields
 
+from pilotnet_brains.cli.helptext import HelpFormatter
+
 
 def main(argv: list[str] | None = None) -> int:
     from pilotnet_brains.circuits import EVALUATION_CIRCUITS, TRAINING_CIRCUITS
 
     parser = argparse.ArgumentParser(prog="collect_dataset", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("out", help="output folder (one run folder per episode is created inside)")
     parser.add_argument("--test", action="store_true", help="record the test set: one clean lap per evaluation circuit")
     parser.add_argument("--circuits", nargs="+", default=None,

@@ -25,12 +25,14 @@ import shutil
 import sys
 import time
 
+from pilotnet_brains.cli.helptext import HelpFormatter
+
 
 def main(argv: list[str] | None = None) -> int:
-    from pilotnet_brains import PACKAGE_ROOT
+    from pilotnet_brains import results_root
 
     parser = argparse.ArgumentParser(prog="evaluate_offline", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("artifacts", nargs="*", metavar="NAME_OR_PATH",
                         help="backend names and/or model paths (default: every backend of the table)")
     parser.add_argument("--test", required=True, metavar="DIR",
@@ -38,8 +40,7 @@ def main(argv: list[str] | None = None) -> int:
                              "folder names starting with the circuit name (simple_circuit_1, montreal, ...)")
     parser.add_argument("--models", metavar="DIR", help="models folder holding the base models and build/ "
                                                         "(default: the package's models/)")
-    parser.add_argument("--out-dir", default=os.path.join(PACKAGE_ROOT, "results", "offline"),
-                        help="results root (default: results/offline)")
+    parser.add_argument("--out-dir", default=os.path.join(results_root(), "offline"), help="results root")
     parser.add_argument("--run-id", help="sub-folder name (default: the current time, YYYYmmdd-HHMMSS)")
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads per runtime (default 1)")
     parser.add_argument("--batch", type=int, default=32, help="throughput batch size N (default 32)")

@@ -6,6 +6,8 @@ import math
 import os
 import sys
 
+from pilotnet_brains.cli.helptext import HelpFormatter
+
 #: Metrics compared with the live node's in the --compare printout.
 COMPARED = ("lap_time", "distance", "percentage", "average_speed", "deviation_mae", "deviation_max",
             "brain_iterations", "inference_time_mean", "camera_frames", "suddenness", "real_time_factor")
@@ -13,7 +15,7 @@ COMPARED = ("lap_time", "distance", "percentage", "average_speed", "deviation_ma
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="metrics_from_bag",
+        formatter_class=HelpFormatter, prog="metrics_from_bag",
         description="Recompute the lap metrics of a recorded run (record:=true) from its bag, with the same "
                     "functions as the live lap_metrics node, and print the table. The circuit and the lap "
                     "limits default to what the live node recorded in the bag's /lap_metrics/laps messages.",

@@ -13,6 +13,8 @@ import argparse
 import os
 import sys
 
+from pilotnet_brains.cli.helptext import HelpFormatter
+
 
 def _parse_params(items: list[str]) -> dict[str, object]:
     import json
@@ -93,7 +95,7 @@ def build_all(data: str | None, force: bool, params: dict[str, object], progress
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="optimize", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="optimize", description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("methods", nargs="*", metavar="METHOD",
                         help="method(s) to build: backend names (see --list)")
     parser.add_argument("--list", action="store_true", help="list every method, what it needs and its status")

@@ -66,13 +66,19 @@ def build_torch_pilotnet(seed: int = 0):
     return build(seed)
 
 
-def save_random_base_models(folder: str | None = None, seed: int = 0) -> dict:
-    """Write random-weight base models (tf_keras and torch) + sidecars into ``folder``
+def save_random_base_models(folder: str | None = None, seed: int = 0,
+                            frameworks: tuple[str, ...] = ("tf_keras", "torch")) -> dict:
+    """Write random-weight base models (tf_keras and/or torch) + sidecars into ``folder``
     (default: :func:`models_dir`). For tests, benchmarks and smoke builds; returns {framework: path}."""
-    from pilotnet_brains.models import tf_pilotnet, torch_pilotnet
-
     folder = folder or models_dir()
     extra = {"weights": "random", "seed": seed, "note": "random-weight smoke model, not trained"}
-    return {"tf_keras": tf_pilotnet.save(build_tf_pilotnet(seed), os.path.join(folder, TF_BASE_NAME), extra),
-            "torch": torch_pilotnet.save(build_torch_pilotnet(seed), os.path.join(folder, TORCH_BASE_NAME),
-                                         extra)}
+    out = {}
+    if "tf_keras" in frameworks:
+        from pilotnet_brains.models import tf_pilotnet
+
+        out["tf_keras"] = tf_pilotnet.save(build_tf_pilotnet(seed), os.path.join(folder, TF_BASE_NAME), extra)
+    if "torch" in frameworks:
+        from pilotnet_brains.models import torch_pilotnet
+
+        out["torch"] = torch_pilotnet.save(build_torch_pilotnet(seed), os.path.join(folder, TORCH_BASE_NAME), extra)
+    return out

@@ -60,7 +60,10 @@ class _Run:
         os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
         import tensorflow as tf
         import tensorflow_model_optimization as tfmot
-        import tf_keras as keras
+
+        from pilotnet_brains.models.tf_pilotnet import keras_module
+
+        keras = keras_module()
 
         from pilotnet_brains.models.tf_pilotnet import load
 

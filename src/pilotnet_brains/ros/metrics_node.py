@@ -11,6 +11,7 @@ exits. A run a node refused to start is recorded as ``refused`` with that node's
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 import threading
@@ -23,7 +24,7 @@ from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from sensor_msgs.msg import CameraInfo
 
-from pilotnet_brains import topics
+from pilotnet_brains import results_root, topics
 from pilotnet_brains.circuits import load_circuit
 from pilotnet_brains.metrics import LapLimits, LapSpan, RunTracker, limits_dict
 from pilotnet_brains.msg import BrainStats, LapResult
@@ -107,6 +108,24 @@ class BrainWatch:
             return False
 
 
+def _end_launch(wait: float = 10.0) -> None:
+    """End the roslaunch that started this node as Ctrl-C does (every node stopped, exit 0), so a
+    finished run does not end on roslaunch's red "REQUIRED process has died" banner, which stays for
+    real failures. Does nothing under any other parent (rostest, a test harness)."""
+    ppid = os.getppid()
+    try:
+        with open(f"/proc/{ppid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")[:2]
+    except OSError:
+        return
+    if not any(os.path.basename(a) == b"roslaunch" for a in argv):
+        return
+    os.kill(ppid, signal.SIGINT)
+    deadline = time.monotonic() + wait       # roslaunch now stops this node too
+    while not rospy.is_shutdown() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def _model_path(brain: str, backend: str, model: str) -> str:
     """The model file the brain drives with: ~model, or the backend's default artifact."""
     if model or brain not in ("", "pilotnet") or not backend:
@@ -139,7 +158,7 @@ class LapMetricsNode:
         backend = str(p("~backend", "")) if brain in ("", "pilotnet") else ""   # only model brains have one
         method = method_label(brain, backend)
         given_id = str(p("~run_id", "") or "")
-        results_dir = os.path.realpath(os.path.expanduser(str(p("~results_dir", "results"))))
+        results_dir = os.path.realpath(os.path.expanduser(str(p("~results_dir", "") or results_root())))
         self.folder = claim_run_folder(results_dir, given_id or make_run_id(self.circuit.name, method),
                                        unique=not given_id)
         run_id = os.path.basename(self.folder)
@@ -281,7 +300,7 @@ class LapMetricsNode:
         self.finished = True
         tracks = [self.tracker.lap_track(s) for s in self.tracker.laps]
         table = self.writer.write_final(self.results, status, self.circuit, tracks, plots=self.plots)
-        sys.stdout.write("\n" + table + f"\nresults: {self.folder}\n")
+        sys.stdout.write("\n" + table + f"\nrun {'finished' if status == 'done' else status}: results in {self.folder}\n")
         sys.stdout.flush()
 
     def _loop(self) -> None:
@@ -304,6 +323,7 @@ class LapMetricsNode:
                         self._write_partial()
             if done:
                 time.sleep(0.5)           # let the recorder take the last LapResult
+                _end_launch()
                 rospy.signal_shutdown("lap_metrics: run over")
                 return
 
@@ -421,7 +441,8 @@ def main() -> None:
       ~sim_node (str, default /f1_sim): the simulator node to watch; empty = don't. DNF sim_died when
         its process ends or no odometry comes for ~brain_timeout wall s (the brain then has no
         frame to answer: it is not blamed).
-      ~results_dir (str, default results): parent of the run folder.
+      ~results_dir (str, default ""): parent of the run folder; empty = <package>/results, or
+        ~/.ros/pilotnet_brains/results when the package folder is not writable (an install).
       ~run_id (str, default ""): run folder name, one plain name (letters, digits, . _ + -); empty =
         <time>_<circuit>_<brain or backend> (-2, -3... when taken). The folder is created
         exclusively: a run_id whose folder exists is refused, naming the run that owns it.
@@ -431,6 +452,9 @@ def main() -> None:
       ~partial_period (float wall s, default 2): how often laps.json is rewritten during a lap.
       ~plots (bool, default true): write trajectory.png and profile.png at the end.
     """
+    from pilotnet_brains.cli.helptext import node_help
+
+    node_help(main)   # --help: the ~params, and no node started
     startup.guard()
     rospy.init_node("lap_metrics")
     try:

@@ -25,6 +25,7 @@ import numpy as np
 
 from pilotnet_brains import package_root
 from pilotnet_brains.circuits import EVALUATION_CIRCUITS, load_circuit
+from pilotnet_brains.cli.helptext import HelpFormatter
 from pilotnet_brains.expert import PurePursuitExpert
 from pilotnet_brains.sim import Simulator
 from pilotnet_brains.util import atomic_write_text
@@ -167,7 +168,7 @@ def bench_ros_lockstep(name: str, sim_seconds: float) -> dict[str, object]:
 def main() -> None:
     """benchmark_sim: render ms/frame (p50/p99) and lockstep speed-up over real time (see module doc)."""
     ap = argparse.ArgumentParser(
-        prog="benchmark_sim",
+        formatter_class=HelpFormatter, prog="benchmark_sim",
         description="Benchmark the embedded F1 simulator: camera render ms/frame (p50/p90/p99/max) per "
                     "evaluation circuit, the whole frame step, the lockstep speed-up over real time in the "
                     "core and through ROS (private master, f1_sim in lockstep, an expert driver answering "

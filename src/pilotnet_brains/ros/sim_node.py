@@ -1,4 +1,4 @@
-"""The f1_sim node: the embedded simulator behind the Gazebo F1 ROS interface (DESIGN §2).
+"""The f1_sim node: the embedded simulator behind the Gazebo F1 ROS interface.
 
 Publishes the camera (+ camera_info) and odometry at their rates in sim time and /clock; holds
 the last cmd_vel like Gazebo's planar-move plugin; serves the four /gazebo/* std_srvs/Empty
@@ -355,6 +355,9 @@ def main() -> None:
     ~topdown_png (str, ""): path of a top-down PNG of the car on the map, rewritten every ~topdown_period wall s
     ~topdown_period (float, 2.0): wall s between PNG updates
     """
+    from pilotnet_brains.cli.helptext import node_help
+
+    node_help(main)   # --help: the ~params, and no node started
     startup.guard()
     rospy.init_node("f1_sim")
     p = rospy.get_param

@@ -1,0 +1,48 @@
+"""make demo's launch: a private ROS master on a free port (a master already at ROS_MASTER_URI, another
+user's, is left alone), and a finished run ends cleanly: "run finished: results in ..." and exit 0,
+without roslaunch's red REQUIRED-process banner, which stays for real failures."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+
+from conftest import ROOT
+
+LAUNCHER = os.path.join(ROOT, "tools", "private_roslaunch")
+
+
+def _launch(master_uri: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([LAUNCHER, "pilotnet_brains", "simple_circuit.launch", *args], capture_output=True,
+                          text=True, timeout=600, env={**os.environ, "ROS_MASTER_URI": master_uri})
+
+
+def test_make_demo_uses_the_private_launcher():
+    with open(os.path.join(ROOT, "Makefile")) as f:
+        recipe = re.search(r"^demo:.*?\n((?:\t.*\n)+)", f.read(), re.M).group(1)
+    assert "tools/private_roslaunch pilotnet_brains simple_circuit.launch" in recipe
+
+
+def test_a_finished_run_ends_cleanly_on_its_own_master(ros_master, tmp_path):
+    import rosgraph
+
+    out = _launch(ros_master, "brain:=explicit", "mode:=lockstep", f"results_dir:={tmp_path}", "run_id:=demo")
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text[-3000:]
+    assert f"run finished: results in {tmp_path}/demo" in out.stdout, text[-3000:]
+    assert "REQUIRED process" not in text and "has died" not in text, text[-3000:]
+    with open(tmp_path / "demo" / "laps.json") as f:
+        assert json.load(f)["status"] == "done"
+    # the run never touched the master at ROS_MASTER_URI: its parameters were set on its own
+    master = rosgraph.Master("/test_demo")
+    assert not master.hasParam("/lap_metrics/run") and not master.hasParam("/f1_sim/circuit")
+    assert "private ROS master: http://127.0.0.1:" in out.stdout and ros_master not in out.stdout
+
+
+def test_a_real_failure_keeps_the_banner(ros_master, tmp_path):
+    out = _launch(ros_master, "brain:=pilotnet", "backend:=no_such_backend", f"results_dir:={tmp_path}",
+                  "run_id:=broken")
+    text = out.stdout + out.stderr
+    assert "REQUIRED process [brain" in text, text[-3000:]
+    assert "run finished" not in text
