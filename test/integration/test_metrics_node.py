@@ -13,6 +13,8 @@ import time
 import pytest
 from conftest import ROOT, open_circuit, run_tool
 
+from pilotnet_brains import results
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 FAKE = os.path.join(HERE, "fake_run.py")
 METRICS_LAUNCH = "launch/include/metrics.launch"
@@ -107,12 +109,13 @@ def test_full_lap_at_known_offset_with_bag_and_offline_recompute(roslaunch_files
     assert lap["camera_fps_sim"] == pytest.approx(20.0, rel=0.05)
     assert lap["inference_time_mean"] == pytest.approx(0.002)
     assert lap["suddenness"] == pytest.approx(0.2, rel=0.01)               # w alternates +-0.1
-    assert 4.0 < lap["real_time_factor"] < 12.0 and lap["rtf_source"] == "wall clock"
+    # wall clock: how fast the fake run went depends on the machine's load (only its source is exact)
+    assert 0.0 < lap["real_time_factor"] < 12.0 and lap["rtf_source"] == "wall clock"
     assert doc["identity"]["circuit"] == "simple_circuit" and doc["environment"]["cpu"]
     for name in ("laps.csv", "table.md", "trajectory.png", "profile.png", "track.csv"):
         assert os.path.getsize(run / name) > 0, name
     table = (run / "table.md").read_text()
-    assert "| Method | Average speed | Position deviation MAE (m) |" in table and "| fake |" in table
+    assert "| " + " | ".join(results.TABLE_HEADER) + " |" in table and "| fake |" in table
     with open(run / "trajectory.png", "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 

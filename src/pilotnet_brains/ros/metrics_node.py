@@ -292,15 +292,15 @@ class LapMetricsNode:
         partial = self.tracker.lap_metrics(cur) if cur is not None else None
         self.writer.write_json(self.results, partial, "running")
 
-    def _finish(self, status: str) -> None:
-        """Write every result file and print the table (once)."""
+    def _finish(self, status: str, ending: str = "run finished") -> None:
+        """Write every result file and print the table (once), then "<ending>: results in <folder>"."""
         if self.finished:
             return
         self._flush(force=True)
         self.finished = True
         tracks = [self.tracker.lap_track(s) for s in self.tracker.laps]
         table = self.writer.write_final(self.results, status, self.circuit, tracks, plots=self.plots)
-        sys.stdout.write("\n" + table + f"\nrun {'finished' if status == 'done' else status}: results in {self.folder}\n")
+        sys.stdout.write("\n" + table + f"\n{ending}: results in {self.folder}\n")
         sys.stdout.flush()
 
     def _loop(self) -> None:
@@ -408,7 +408,7 @@ class LapMetricsNode:
                     self._ended([span])
             try:
                 self._finish("done" if self.tracker.laps and self.tracker.laps[-1].dnf_reason != "interrupted"
-                             else "interrupted")
+                             else "interrupted", ending="run stopped before its end")
             except Exception as e:  # never lose the JSON to a plotting problem
                 rospy.logerr(f"lap_metrics: writing results failed: {e}")
                 self.writer.write_json(self.results, None, "interrupted")
