@@ -4,7 +4,7 @@ The same code serves the live metrics node (``pilotnet_brains.ros.metrics_node``
 recompute from a rosbag (``scripts/metrics_from_bag``): both feed a :class:`RunTracker` with the
 same samples in the same order, so they find the same laps and the same numbers.
 
-Definitions (DESIGN §5; where Behavior Metrics (BM) is loose, ours is exact):
+Definitions (where Behavior Metrics (BM) is loose, ours is exact):
 
 - **progress** (m): the car's arc-length projection ``s`` on the centerline, unwrapped across the
   wrap at ``s = length`` (each step taken as the shorter way round, in [-length/2, length/2)),
