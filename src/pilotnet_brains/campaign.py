@@ -514,8 +514,10 @@ def lap_progress(laps_doc: Mapping[str, Any] | None, laps: int) -> str:
 #: The table's metrics: (lap key, column title, digits). Lap time is over completed laps only.
 TABLE_METRICS: Sequence[tuple[str, str, int]] = tuple(
     (key, METRIC_TITLES[key], digits) for key, digits in (
-        ("average_speed", 3), ("deviation_mae", 3), ("brain_frequency_wall", 2), ("inference_time_mean", 5),
-        ("real_time_factor", 3), ("lap_time", 2)))
+        ("average_speed", 3), ("deviation_mae", 3))) + (
+    ("deviation_bm_1000pow", "BM position deviation (1000^d)", 2), ("wall_contacts", "Wall contacts", 1)) + tuple(
+    (key, METRIC_TITLES[key], digits) for key, digits in (
+        ("brain_frequency_wall", 2), ("inference_time_mean", 5), ("real_time_factor", 3), ("lap_time", 2)))
 TABLE_HEADER: Sequence[str] = ("Method",) + tuple(t for _, t, _ in TABLE_METRICS) + (
     "Completed", "Size (MB)", "Offline MSE")
 #: Every aggregated metric (table ones and those the targets need).
@@ -529,7 +531,8 @@ AGG_METRICS: Sequence[str] = tuple(k for k, _, _ in TABLE_METRICS) + (
 #: byte-identical trajectories differed by 1-13 of ~1,800 frames in 10 of 66 runs.
 SIM_FIELDS: Sequence[str] = ("completed", "dnf_reason", "lap_time", "distance", "percentage", "path_length",
                              "average_speed", "max_speed", "deviation_mae", "deviation_max", "deviation_rmse",
-                             "deviation_bm_1000pow", "brain_iterations", "brain_frequency_sim", "t_start", "t_end")
+                             "deviation_bm_1000pow", "deviation_bm_mean", "wall_contacts", "wall_contact_time",
+                             "brain_iterations", "brain_frequency_sim", "t_start", "t_end")
 
 #: The issue's targets (printed measured vs target; never asserted on timing).
 TARGET_MAE_M = 0.30
@@ -769,10 +772,14 @@ def report_markdown(campaign: Campaign, rows: Sequence[Mapping[str, Any]], runs:
         for p in plots.get(circuit, []):
             lines += [f"![{circuit} trajectories]({p})", ""]
     lines += ["Mean ± sample standard deviation over the laps of every repetition and start (no ± with one "
-              "lap). Average speed = path length / sim time; position deviation MAE = mean distance to "
-              "the red centerline (not Behavior Metrics' 1000^d); brain frequency = brain iterations per "
+              "lap). Average speed = path length / sim time; position deviation MAE = mean distance (m) of "
+              "the car to the red centerline over the odometry samples; BM position deviation = Behavior "
+              "Metrics' definition, for each red-line point its distance d to the driven path, mean of "
+              "1000^d (1 = perfect; comparable with their published tables); wall contacts = touches of the "
+              "car's footprint on the walls; brain frequency = brain iterations per "
               "wall-clock second; real time factor = sim time / wall time; lap time in sim s over "
-              "completed laps. DNF reasons: off_track, stuck, timeout, brain_died, interrupted (from the "
+              "completed laps. DNF reasons: off_track, crashed, stuck, timeout, brain_died, sim_died, "
+              "interrupted (from the "
               "metrics node), hung (the run exceeded its wall timeout and was ended), failed (the launch "
               "ended without results). Size and offline MSE (normalized units) come from the newest "
               "`scripts/evaluate_offline` result for the same artifact file, '-' when there is none.", ""]
@@ -794,7 +801,8 @@ def report_markdown(campaign: Campaign, rows: Sequence[Mapping[str, Any]], runs:
 RUNS_CSV_RUN = ("run_id", "circuit", "method", "brain", "backend", "model", "reverse", "start_index", "start_s",
                 "repetition", "outcome", "wall_s")
 RUNS_CSV_LAP = ("lap", "completed", "dnf_reason", "lap_time", "distance", "percentage", "average_speed",
-                "deviation_mae", "deviation_max", "deviation_bm_1000pow", "brain_frequency_wall",
+                "deviation_mae", "deviation_max", "deviation_bm_1000pow", "deviation_bm_mean", "wall_contacts",
+                "wall_contact_time", "brain_frequency_wall",
                 "brain_frequency_sim", "brain_frequency_bm", "inference_time_mean", "inference_time_p50",
                 "inference_time_p99", "real_time_factor", "camera_fps_sim", "brain_iterations", "skipped_frames",
                 "bad_frames", "bad_outputs", "suddenness", "dnf_detail")

@@ -1,6 +1,6 @@
 """make demo's launch: a private ROS master on a free port (a master already at ROS_MASTER_URI, another
 user's, is left alone), and a finished run ends cleanly: "run finished: results in ..." and exit 0,
-without roslaunch's red REQUIRED-process banner, which stays for real failures."""
+without roslaunch's red REQUIRED-process banner; a real failure is loud (non-zero exit, its FATAL line)."""
 from __future__ import annotations
 
 import json
@@ -40,9 +40,12 @@ def test_a_finished_run_ends_cleanly_on_its_own_master(ros_master, tmp_path):
     assert "private ROS master: http://127.0.0.1:" in out.stdout and ros_master not in out.stdout
 
 
-def test_a_real_failure_keeps_the_banner(ros_master, tmp_path):
+def test_a_real_failure_is_loud(ros_master, tmp_path):
+    """A brain that cannot start: refused before any node starts (scripts/check_run), non-zero exit,
+    its FATAL line, no "run finished"."""
     out = _launch(ros_master, "brain:=pilotnet", "backend:=no_such_backend", f"results_dir:={tmp_path}",
                   "run_id:=broken")
     text = out.stdout + out.stderr
-    assert "REQUIRED process [brain" in text, text[-3000:]
+    assert out.returncode != 0, text[-3000:]
+    assert "[FATAL]" in text and "no_such_backend" in text, text[-3000:]
     assert "run finished" not in text

@@ -14,9 +14,22 @@ CIRCUIT_LAUNCH = os.path.join(ROOT, "launch", "circuit.launch")
 
 
 def roslaunch(ros_master, launch: str, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    """Run a launch to its end; past ``timeout`` its whole process group (nodes included) is killed."""
     env = dict(os.environ, ROS_MASTER_URI=ros_master)
-    return subprocess.run(["roslaunch", "--wait", "--no-summary", launch, *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    argv = ["roslaunch", "--wait", "--no-summary", launch, *args]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+        err += f"\n(roslaunch still running after {timeout} s: stopped)"
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
 def _refusals(tmp_path):
