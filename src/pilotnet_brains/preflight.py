@@ -75,8 +75,16 @@ def _brain(a: Mapping[str, Any]) -> None:
     make_brain(name, **kwargs)
 
 
+def _results_dir(a: Mapping[str, Any]) -> str:
+    """The run folder's parent as the metrics node resolves it: results_dir, or when empty the
+    package's results folder (a user-writable one for an installed package)."""
+    from pilotnet_brains import results_root
+
+    return os.path.realpath(os.path.expanduser(str(a.get("results_dir", "") or "") or results_root()))
+
+
 def _folder(a: Mapping[str, Any]) -> None:
-    check_run_folder(str(a["results_dir"]), str(a.get("run_id", "") or ""))
+    check_run_folder(_results_dir(a), str(a.get("run_id", "") or ""))
 
 
 #: What is checked, in order: (who refuses, check). The run folder comes first: a run whose
@@ -107,7 +115,7 @@ def record_refusal(args: Mapping[str, Any], refused: RunRefused) -> str | None:
     brain, backend = str(args.get("brain", "")), str(args.get("backend", ""))
     circuit = os.path.splitext(os.path.basename(str(args.get("circuit", ""))))[0]
     try:
-        folder = claim_run_folder(str(args["results_dir"]), given or make_run_id(circuit, method_label(brain, backend)),
+        folder = claim_run_folder(_results_dir(args), given or make_run_id(circuit, method_label(brain, backend)),
                                   unique=not given)
     except RunFolderError:
         return None
