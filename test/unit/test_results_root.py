@@ -34,3 +34,15 @@ def test_a_package_folder_the_user_cannot_write_sends_results_to_ros_home(tmp_pa
     out = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
                           "/usr/bin/python3", "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert out.stdout.strip() == str(home / "roshome" / "pilotnet_brains" / "results"), out.stderr
+
+
+def test_the_launch_check_takes_an_empty_results_dir_as_the_default_folder():
+    """circuit.launch passes results_dir:='' by default: the pre-launch check must resolve it as
+    the metrics node does, not refuse it (make demo launches with the defaults)."""
+    from pilotnet_brains.preflight import RunRefused, check_run
+
+    args = {"results_dir": "", "run_id": "", "circuit": "simple_circuit", "sim": "builtin", "mode": "lockstep",
+            "rtf": "1.0", "start_s": "-1", "laps": "1", "timeout": "0", "brain": "explicit"}
+    check_run(args)
+    with pytest.raises(RunRefused, match="results_dir"):
+        check_run({**args, "results_dir": "/proc/not_a_folder"})
