@@ -76,22 +76,27 @@ def check_offline_equals_live(olap: dict, lap: dict) -> None:
     assert olap["real_time_factor"] == pytest.approx(lap["real_time_factor"], rel=0.1)
 
 
-def test_brain_steering_off_the_road_is_dnf_off_track(roslaunch_files, tmp_path):
-    """The real simulator on a circuit without walls, a brain that always turns left at 0.8 rad/s:
-    off the road within metres."""
-    circuit = open_circuit(tmp_path)
+def turner_lap(roslaunch_files, folder, circuit: str, run_id: str, timeout: float) -> dict:
+    """The real simulator in lockstep and a brain that always turns left at 0.8 rad/s (8 m/s): the
+    lap it drives on ``circuit``."""
     roslaunch_files("launch/include/sim.launch", circuit=circuit, mode="lockstep")
-    roslaunch_files("launch/include/metrics.launch", circuit=circuit, results_dir=str(tmp_path),
-                    run_id="off", brain="turner", backend="", mode="lockstep")
+    roslaunch_files("launch/include/metrics.launch", circuit=circuit, results_dir=str(folder),
+                    run_id=run_id, brain="turner", backend="", mode="lockstep")
     import rospy
 
     rospy.set_param("/use_sim_time", True)
     brain = fake("--role", "brain", "--speed", "8", "--turn", "0.8")
     try:
-        doc = wait_for_status(str(tmp_path / "off"), ("done",), timeout=90)
+        doc = wait_for_status(str(folder / run_id), ("done",), timeout=timeout)
     finally:
         stop(brain)
     (lap,) = doc["laps"]
+    return lap
+
+
+def test_brain_steering_off_the_road_is_dnf_off_track(roslaunch_files, tmp_path):
+    """On a circuit without walls the turning brain is off the road within metres."""
+    lap = turner_lap(roslaunch_files, tmp_path, open_circuit(tmp_path), "off", timeout=90)
     assert lap["dnf_reason"] == "off_track" and not lap["completed"]
     assert lap["deviation_max"] > 4.0 + 1.0                     # road half-width + margin
     assert lap["lap_time"] < 15.0 and lap["percentage"] < 10.0
@@ -99,20 +104,9 @@ def test_brain_steering_off_the_road_is_dnf_off_track(roslaunch_files, tmp_path)
 
 
 def test_brain_steering_into_the_walls_is_dnf_crashed(roslaunch_files, tmp_path):
-    """The same brain on the real SimpleCircuit: the walls hold the car on the road; it scrapes to
-    and fro along them until the lap ends as crashed, its contacts counted."""
-    roslaunch_files("launch/include/sim.launch", circuit="simple_circuit", mode="lockstep")
-    roslaunch_files("launch/include/metrics.launch", circuit="simple_circuit", results_dir=str(tmp_path),
-                    run_id="walls", brain="turner", backend="", mode="lockstep")
-    import rospy
-
-    rospy.set_param("/use_sim_time", True)
-    brain = fake("--role", "brain", "--speed", "8", "--turn", "0.8")
-    try:
-        doc = wait_for_status(str(tmp_path / "walls"), ("done",), timeout=120)
-    finally:
-        stop(brain)
-    (lap,) = doc["laps"]
+    """On the real SimpleCircuit the walls hold the car on the road; it scrapes to and fro along
+    them until the lap ends as crashed, its contacts counted."""
+    lap = turner_lap(roslaunch_files, tmp_path, "simple_circuit", "walls", timeout=120)
     assert lap["dnf_reason"] == "crashed" and not lap["completed"], lap
     assert lap["wall_contacts"] >= 1 and lap["wall_contact_time"] > 1.0
     assert lap["deviation_max"] < load_circuit("simple_circuit").wall_offset     # never through a wall
