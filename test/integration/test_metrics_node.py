@@ -86,12 +86,18 @@ def check_bag_readable(bag: str) -> dict:
     return counts
 
 
+def metrics_ready(folder: str) -> None:
+    """Wait until the metrics node is up (its run folder says waiting) and subscribed."""
+    wait_for_status(folder, ("waiting", "running"), timeout=60)
+    time.sleep(0.5)
+
+
 def test_full_lap_at_known_offset_with_bag_and_offline_recompute(roslaunch_files, sim_time, tmp_path):
     """simple_circuit at 20 m/s, 0.7 m left of the line, 8x real time: completed, MAE 0.7 m."""
     run = tmp_path / "lap"
     roslaunch_files(METRICS_LAUNCH, circuit="simple_circuit", results_dir=str(tmp_path), run_id="lap",
                     brain="fake", backend="fake", record="true", record_camera_every="0")
-    time.sleep(2.0)
+    metrics_ready(str(tmp_path / "lap"))
     brain = fake("--role", "brain", "--speed", "20")
     sim = fake("--role", "sim", "--speed", "20", "--offset", "0.7", "--rtf", "8")
     try:
@@ -144,7 +150,7 @@ def test_drifting_off_the_road_is_dnf_off_track(roslaunch_files, sim_time, tmp_p
     circuit = open_circuit(tmp_path)     # 8 m of road and no walls: the car can leave it
     roslaunch_files(METRICS_LAUNCH, circuit=circuit, results_dir=str(tmp_path), run_id="off",
                     brain="fake", backend="fake")
-    time.sleep(2.0)
+    metrics_ready(str(tmp_path / "off"))
     brain = fake("--role", "brain", "--speed", "20")
     sim = fake("--role", "sim", "--speed", "20", "--drift-after", "60", "--rtf", "8", "--circuit", circuit)
     try:
@@ -162,7 +168,7 @@ def test_drifting_off_the_road_is_dnf_off_track(roslaunch_files, sim_time, tmp_p
 def test_brain_killed_mid_lap_is_dnf_brain_died_and_files_are_intact(roslaunch_files, sim_time, tmp_path):
     roslaunch_files(METRICS_LAUNCH, circuit="simple_circuit", results_dir=str(tmp_path), run_id="died",
                     brain="fake", backend="fake")
-    time.sleep(2.0)
+    metrics_ready(str(tmp_path / "died"))
     brain = fake("--role", "brain", "--speed", "10")
     sim = fake("--role", "sim", "--speed", "10", "--rtf", "4")
     try:
@@ -218,7 +224,7 @@ def test_a_crashed_metrics_node_leaves_a_readable_partial_record(roslaunch_files
 
     roslaunch_files(METRICS_LAUNCH, circuit="simple_circuit", results_dir=str(tmp_path), run_id="crash",
                     brain="fake", backend="fake")
-    time.sleep(2.0)
+    metrics_ready(str(tmp_path / "crash"))
     brain = fake("--role", "brain", "--speed", "10")
     sim = fake("--role", "sim", "--speed", "10", "--rtf", "4")
     try:
@@ -243,7 +249,7 @@ def test_a_hung_brain_is_dnf_brain_died_after_the_brain_timeout(roslaunch_files,
     """SIGSTOP: the brain process lives but answers nothing; after brain_timeout wall s -> brain_died."""
     roslaunch_files(METRICS_LAUNCH, circuit="simple_circuit", results_dir=str(tmp_path), run_id="hung",
                     brain="fake", backend="fake", brain_timeout="2.0")
-    time.sleep(2.0)
+    metrics_ready(str(tmp_path / "hung"))
     brain = fake("--role", "brain", "--speed", "10")
     sim = fake("--role", "sim", "--speed", "10", "--rtf", "4")
     try:
