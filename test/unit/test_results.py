@@ -145,7 +145,9 @@ def test_table_headers_carry_units_and_the_brain_frequency_has_one_name():
     assert "(RT)" not in table and "brain frequency = brain iterations per wall-clock second" in table
     from pilotnet_brains import campaign
 
-    assert [t for _, t, _ in campaign.TABLE_METRICS] == list(results.TABLE_HEADER[1:-1])
+    # the campaign tables use the same titles, in the same order (plus their own extra columns)
+    titles = [t for _, t, _ in campaign.TABLE_METRICS]
+    assert [t for t in titles if t in results.TABLE_HEADER] == list(results.TABLE_HEADER[1:-1])
 
 
 def test_trajectory_colour_scale_fits_the_run():

@@ -36,6 +36,7 @@ def test_a_package_folder_the_user_cannot_write_sends_results_to_ros_home(tmp_pa
     assert out.stdout.strip() == str(home / "roshome" / "pilotnet_brains" / "results"), out.stderr
 
 
+@pytest.mark.ros   # the check builds the brain, whose modules import rospy's message classes
 def test_the_launch_check_takes_an_empty_results_dir_as_the_default_folder():
     """circuit.launch passes results_dir:='' by default: the pre-launch check must resolve it as
     the metrics node does, not refuse it (make demo launches with the defaults)."""
