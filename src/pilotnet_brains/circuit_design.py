@@ -18,13 +18,14 @@ from pilotnet_brains.circuits import Circuit, CircuitError
 
 def _fit(name, loop, start_pose, length, road_width, line_width, role, description,
          style: dict[str, list[int]]) -> dict[str, object]:
-    """Scale, rotate and translate a closed loop (first point = start) onto the start pose."""
+    """Scale (to ``length`` m; None keeps the loop's size), rotate and translate a closed loop
+    (first point = start) onto the start pose."""
     def build(p):
         return Circuit(name, p, road_width, line_width, (p[0, 0], p[0, 1], 0.0), source=f"<{name}>",
                        validate=False)
 
     c = build(loop)
-    loop = (loop - loop[0]) * (length / c.length)
+    loop = (loop - loop[0]) * (length / c.length if length else 1.0)
     c = build(loop)
     rot = float(start_pose[2]) - float(c.heading_at(0.0)[0])
     r = np.array([[math.cos(rot), -math.sin(rot)], [math.sin(rot), math.cos(rot)]])
@@ -70,77 +71,92 @@ def generated_circuit_dict(name: str, seed: int, length: float, road_width: floa
     raise RuntimeError(f"no valid circuit for seed {seed} in {tries} tries (last: {last})")
 
 
-#: Road and red-line widths (m) of every packaged circuit. 8 m of asphalt leaves the car (about
-#: 1.8 m wide) 3 m either side of the line; 0.3 m is a clearly visible line at 15 m distance.
-ROAD_WIDTH = 8.0
-LINE_WIDTH = 0.3
+def _turtle(elements, step: float = 0.5) -> np.ndarray:
+    """Points every ``step`` m along straights ("S", length m) and arcs (sign +1 left / -1 right,
+    radius m, angle rad), from (0, 0) heading +x; the last point is where the path ends."""
+    x = y = h = 0.0
+    pts = [(x, y)]
+    for e in elements:
+        if e[0] == "S":
+            n = max(1, int(round(e[1] / step)))
+            for _ in range(n):
+                x, y = x + e[1] / n * math.cos(h), y + e[1] / n * math.sin(h)
+                pts.append((x, y))
+        else:
+            sign, radius, angle = e
+            n = max(2, int(round(radius * angle / step)))
+            for _ in range(n):
+                h0, h = h, h + sign * angle / n
+                # exact chord of the arc step
+                x += 2 * radius * math.sin(angle / n / 2) * math.cos((h0 + h) / 2)
+                y += 2 * radius * math.sin(angle / n / 2) * math.sin((h0 + h) / 2)
+                pts.append((x, y))
+    return np.array(pts)
 
-#: Turtle layouts of the packaged circuits (see the module docstring). Evaluation circuits match
-#: the Gazebo worlds' start poses and red-line lap lengths; shapes have the real tracks' character.
-LAYOUTS: dict[str, dict[str, object]] = {
-    "simple_circuit": dict(
-        role="evaluation", length=463.0, start_pose=(53.462, -10.734, -1.57),
-        description="SimpleCircuit: a simple closed loop with a few bends (Gazebo F1 SimpleCircuit start pose "
-                    "and lap length)",
-        segments=[("S", 70), ("R", 90, 22), ("S", 40), ("R", 50, 25), ("L", 50, 25), ("S", 20), ("R", 90, 18),
-                  ("S", 60), ("R", 40, 22), ("L", 40, 22), ("S", 15), ("R", 90, 22), ("S", 40), ("R", 40, 30),
-                  ("L", 40, 30), ("S", 30), ("R", 90, 25), ("S", 20)],
-        close_with=(0, 2), start_at=(0, 0.5)),
-    "montreal": dict(
-        role="evaluation", length=1513.0, start_pose=(-200.88, -90.72, -2.83),
-        description="Montreal-like: a long thin island track, long straights, two hairpins, chicanes "
-                    "(Gazebo F1 Montreal start pose and lap length)",
-        segments=[("S", 150), ("L", 30, 15), ("R", 210, 12), ("S", 60), ("L", 40, 18), ("S", 10), ("R", 40, 18),
-                  ("S", 120), ("L", 35, 20), ("R", 35, 20), ("S", 60), ("R", 30, 25), ("L", 30, 25), ("S", 220),
-                  ("R", 180, 11), ("S", 100), ("L", 10, 60), ("S", 150), ("R", 40, 14), ("L", 30, 14), ("S", 40)],
-        close_with=(0, 5), start_at=(0, 0.4)),
-    "montmelo": dict(
-        role="evaluation", length=764.0, start_pose=(27.18, -31.55, -3.12),
-        description="Montmelo-like: the long main straight, fast and slow corners, a hairpin, a chicane and a "
-                    "fast last corner (Gazebo F1 Montmelo start pose and lap length)",
-        segments=[("S", 170), ("R", 90, 14), ("L", 40, 16), ("R", 130, 24), ("S", 30), ("R", 70, 14), ("S", 20),
-                  ("L", 110, 14), ("S", 40), ("L", 50, 18), ("R", 60, 16), ("R", 30, 30), ("S", 10),
-                  ("L", 180, 12), ("S", 30), ("R", 100, 18), ("R", 80, 15), ("S", 60), ("L", 40, 12),
-                  ("R", 40, 12), ("R", 90, 20), ("S", 30), ("R", 90, 28)],
-        close_with=(17, 21), start_at=(0, 0.6)),
-}
 
-LAYOUTS.update({
-    "many_curves": dict(
-        role="training", length=900.0, start_pose=(0.01, -0.02, -1.73),
-        description="ManyCurves-like training circuit: four sides full of S-bends of different radii",
-        segments=[("S", 40), ("L", 40, 15), ("R", 80, 15), ("L", 40, 15), ("S", 30), ("R", 90, 20),
-                  ("S", 20), ("R", 50, 12), ("L", 100, 18), ("R", 50, 25), ("S", 35), ("R", 90, 16),
-                  ("S", 65), ("L", 30, 30), ("R", 60, 14), ("L", 30, 12), ("S", 20), ("R", 90, 24),
-                  ("L", 45, 16), ("R", 90, 20), ("L", 45, 13), ("S", 70), ("R", 90, 18)],
-        close_with=(0, 6), start_at=(0, 0.5)),
-    "nurburgring": dict(
-        role="training", length=585.9, start_pose=(-74.29, 37.74, -0.51),
-        description="Nurburgring-like training circuit: first-corner hairpin, an S, the Dunlop hairpin, "
-                    "a fast kink and the last chicane (Gazebo F1 Nurburgring start pose and lap length)",
-        segments=[("S", 120), ("R", 140, 16), ("L", 50, 15), ("S", 30), ("L", 60, 16), ("R", 60, 16),
-                  ("S", 60), ("R", 90, 20), ("S", 160), ("R", 150, 16), ("S", 30), ("L", 50, 15),
-                  ("R", 50, 15), ("S", 40), ("L", 40, 20), ("S", 30), ("R", 30, 14), ("L", 30, 14),
-                  ("S", 40), ("R", 70, 20)],
-        close_with=(0, 6), start_at=(0, 0.5)),
-})
+def technical_circuit_dict(name: str, seed: int, road_width: float, line_width: float,
+                           style: dict | None = None, tries: int = 500) -> dict[str, object]:
+    """A random technical circuit (seeded): four sides joined by 90-degree corners of 2-6 m
+    radius, each side a string of straights, S-chicanes (two opposite arcs of 50-90 degrees) and
+    omegas (a 100-160 degree bend between two half-as-long opposite ones), every arc of 1.8-2.6 m
+    radius, as tight as Montmelo's chicane and Nurburgring's hairpins. Straights on the four sides
+    close the loop. Rejected and redrawn until it validates."""
+    rng = np.random.default_rng(seed)
+    last: Exception | None = None
+    for _ in range(tries):
+        def tight():
+            return float(rng.uniform(1.8, 2.6))
 
-#: Generated training circuits: name -> (seed, lap length m).
-GENERATED: dict[str, tuple[int, float]] = {
-    "generated_1": (1, 600.0),
-    "generated_2": (2, 800.0),
-    "generated_3": (3, 1000.0),
-}
+        sides = []
+        for _side in range(4):
+            side = []
+            for _ in range(int(rng.integers(3, 6))):
+                side.append(("S", float(rng.uniform(4.0, 20.0))))
+                sign = float(rng.choice([-1.0, 1.0]))
+                if rng.uniform() < 0.5:
+                    theta = math.radians(rng.uniform(50, 90))
+                    side += [(sign, tight(), theta), ("S", float(rng.uniform(0.5, 3.0))), (-sign, tight(), theta)]
+                else:
+                    theta = math.radians(rng.uniform(50, 80))
+                    r = tight()
+                    side += [(sign, r, theta), (-sign, tight(), 2 * theta), (sign, r, theta)]
+            side.append(("S", float(rng.uniform(4.0, 20.0))))
+            sides.append(side)
+        corners = [(1.0, float(rng.uniform(2.0, 6.0)), math.pi / 2) for _ in range(4)]
+        # Closing straights: side k runs along heading k * 90 degrees.
+        open_end = _turtle([e for side, corner in zip(sides, corners) for e in side + [corner]])[-1]
+        ex, ey = float(open_end[0]), float(open_end[1])
+        margin = float(rng.uniform(5.0, 15.0))
+        extra = [margin + max(0.0, -ex), margin + max(0.0, -ey), margin + max(0.0, ex), margin + max(0.0, ey)]
+        loop = _turtle([e for side, corner, x in zip(sides, corners, extra) for e in [("S", x)] + side + [corner]])
+        loop[-1] = loop[0]
+        if rng.uniform() < 0.5:
+            loop = loop[::-1].copy()
+        x, y, yaw = float(rng.uniform(-50, 50)), float(rng.uniform(-50, 50)), float(rng.uniform(-np.pi, np.pi))
+        try:
+            return _fit(name, loop, (round(x, 3), round(y, 3), round(yaw, 3)), None, road_width, line_width,
+                        "training", f"procedural technical training circuit (seed {seed}): S-chicanes and "
+                        "omegas of 1.8-2.6 m radius", dict(style or {}))
+        except CircuitError as e:
+            last = e
+    raise RuntimeError(f"no valid technical circuit for seed {seed} in {tries} tries (last: {last})")
 
 
 #: Walls' height (m), as in every Gazebo F1 world.
 WALL_HEIGHT = 0.5
-#: Procedural training circuits: name -> (seed, lap length m, road width m, red line width m,
-#: number of star points, wall colour). Road widths span the real circuits' 2.4-3.3 m.
-GENERATED: dict[str, tuple[int, float, float, float, int, list[int]]] = {
-    "generated_1": (1, 450.0, 2.5, 0.10, 32, [220, 220, 220]),
-    "generated_2": (2, 600.0, 2.9, 0.12, 40, [255, 255, 255]),
-    "generated_3": (3, 750.0, 3.3, 0.10, 40, [160, 160, 160]),
+
+#: Procedural training circuits: name -> the generator and its keywords. Road widths span the real
+#: circuits' 2.4-3.3 m; ``star`` layouts are flowing, ``technical`` ones are all tight bends.
+GENERATORS = {"star": generated_circuit_dict, "technical": technical_circuit_dict}
+GENERATED: dict[str, dict[str, object]] = {
+    "generated_1": dict(kind="star", seed=1, length=450.0, road_width=2.5, line_width=0.10, n_points=32,
+                        style={"wall": [220, 220, 220]}),
+    "generated_2": dict(kind="star", seed=2, length=600.0, road_width=2.9, line_width=0.12, n_points=40,
+                        style={"wall": [255, 255, 255]}),
+    "generated_3": dict(kind="star", seed=3, length=750.0, road_width=3.3, line_width=0.10, n_points=40,
+                        style={"wall": [160, 160, 160]}),
+    "generated_4": dict(kind="technical", seed=4, road_width=2.7, line_width=0.11, style={"wall": [240, 240, 240]}),
+    "generated_5": dict(kind="technical", seed=5, road_width=3.1, line_width=0.12, style={"wall": [180, 180, 180]}),
 }
 
 
@@ -173,10 +189,12 @@ def yaml_str(s: str) -> str:
 
 def build_all(names: Sequence[str] | None = None) -> dict[str, dict[str, object]]:
     """The circuit-file mappings of the procedural circuits (all, or ``names``)."""
-    return {name: generated_circuit_dict(name, seed, length, road_width, line_width, n_points=n,
-                                         style={"wall": wall})
-            for name, (seed, length, road_width, line_width, n, wall) in GENERATED.items()
-            if not names or name in names}
+    out = {}
+    for name, spec in GENERATED.items():
+        if not names or name in names:
+            kw = {k: v for k, v in spec.items() if k != "kind"}
+            out[name] = GENERATORS[str(spec["kind"])](name, **kw)
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> None:

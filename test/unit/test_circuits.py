@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
+from pilotnet_brains.circuit_design import GENERATED
 from pilotnet_brains.circuits import (
     EVALUATION_CIRCUITS,
     TRAINING_CIRCUITS,
@@ -73,11 +74,26 @@ def test_real_circuits_match_the_gazebo_worlds(name):
     assert c.min_radius == pytest.approx(radius, rel=0.2)
 
 
-@pytest.mark.parametrize("name", [n for n in TRAINING_CIRCUITS if n.startswith("generated_")])
+@pytest.mark.parametrize("name", sorted(GENERATED))
 def test_procedural_training_circuits_are_at_the_real_scale(name):
     c = load_circuit(name)
     assert 400 < c.length < 800 and 2.4 <= c.road_width <= 3.3 and c.wall_height == 0.5
     assert 1.4 < c.min_radius < 3.0 and abs(c.start_lateral) < 0.01
+
+
+@pytest.mark.parametrize("name", [n for n, spec in GENERATED.items() if spec["kind"] == "technical"])
+def test_technical_circuits_are_mostly_tight_bends(name):
+    # Montmelo's chicane (two opposite 2 m bends, about 6 m of radius <= 2.5 m) is rare on the
+    # flowing circuits; a technical one has many times more of it than all of them together.
+    c = load_circuit(name)
+    k = np.abs(c.curvature_at(np.arange(0.0, c.length, 0.5)))
+    tight = 0.5 * np.sum(k > 0.4)
+    flowing = sum(0.5 * np.sum(np.abs(f.curvature_at(np.arange(0.0, f.length, 0.5))) > 0.4)
+                  for f in map(load_circuit, [n for n in TRAINING_CIRCUITS if n in GENERATED or n == "nurburgring"]))
+    assert tight > 50 and tight > 3 * flowing
+    # Left and right alike, so both driving directions see the same mix.
+    signed = c.curvature_at(np.arange(0.0, c.length, 0.5))
+    assert 0.3 < np.sum(signed < -0.4) / max(np.sum(k > 0.4), 1) < 0.7
 
 
 def test_path_works_like_a_name(tmp_path):
