@@ -3,8 +3,8 @@
 The real circuits (SimpleCircuit, Montreal, Montmelo, Nurburgring, ManyCurves) are measured data
 (``config/circuits/centerlines/``); these add seeded random layouts for training: star-shaped
 loops of a few hundred metres with 2.5-3.3 m of asphalt between 0.5 m walls, 0.10 m red line and
-bends down to about 1.5-2.5 m radius, as tight as the real ones. Every file is validated before it
-is written.
+bends down to about 1.5-2.5 m radius, as tight as the real ones; and technical loops made of
+S-chicanes and omegas of 1.8-2.6 m radius. Every file is validated before it is written.
 """
 from __future__ import annotations
 
@@ -103,10 +103,11 @@ def technical_circuit_dict(name: str, seed: int, road_width: float, line_width: 
     close the loop. Rejected and redrawn until it validates."""
     rng = np.random.default_rng(seed)
     last: Exception | None = None
-    for _ in range(tries):
-        def tight():
-            return float(rng.uniform(1.8, 2.6))
 
+    def tight() -> float:
+        return float(rng.uniform(1.8, 2.6))
+
+    for _ in range(tries):
         sides = []
         for _side in range(4):
             side = []

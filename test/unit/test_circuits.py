@@ -81,19 +81,24 @@ def test_procedural_training_circuits_are_at_the_real_scale(name):
     assert 1.4 < c.min_radius < 3.0 and abs(c.start_lateral) < 0.01
 
 
+def _tight_metres(c, sign: float = 0.0) -> float:
+    """Metres of the lap tighter than 2.5 m radius (left only with sign +1, right only with -1)."""
+    k = c.curvature_at(np.arange(0.0, c.length, 0.5))
+    k = np.abs(k) if sign == 0 else sign * k
+    return 0.5 * float(np.sum(k > 0.4))
+
+
 @pytest.mark.parametrize("name", [n for n, spec in GENERATED.items() if spec["kind"] == "technical"])
 def test_technical_circuits_are_mostly_tight_bends(name):
     # Montmelo's chicane (two opposite 2 m bends, about 6 m of radius <= 2.5 m) is rare on the
     # flowing circuits; a technical one has many times more of it than all of them together.
     c = load_circuit(name)
-    k = np.abs(c.curvature_at(np.arange(0.0, c.length, 0.5)))
-    tight = 0.5 * np.sum(k > 0.4)
-    flowing = sum(0.5 * np.sum(np.abs(f.curvature_at(np.arange(0.0, f.length, 0.5))) > 0.4)
-                  for f in map(load_circuit, [n for n in TRAINING_CIRCUITS if n in GENERATED or n == "nurburgring"]))
+    flowing = sum(_tight_metres(load_circuit(n)) for n in TRAINING_CIRCUITS
+                  if GENERATED.get(n, {}).get("kind") != "technical")
+    tight = _tight_metres(c)
     assert tight > 50 and tight > 3 * flowing
     # Left and right alike, so both driving directions see the same mix.
-    signed = c.curvature_at(np.arange(0.0, c.length, 0.5))
-    assert 0.3 < np.sum(signed < -0.4) / max(np.sum(k > 0.4), 1) < 0.7
+    assert 0.3 < _tight_metres(c, -1.0) / tight < 0.7
 
 
 def test_path_works_like_a_name(tmp_path):
