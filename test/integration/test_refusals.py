@@ -79,8 +79,10 @@ def test_every_refusal_exits_non_zero_with_its_message_and_one_record(ros_master
 
 
 def test_a_node_refusing_at_run_time_is_recorded_as_refused_with_its_message(ros_master, tmp_path):
-    """No check_run in front (a launch of the includes): the brain refuses when it loads, and the
-    metrics node of the same launch records the refusal instead of a DNF or an interrupted run."""
+    """No check_run in front (a launch of the nodes): the brain refuses when it loads, and the
+    metrics node of the same launch records the refusal instead of a DNF or an interrupted run,
+    even when it starts after the refusal (here 6 s late, as on a loaded machine): the refusing
+    node, whose exit ends the launch, waits for the record."""
     launch = tmp_path / "brain_and_metrics.launch"
     launch.write_text(f"""<launch>
   <param name="/use_sim_time" value="true"/>
@@ -88,13 +90,18 @@ def test_a_node_refusing_at_run_time_is_recorded_as_refused_with_its_message(ros
     <arg name="brain" value="pilotnet"/> <arg name="backend" value="no_such_backend"/>
     <arg name="run_token" value="tok_rt"/>
   </include>
-  <include file="{ROOT}/launch/include/metrics.launch">
-    <arg name="results_dir" value="{tmp_path}"/> <arg name="run_id" value="rt"/>
-    <arg name="run_token" value="tok_rt"/>
-  </include>
+  <node name="lap_metrics" pkg="pilotnet_brains" type="lap_metrics" required="true" output="screen"
+        launch-prefix="bash -c 'sleep 6; exec $0 $@'">
+    <param name="results_dir" value="{tmp_path}"/> <param name="run_id" value="rt"/>
+    <param name="run_token" value="tok_rt"/> <param name="sim_node" value=""/>
+  </node>
 </launch>""")
+    t0 = time.monotonic()
     proc = roslaunch(ros_master, str(launch))
-    doc = json.loads((tmp_path / "rt" / "laps.json").read_text())
+    assert time.monotonic() - t0 > 6.0   # the metrics node did start after the brain's refusal
+    laps = tmp_path / "rt" / "laps.json"
+    assert laps.exists(), proc.stdout[-2000:] + proc.stderr[-2000:]
+    doc = json.loads(laps.read_text())
     assert doc["status"] == "refused", (doc["status"], proc.stdout[-2000:])
     assert doc["refusal"]["by"] == "/brain" and "no_such_backend" in doc["refusal"]["message"]
     assert doc["laps"] == []

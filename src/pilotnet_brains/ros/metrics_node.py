@@ -46,6 +46,8 @@ FINALIZE_GRACE = 0.5
 NO_STATS_ARM = 1.0
 #: Wall seconds between liveness checks of the brain process.
 BRAIN_POLL = 0.05
+#: Wall s between looks for a refusal of another node of the launch (before the run is armed).
+REFUSAL_POLL = 0.5
 
 
 class _Timeout(xmlrpc.client.Transport):
@@ -182,6 +184,7 @@ class LapMetricsNode:
         self.pending: list[tuple] = []          # (wall due, LapSpan)
         self.finished = False
         self.t_start_wall = time.monotonic()
+        self.next_refusal_check = self.t_start_wall
         self.last_brain_wall: float | None = None
         self.first_cmd: tuple | None = None     # (sim s, wall s) of the first command
         self.watch = BrainWatch(str(p("~brain_node", "/brain")))
@@ -312,6 +315,8 @@ class LapMetricsNode:
                     return
                 now = time.monotonic()
                 self._check_brain(now)
+                if self.finished:         # recorded as refused
+                    return
                 self._flush()
                 if self.tracker.done and not self.pending:
                     self._finish("done")
@@ -348,10 +353,15 @@ class LapMetricsNode:
             reason = f"no brain stats or commands for {now - self.last_brain_wall:.1f} s wall (> {self.brain_timeout} s)"
         elif not self.tracker.armed and now - self.t_start_wall > self.startup_timeout:
             reason = f"no brain command within {self.startup_timeout:.0f} s wall of the start"
-        if reason and not self.tracker.armed and self._refusal() is not None:
-            self._finish_refused(self._refusal())
-            rospy.signal_shutdown("lap_metrics: run refused")
-            return
+        if not self.tracker.armed and (reason or now >= self.next_refusal_check):
+            # a refusing node waits for this record before it exits (and its exit ends the launch)
+            self.next_refusal_check = now + REFUSAL_POLL
+            refusal = self._refusal()
+            if refusal is not None:
+                self._finish_refused(refusal)
+                if reason:
+                    rospy.signal_shutdown("lap_metrics: run refused")
+                return
         if reason:
             rospy.logerr(f"lap_metrics: brain died: {reason}")
             span = self.tracker.abort("brain_died", detail=reason)
@@ -385,6 +395,10 @@ class LapMetricsNode:
             "by": str(refusal.get("node", "?")), "message": str(refusal.get("message", ""))}})
         sys.stdout.write(f"\nrun refused by {refusal.get('node')}: {refusal.get('message')}\nresults: {self.folder}\n")
         sys.stdout.flush()
+        try:
+            startup.mark_recorded(self.run_token)
+        except Exception:   # the master is gone: the refusing node stops waiting on its own
+            pass
 
     def on_shutdown(self) -> None:
         with self.lock:
@@ -460,7 +474,7 @@ def main() -> None:
     try:
         node = LapMetricsNode()
     except (ValueError, OSError) as e:
-        startup.refuse(f"lap_metrics cannot start: {e}")
+        startup.refuse(f"lap_metrics cannot start: {e}", wait_recorded=False)
     startup.started()
     rospy.spin()
     node.thread.join(timeout=5.0)

@@ -5,7 +5,10 @@
   handler would only flag the shutdown and let the loading run on until roslaunch kills it).
 - :func:`refuse`: the FATAL message, exit non-zero, and, when the launch gave the node a
   ``~run_token``, the message in the parameter ``/run_refusals/<token>`` = {node, message}, where
-  the metrics node of the same launch finds it and records the run as ``refused``.
+  the metrics node of the same launch finds it and records the run as ``refused``. The refusing
+  node waits (up to :data:`RECORD_WAIT` s) until that record is written: it is ``required``, so its
+  exit ends the launch, and a metrics node still starting on a loaded machine would be killed
+  before it wrote anything.
 """
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ from typing import Any, NoReturn
 
 #: Parameter namespace of refusals, keyed by the launch's run token.
 REFUSALS = "/run_refusals"
+#: Wall s a refusing node waits for the metrics node to record its refusal.
+RECORD_WAIT = 30.0
 
 _starting = False
 
@@ -45,8 +50,11 @@ def refusal_param(token: str) -> str:
     return f"{REFUSALS}/{token}"
 
 
-def refuse(message: str, code: int = 1) -> NoReturn:
-    """Log ``message`` as FATAL, leave it for the launch's metrics node, exit with ``code``."""
+def refuse(message: str, code: int = 1, wait_recorded: bool = True) -> NoReturn:
+    """Log ``message`` as FATAL, leave it for the launch's metrics node (and, with
+    ``wait_recorded``, wait until it is recorded), exit with ``code``."""
+    import time
+
     import rospy
 
     rospy.logfatal(message)
@@ -54,7 +62,23 @@ def refuse(message: str, code: int = 1) -> NoReturn:
         token = str(rospy.get_param("~run_token", "") or "")
         if token:
             rospy.set_param(refusal_param(token), {"node": rospy.get_name(), "message": message})
+            deadline = time.monotonic() + RECORD_WAIT
+            while wait_recorded and time.monotonic() < deadline and not recorded(token):
+                time.sleep(0.1)
     except Exception:   # no master: the FATAL line and the exit code still say it
         pass
     rospy.signal_shutdown("refused to start")
     sys.exit(code)
+
+
+def recorded(token: str) -> bool:
+    """Whether the metrics node of the launch ``token`` has recorded its refusal."""
+    import rospy
+
+    return bool(rospy.get_param(refusal_param(token) + "/recorded", False))
+
+
+def mark_recorded(token: str) -> None:
+    import rospy
+
+    rospy.set_param(refusal_param(token) + "/recorded", True)
