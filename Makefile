@@ -24,7 +24,7 @@ artifact: setup  ## build BACKEND's artifact from the base model if it is missin
 data/calibration/summary.json:  # 200 frames from the training circuits: calibration for post-training quantization
 	@$(RUN) python scripts/collect_dataset data/calibration --episodes 1 --episode-frames 20 --force
 
-data/train/summary.json:  # the training dataset (16,000 frames, about 2 minutes on an idle 2-core machine)
+data/train/summary.json:  # the training dataset (22,400 frames, about 9 minutes on a 2-core machine)
 	@$(RUN) python scripts/collect_dataset data/train --force
 
 data/test/summary.json:  # the test set: one clean lap per evaluation circuit

@@ -47,7 +47,7 @@ EVALUATION_CIRCUITS: tuple[str, ...] = ("simple_circuit", "montreal", "montmelo"
 #: The circuits a dataset may be collected on (disjoint from EVALUATION_CIRCUITS): the two real
 #: training circuits and the procedural ones at the same scale.
 TRAINING_CIRCUITS: tuple[str, ...] = (
-    "many_curves", "nurburgring", "generated_1", "generated_2", "generated_3")
+    "many_curves", "nurburgring", "generated_1", "generated_2", "generated_3", "generated_4", "generated_5")
 
 #: Folder of the packaged circuit files (override with $PILOTNET_CIRCUITS_DIR).
 CIRCUITS_DIR = os.environ.get("PILOTNET_CIRCUITS_DIR") or os.path.join(PACKAGE_ROOT, "config", "circuits")

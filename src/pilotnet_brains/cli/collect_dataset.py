@@ -6,7 +6,7 @@ labelled with the expert's clean command; ``--test`` records one clean lap of ea
 circuit instead (offline evaluation only, never training).
 
 Examples:
-    scripts/collect_dataset data/train                     # ~16 k frames, a few minutes
+    scripts/collect_dataset data/train                     # ~22 k frames, about 9 minutes
     scripts/collect_dataset data/test --test               # simple_circuit, montreal, montmelo
     scripts/collect_dataset /tmp/tiny --episodes 1 --episode-frames 50 --circuits many_curves
 """
