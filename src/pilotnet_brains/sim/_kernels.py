@@ -12,7 +12,26 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import carray, njit, types, uint64
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+#: Columns per stack block of the ground sampler.
+CHUNK = 64
+
+
+@intrinsic
+def _stack_f32(typingctx, size):  # pragma: no cover - compiled
+    """A float32 buffer of ``size`` (a literal) elements on the kernel's stack. LLVM can prove
+    that stores into it alias neither the distance field nor the texture, so the loop that gathers
+    from them and writes here is vectorised (it is not when it writes into an argument array)."""
+    if not isinstance(size, types.IntegerLiteral):
+        return None
+
+    def impl(context, builder, signature, args):
+        n = context.get_constant(types.intp, size.literal_value)
+        return cgutils.alloca_once(builder, context.get_value_type(types.float32), size=n)
+    return types.CPointer(types.float32)(size), impl
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -56,93 +75,160 @@ def wall_hits(field, fx0, fy0, inv_texel, clamp, camx, camy, cs, sn, lateral, de
     return out
 
 
-@njit(cache=True, nogil=True)
-def ground(field, fx0, fy0, inv_texel, clamp, camx, camy, cs, sn, depth, lateral, row_level,
-           tex, tex_off, tex_n, tex_repeat, dist_out, tex_out):  # pragma: no cover - compiled
-    """For each ground pixel (rows with ``depth`` (R,) m, columns with ``lateral`` (W,)): its
-    distance to the red line (into ``dist_out`` (R, W) float32) and the asphalt
-    texture's value (into ``tex_out`` (R, W) float32) from mip level ``row_level[row]``
-    (-1: the mean, 0). ``tex`` is the mip pyramid packed flat: level l is a ``tex_n[l]``-square
-    tile starting at ``tex_off[l]``, one tile per ``tex_repeat`` m, tiled over the world."""
+@njit(cache=True, nogil=True, inline="always")
+def _ground_row(quad, fx0, fy0, inv_texel, clamp, ax, ay, cs, sn, z, lateral, tex, off, n, k,
+                dist, texrow, dbuf, tbuf):  # pragma: no cover - compiled
+    """One image row of ground at depth ``z`` (m; ``ax``, ``ay``: the camera's position plus ``z``
+    along the optical axis): per column its distance to the red line (into ``dist`` (W,) float32,
+    ``clamp`` outside the field) and the asphalt texture's value (into ``texrow``), from the mip
+    level that is an ``n``-square tile at ``tex_off`` (``k`` = n / repeat texels per m; n = 0: the
+    mean, 0).
+
+    ``quad`` (H-1, W-1) int64 packs the four int16 corners of each field cell (bits 0-15: (y, x),
+    16-31: (y, x+1), 32-47: (y+1, x), 48-63: (y+1, x+1)), so a bilinear sample is one load. The
+    arithmetic is the plain per-pixel one, in the same order and precision (bit-identical frames).
+    Columns are done in blocks of CHUNK through the stack buffers ``dbuf`` and ``tbuf``, which lets
+    LLVM vectorise the loop with gathers; indices are unsigned (no negative-index wraparound)."""
     w = lateral.shape[0]
-    for i in range(depth.shape[0]):
-        z = depth[i]
-        lvl = row_level[i]
-        n = tex_n[lvl] if lvl >= 0 else 0
-        off = tex_off[lvl] if lvl >= 0 else 0
-        k = n / tex_repeat
-        mask = n - 1
-        for c in range(w):
-            lz = lateral[c] * z
-            wx = camx + z * cs - lz * sn
-            wy = camy + z * sn + lz * cs
-            d = _field(field, (wx - fx0) * inv_texel, (wy - fy0) * inv_texel, clamp)
-            dist_out[i, c] = d
-            if n == 0:
-                tex_out[i, c] = 0.0
-                continue
-            u = wx * k - 0.5
-            v = wy * k - 0.5
-            iu = int(math.floor(u))
-            iv = int(math.floor(v))
-            tu = u - iu
-            tv = v - iv
-            u0 = iu & mask
-            u1 = (iu + 1) & mask
-            r0 = off + (iv & mask) * n
-            r1 = off + ((iv + 1) & mask) * n
-            a = tex[r0 + u0] + (tex[r0 + u1] - tex[r0 + u0]) * tu
-            b = tex[r1 + u0] + (tex[r1 + u1] - tex[r1 + u0]) * tu
-            tex_out[i, c] = a + (b - a) * tv
+    fw = quad.shape[1]
+    fh = quad.shape[0]
+    fclamp = float(clamp)
+    mask = n - 1
+    for c0 in range(0, w, CHUNK):
+        m = min(CHUNK, w - c0)
+        for j in range(m):
+            lz = lateral[c0 + j] * z
+            wx = ax - lz * sn
+            wy = ay + lz * cs
+            gx = (wx - fx0) * inv_texel
+            gy = (wy - fy0) * inv_texel
+            ix = int(math.floor(gx))
+            iy = int(math.floor(gy))
+            inside = (ix >= 0) & (iy >= 0) & (ix < fw) & (iy < fh)
+            q = quad[uint64(min(max(iy, 0), fh - 1)), uint64(min(max(ix, 0), fw - 1))]
+            f00 = float(np.int16(q))
+            f01 = float(np.int16(q >> 16))
+            f10 = float(np.int16(q >> 32))
+            f11 = float(q >> 48)
+            tx = gx - ix
+            ty = gy - iy
+            a = f00 + (f01 - f00) * tx
+            b = f10 + (f11 - f10) * tx
+            v = abs(a + (b - a) * ty)
+            dbuf[j] = v if inside else fclamp
+            if n > 0:
+                u = wx * k - 0.5
+                vv = wy * k - 0.5
+                iu = int(math.floor(u))
+                iv = int(math.floor(vv))
+                tu = u - iu
+                tv = vv - iv
+                u0 = uint64(iu & mask)
+                u1 = uint64((iu + 1) & mask)
+                r0 = uint64(off + (iv & mask) * n)
+                r1 = uint64(off + ((iv + 1) & mask) * n)
+                a2 = tex[r0 + u0] + (tex[r0 + u1] - tex[r0 + u0]) * tu
+                b2 = tex[r1 + u0] + (tex[r1 + u1] - tex[r1 + u0]) * tu
+                tbuf[j] = a2 + (b2 - a2) * tv
+            else:
+                tbuf[j] = 0.0
+        for j in range(m):
+            dist[c0 + j] = dbuf[j]
+            texrow[c0 + j] = tbuf[j]
 
 
-@njit(cache=True, nogil=True)
-def compose(dist, tex, tex_gain, row0, colours, edges, top, base, wall_rgb, sky, out):  # pragma: no cover
-    """Write the frame ``out`` (H, W, 3) uint8.
+@njit(cache=True, nogil=True, inline="always", error_model="numpy")
+def _channel(orow, o, cr, cl, n, grass, road, line, gm, wm, wall, sky):  # pragma: no cover
+    """Write byte ``o`` of an image row: the ground's channel (grass + (asphalt - grass) ``road``
+    blended by the asphalt and line coverages ``cr``, ``cl``, plus the texture offset ``n``)
+    where the byte mask ``gm`` is 255; else the wall's byte where ``wm`` is 255; else the sky's.
+    Masks, not branches, so the row loop vectorises."""
+    v = grass + road * cr
+    v = v + (line - v) * cl + n
+    gv = np.uint8(min(max(v, np.float32(0.0)), np.float32(255.0)))
+    orow[o] = (gv & gm) | (((wall[o] & wm) | (sky & ~wm)) & ~gm)
 
-    ``dist`` (H - row0, W) float32: distance to the red line of the ground seen by each pixel of
-    rows row0..H-1; ``tex`` (same shape) float32: the asphalt texture (unit std), scaled by
-    ``tex_gain`` grey levels; ``colours`` (3, 3) float32: lit grass, asphalt and line RGB;
-    ``edges`` (2,): the asphalt's and the line's half-widths. Each edge is blended over the
-    pixel's footprint: the fraction of the pixel inside distance e is (e - d) / g + 1/2, clipped
-    to [0, 1], with g the largest change of the distance to a neighbouring pixel (anti-aliasing:
-    the far line is pre-filtered, the near line crisp). ``top``/``base`` (W,) float: image rows
-    (fractional) of each column's wall top and base (a pixel whose centre row r has top <= r <
-    base shows the wall, one with r >= base the ground, r < top the sky); ``wall_rgb`` (W, 3) uint8
-    each column's lit wall colour; ``sky`` (3,) uint8.
+
+@njit(cache=True, nogil=True, inline="always", error_model="numpy")
+def _pixel(orow, o, d, g, t, gain, road_e, line_e, col, gm, wm, wall, sky):  # pragma: no cover
+    """Write pixel ``o`` (its first byte in ``orow``) of an image row: the ground colour of
+    distance ``d`` with neighbour gradient ``g`` and texture ``t`` (see ``frame``) where the byte
+    mask ``gm`` is 255, else the wall (``wall``: the row's wall colours) where ``wm`` is 255, else
+    the sky (``sky``: 3 values). ``col``: 9 values, grass, asphalt - grass and line RGB."""
+    g = max(g, np.float32(1.0))
+    cr = min(max((road_e - d) / g + np.float32(0.5), np.float32(0.0)), np.float32(1.0))
+    cl = min(max((line_e - d) / g + np.float32(0.5), np.float32(0.0)), np.float32(1.0))
+    n = t * gain * (cr - cl) + np.float32(0.5)
+    _channel(orow, o, cr, cl, n, col[0], col[3], col[6], gm, wm, wall, sky[0])
+    _channel(orow, o + 1, cr, cl, n, col[1], col[4], col[7], gm, wm, wall, sky[1])
+    _channel(orow, o + 2, cr, cl, n, col[2], col[5], col[8], gm, wm, wall, sky[2])
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def frame(quad, fx0, fy0, inv_texel, clamp, camx, camy, cs, sn, depth, lateral, row_level,
+          tex, tex_off, tex_n, tex_repeat, tex_gain, colours, edges, ground_start, wall_start,
+          wall_rgb, sky, dring, tring, out):  # pragma: no cover - compiled
+    """Write the frame ``out`` (H, W, 3) uint8 in one pass over its rows.
+
+    Ground rows are the last ``len(depth)`` rows (``depth`` (R,) m per row, ``lateral`` (W,) per
+    column); ``row_level`` (R,) their mip level (-1: the texture's mean); ``tex`` the mip pyramid
+    packed flat (level l: a ``tex_n[l]``-square tile at ``tex_off[l]``, one tile per
+    ``tex_repeat`` m, tiled over the world), scaled by ``tex_gain`` grey levels. Each row's
+    distances are sampled into the ring ``dring`` (3, W) float32 (and its texture into ``tring``
+    (2, W)) one row ahead of its shading, since a pixel's footprint needs the rows above and
+    below: each edge (asphalt half-width ``edges[0]``, line half-width ``edges[1]``) is blended
+    over the fraction (e - d) / g + 1/2, clipped to [0, 1], with g the largest change of the
+    distance to a neighbouring pixel, at least 1 (anti-aliasing: the far line is pre-filtered,
+    the near line crisp). ``colours`` (3, 3) float32: lit grass, asphalt and line RGB.
+
+    Column c shows the ground in rows >= ``ground_start[c]``, its wall (``wall_rgb`` (W, 3)
+    uint8) in rows >= ``wall_start[c]`` above that, the sky (``sky`` (3,) uint8) above the wall.
     """
     h, w = out.shape[0], out.shape[1]
-    nr = dist.shape[0]
+    nr = depth.shape[0]
+    row0 = h - nr
+    gain = np.float32(tex_gain)
     road_e = edges[0]
     line_e = edges[1]
-    gain = np.float32(tex_gain)
-    for r in range(h):
-        i = r - row0
+    col = (colours[0, 0], colours[0, 1], colours[0, 2], colours[1, 0] - colours[0, 0],
+           colours[1, 1] - colours[0, 1], colours[1, 2] - colours[0, 2], colours[2, 0], colours[2, 1],
+           colours[2, 2])
+    sky_rgb = (sky[0], sky[1], sky[2])
+    dbuf = carray(_stack_f32(CHUNK), (CHUNK,))
+    tbuf = carray(_stack_f32(CHUNK), (CHUNK,))
+    flat = out.reshape(h * w * 3)
+    wall = wall_rgb.reshape(w * 3)
+    zero = np.float32(0.0)
+    for r in range(row0):
+        orow = flat[r * w * 3:(r + 1) * w * 3]
         for c in range(w):
-            if i >= 0 and r >= base[c]:
-                d = dist[i, c]
-                if c > 0:
-                    g = abs(d - dist[i, c - 1])
-                else:
-                    g = abs(dist[i, c + 1] - d)
-                if i > 0:
-                    g = max(g, abs(d - dist[i - 1, c]))
-                if i + 1 < nr:
-                    g = max(g, abs(dist[i + 1, c] - d))
-                g = max(g, np.float32(1.0))
-                cr = min(max((road_e - d) / g + np.float32(0.5), np.float32(0.0)), np.float32(1.0))
-                cl = min(max((line_e - d) / g + np.float32(0.5), np.float32(0.0)), np.float32(1.0))
-                n = tex[i, c] * gain * (cr - cl) + np.float32(0.5)
-                for k in range(3):
-                    v = colours[0, k] + (colours[1, k] - colours[0, k]) * cr
-                    v = v + (colours[2, k] - v) * cl + n
-                    out[r, c, k] = np.uint8(min(max(v, np.float32(0.0)), np.float32(255.0)))
-            elif r >= top[c]:
-                out[r, c, 0] = wall_rgb[c, 0]
-                out[r, c, 1] = wall_rgb[c, 1]
-                out[r, c, 2] = wall_rgb[c, 2]
-            else:
-                out[r, c, 0] = sky[0]
-                out[r, c, 1] = sky[1]
-                out[r, c, 2] = sky[2]
+            _pixel(orow, 3 * c, zero, zero, zero, gain, road_e, line_e, col, np.uint8(0),
+                   np.uint8(0) - np.uint8(r >= wall_start[c]), wall, sky_rgb)
+    for i in range(-1, nr):
+        j = i + 1
+        if j < nr:
+            z = depth[j]
+            lvl = row_level[j]
+            n = tex_n[lvl] if lvl >= 0 else 0
+            off = tex_off[lvl] if lvl >= 0 else 0
+            _ground_row(quad, fx0, fy0, inv_texel, clamp, camx + z * cs, camy + z * sn, cs, sn, z,
+                        lateral, tex, off, n, n / tex_repeat, dring[j % 3], tring[j % 2], dbuf, tbuf)
+        if i < 0:
+            continue
+        r = row0 + i
+        d = dring[i % 3]
+        up = dring[(i - 1) % 3] if i > 0 else d     # no row: a zero change
+        down = dring[j % 3] if j < nr else d
+        t = tring[i % 2]
+        orow = flat[r * w * 3:(r + 1) * w * 3]
+        g = max(abs(d[1] - d[0]), abs(d[0] - up[0]), abs(down[0] - d[0]))
+        _pixel(orow, 0, d[0], g, t[0], gain, road_e, line_e, col,
+               np.uint8(0) - np.uint8(r >= ground_start[0]), np.uint8(0) - np.uint8(r >= wall_start[0]),
+               wall, sky_rgb)
+        for c in range(1, w):
+            dc = d[c]
+            g = max(max(abs(dc - d[c - 1]), abs(dc - up[c])), abs(down[c] - dc))
+            _pixel(orow, 3 * c, dc, g, t[c], gain, road_e, line_e, col,
+                   np.uint8(0) - np.uint8(r >= ground_start[c]), np.uint8(0) - np.uint8(r >= wall_start[c]),
+                   wall, sky_rgb)
     return out

@@ -276,6 +276,15 @@ def _packed_texture() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.concatenate([t.ravel() for t in levels]).astype(np.float32), offsets, sizes
 
 
+def _cell_corners(field: np.ndarray) -> np.ndarray:
+    """(H-1, W-1) int64: the four int16 corners of each cell of ``field`` packed into one word
+    (bits 0-15: (y, x), 16-31: (y, x+1), 32-47: (y+1, x), 48-63: (y+1, x+1)), so the renderer's
+    bilinear sample is one load."""
+    f = field.astype(np.int64)
+    return np.ascontiguousarray((f[:-1, :-1] & 0xFFFF) | ((f[:-1, 1:] & 0xFFFF) << 16)
+                                | ((f[1:, :-1] & 0xFFFF) << 32) | (f[1:, 1:] << 48))
+
+
 class Renderer:
     """Renders the camera image (H,W,3 uint8 RGB) of a circuit from a car pose.
 
@@ -306,8 +315,9 @@ class Renderer:
         foot = np.sqrt((self._depth / cam.fx) * (self._depth ** 2 / (cam.mount_height * cam.fx)))
         level = np.round(np.log2(np.maximum(foot / (TEXTURE_REPEAT / TEXTURE_SIZE), 1.0))).astype(np.int64)
         self._row_level = np.where(level < len(self._texture[1]), level, -1).astype(np.int64)
-        self._dist = np.empty((len(rows), cam.width), np.float32)
-        self._tex = np.empty((len(rows), cam.width), np.float32)
+        self._quad = _cell_corners(self.field)
+        self._dring = np.empty((3, cam.width), np.float32)
+        self._tring = np.empty((2, cam.width), np.float32)
         self._wall_depths = np.geomspace(cam.near_clip, cam.far_clip, WALL_SAMPLES)
         self._no_wall = np.full(cam.width, np.inf)
         self.set_look(look or self.base_look)
@@ -328,14 +338,6 @@ class Renderer:
         yaw = float(pose[2])
         return (self.field, self._x0, self._y0, 1.0 / self._texel, FIELD_CLAMP, x, y, math.cos(yaw),
                 math.sin(yaw))
-
-    def distance_image(self, pose) -> np.ndarray:
-        """Distance (float32, FIELD_UNIT m) to the red line of the ground seen by each pixel of rows
-        row0:, and (in ``self._tex``) the asphalt texture there."""
-        t, off, n = self._texture
-        self._k.ground(*self._pose_args(pose), self._depth, self._lateral, self._row_level, t, off, n,
-                       TEXTURE_REPEAT, self._dist, self._tex)
-        return self._dist
 
     def _field_at(self, xy: np.ndarray) -> np.ndarray:
         """Unsigned distance (mm) to the red line at world points xy (N, 2) m (bilinear)."""
@@ -384,23 +386,30 @@ class Renderer:
                rng: np.random.Generator | None = None) -> np.ndarray:
         """The RGB frame (H,W,3 uint8) seen from the car at ``pose`` (x, y, yaw)."""
         cam = self.camera
-        d = self.distance_image(pose)
         depth = self.wall_depths(pose)
-        # No wall within the far clip: ground in every ground row (base -inf), sky above (top inf).
+        # Per column, the first row showing ground (r >= the wall's base row, fractional; no wall
+        # within the far clip: every ground row) and the first showing the wall (r >= its top row;
+        # none: never), as integers: r >= v for an integer r is r >= ceil(v).
+        with np.errstate(divide="ignore"):
+            base = cam.cy + cam.mount_height * cam.fx / depth        # -> cy where no wall (inf)
+            top = cam.cy - (self.look.wall_height - cam.mount_height) * cam.fx / depth
         hit = np.isfinite(depth)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            base = np.where(hit, cam.cy + cam.mount_height * cam.fx / depth, -np.inf)
-            top = np.where(hit, cam.cy - (self.look.wall_height - cam.mount_height) * cam.fx / depth, np.inf)
+        ground_start = np.where(hit, np.clip(np.ceil(base), self.row0, cam.height), self.row0).astype(np.int64)
+        wall_start = np.where(hit, np.clip(np.ceil(top), 0, cam.height), cam.height).astype(np.int64)
         if out is None:
             out = np.empty((cam.height, cam.width, 3), np.uint8)
-        self._k.compose(d, self._tex, self._tex_gain, self.row0, self._colours, self._edges, top, base,
-                        self._wall_colours(pose, depth), self._sky, out)
+        x, y = cam.position(pose)
+        yaw = float(pose[2])
+        t, off, n = self._texture
+        self._k.frame(self._quad, self._x0, self._y0, 1.0 / self._texel, FIELD_CLAMP, x, y, math.cos(yaw),
+                      math.sin(yaw), self._depth, self._lateral, self._row_level, t, off, n, TEXTURE_REPEAT,
+                      self._tex_gain, self._colours, self._edges, ground_start, wall_start,
+                      self._wall_colours(pose, depth), self._sky, self._dring, self._tring, out)
         if noise_std > 0:
             rng = rng if rng is not None else np.random.default_rng()
             noise = rng.normal(0.0, noise_std, out.shape).astype(np.float32)
             out[:] = np.clip(out.astype(np.float32) + noise, 0, 255).astype(np.uint8)
         return out
-
 
 def render_top_view(circuit: Circuit, px_per_m: float = 2.0, start_pose: bool = True,
                     trajectory: np.ndarray | None = None, car_pose=None, base: np.ndarray | None = None
