@@ -232,3 +232,80 @@ def frame(quad, fx0, fy0, inv_texel, clamp, camx, camy, cs, sn, depth, lateral, 
                    np.uint8(0) - np.uint8(r >= ground_start[c]), np.uint8(0) - np.uint8(r >= wall_start[c]),
                    wall, sky_rgb)
     return out
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _remap_linear(field, mx, my, clamp):  # pragma: no cover - compiled
+    """``cv2.remap(field, mx, my, INTER_LINEAR, BORDER_CONSTANT, clamp)`` at one point (float32
+    texel coordinates), computed as OpenCV computes it for int16: the coordinates rounded to 1/32
+    texel, float32 weights from its 32x32 table (exact products of k/32), the weighted sum in
+    float32 in OpenCV's order, rounded half to even to int16; taps outside the field read ``clamp``."""
+    X = int(np.rint(mx * np.float32(32.0)))
+    Y = int(np.rint(my * np.float32(32.0)))
+    sx = X >> 5
+    sy = Y >> 5
+    ax = np.float32((X & 31) * np.float32(0.03125))
+    ay = np.float32((Y & 31) * np.float32(0.03125))
+    w0 = (np.float32(1.0) - ay) * (np.float32(1.0) - ax)
+    w1 = (np.float32(1.0) - ay) * ax
+    w2 = ay * (np.float32(1.0) - ax)
+    w3 = ay * ax
+    h, w = field.shape
+    if sx >= w or sx + 1 < 0 or sy >= h or sy + 1 < 0:
+        return clamp
+    cv = np.float32(clamp)
+    v0 = np.float32(field[sy, sx]) if sx >= 0 and sy >= 0 else cv
+    v1 = np.float32(field[sy, sx + 1]) if sx + 1 < w and sy >= 0 else cv
+    v2 = np.float32(field[sy + 1, sx]) if sx >= 0 and sy + 1 < h else cv
+    v3 = np.float32(field[sy + 1, sx + 1]) if sx + 1 < w and sy + 1 < h else cv
+    v = int(np.rint(v0 * w0 + v1 * w1 + v2 * w2 + v3 * w3))
+    return min(max(v, -32768), 32767)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _field_mm(field, fx0, fy0, texel, clamp, unit, x, y):  # pragma: no cover - compiled
+    """Unsigned distance (mm) to the red line at world (x, y) m, the field (``unit`` m per
+    value) sampled by ``_remap_linear``."""
+    d = _remap_linear(field, np.float32((x - fx0) / texel), np.float32((y - fy0) / texel), clamp)
+    return abs(float(d)) * unit * 1000.0
+
+
+@njit(cache=True, nogil=True)
+def wall_colours(field, fx0, fy0, texel, clamp, unit, camx, camy, cs, sn, lateral, depth, wall,
+                 sun, ambient, diffuse, out):  # pragma: no cover - compiled
+    """Into ``out`` (W, 3) uint8: each column's wall colour (``wall`` (3,) RGB albedo) lit by the
+    sun on the face it sees; black where ``depth`` (W,) m is inf (no wall).
+
+    The face's normal is the distance field's gradient at the wall point (central differences
+    one texel apart, each sample OpenCV's bilinear ``remap`` of the int16 field (``unit`` m per
+    value), in mm): the face
+    looks back at the road, against the gradient, so it is lit when the sun's light (``sun``:
+    direction of travel) travels along the gradient: ambient + diffuse x max(cos, 0), at most 1.
+    """
+    sx, sy, sz = sun[0], sun[1], sun[2]
+    s_norm = math.sqrt(sx * sx + sy * sy + sz * sz)
+    if s_norm == 0.0:
+        s_norm = 1.0
+    for c in range(lateral.shape[0]):
+        z = depth[c]
+        if not math.isfinite(z):
+            out[c, 0] = 0
+            out[c, 1] = 0
+            out[c, 2] = 0
+            continue
+        lat = lateral[c] * z
+        px = camx + z * cs - lat * sn
+        py = camy + z * sn + lat * cs
+        e = texel
+        gx = (_field_mm(field, fx0, fy0, texel, clamp, unit, px + e, py)
+              - _field_mm(field, fx0, fy0, texel, clamp, unit, px - e, py))
+        gy = (_field_mm(field, fx0, fy0, texel, clamp, unit, px, py + e)
+              - _field_mm(field, fx0, fy0, texel, clamp, unit, px, py - e))
+        norm = math.hypot(gx, gy)
+        if norm == 0.0:
+            norm = 1.0
+        cos = (gx * sx + gy * sy) / norm / s_norm
+        light = min(1.0, ambient + diffuse * max(cos, 0.0))
+        for k in range(3):
+            out[c, k] = np.uint8(min(max(np.rint(wall[k] * light), 0.0), 255.0))
+    return out

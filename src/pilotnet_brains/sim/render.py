@@ -318,6 +318,7 @@ class Renderer:
         self._quad = _cell_corners(self.field)
         self._dring = np.empty((3, cam.width), np.float32)
         self._tring = np.empty((2, cam.width), np.float32)
+        self._wall_rgb = np.zeros((cam.width, 3), np.uint8)
         self._wall_depths = np.geomspace(cam.near_clip, cam.far_clip, WALL_SAMPLES)
         self._no_wall = np.full(cam.width, np.inf)
         self.set_look(look or self.base_look)
@@ -331,6 +332,8 @@ class Renderer:
         self._tex_gain = float(look.texture * light)
         self._edges = np.array([look.road_half / FIELD_UNIT, look.line_half / FIELD_UNIT], np.float32)
         self._sky = np.asarray(look.sky, np.uint8)
+        self._wall_albedo = np.asarray(look.wall, np.float64)
+        self._sun = np.asarray(look.sun, np.float64)
 
     # ------------------------------------------------------------------ geometry
     def _pose_args(self, pose) -> tuple:
@@ -338,13 +341,6 @@ class Renderer:
         yaw = float(pose[2])
         return (self.field, self._x0, self._y0, 1.0 / self._texel, FIELD_CLAMP, x, y, math.cos(yaw),
                 math.sin(yaw))
-
-    def _field_at(self, xy: np.ndarray) -> np.ndarray:
-        """Unsigned distance (mm) to the red line at world points xy (N, 2) m (bilinear)."""
-        m = ((np.asarray(xy, np.float64) - (self._x0, self._y0)) / self._texel).astype(np.float32)
-        d = cv2.remap(self.field, m[None, :, 0], m[None, :, 1], cv2.INTER_LINEAR,
-                      borderMode=cv2.BORDER_CONSTANT, borderValue=FIELD_CLAMP)
-        return np.abs(d[0].astype(np.float64)) * FIELD_UNIT * 1000.0
 
     def wall_depths(self, pose) -> np.ndarray:
         """Per column, the depth (m along the optical axis) of the wall it sees; inf: none
@@ -355,31 +351,14 @@ class Renderer:
                                  self.look.road_half / FIELD_UNIT)
 
     def _wall_colours(self, pose, depth: np.ndarray) -> np.ndarray:
-        """(W, 3) uint8: each column's wall colour lit by the sun on the face it sees."""
+        """(W, 3) uint8: each column's wall colour lit by the sun on the face it sees (black: no
+        wall); the face's normal from the distance field's gradient there."""
         look = self.look
-        out = np.zeros((self.camera.width, 3), np.uint8)
-        hit = np.isfinite(depth)
-        if not hit.any():
-            return out
         x, y = self.camera.position(pose)
         yaw = float(pose[2])
-        c, s = math.cos(yaw), math.sin(yaw)
-        z = depth[hit]
-        lat = self._lateral[hit] * z
-        p = np.stack([x + z * c - lat * s, y + z * s + lat * c], axis=1)
-        e = self._texel
-        gx = self._field_at(p + (e, 0)) - self._field_at(p - (e, 0))
-        gy = self._field_at(p + (0, e)) - self._field_at(p - (0, e))
-        norm = np.hypot(gx, gy)
-        norm[norm == 0] = 1.0
-        # The face looks back at the road, against the distance's gradient: lit when the sun's
-        # light travels along the gradient.
-        sx, sy, sz = look.sun
-        sn = math.sqrt(sx * sx + sy * sy + sz * sz) or 1.0
-        cos = (gx * sx + gy * sy) / norm / sn
-        light = np.minimum(1.0, look.ambient + look.diffuse * np.maximum(cos, 0.0))
-        out[hit] = np.clip(np.round(np.asarray(look.wall, np.float64)[None, :] * light[:, None]), 0, 255)
-        return out
+        return self._k.wall_colours(self.field, self._x0, self._y0, self._texel, FIELD_CLAMP, FIELD_UNIT, x, y,
+                                    math.cos(yaw), math.sin(yaw), self._lateral, depth, self._wall_albedo,
+                                    self._sun, look.ambient, look.diffuse, self._wall_rgb)
 
     # ------------------------------------------------------------------ frames
     def render(self, pose, out: np.ndarray | None = None, noise_std: float = 0.0,
