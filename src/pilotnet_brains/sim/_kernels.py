@@ -5,7 +5,14 @@ The camera's ground point of a pixel is ``cam + depth * (cos, sin) + lateral * d
 cos)`` (world metres; ``depth`` per image row, ``lateral`` per column, camera frame forward and
 left). ``field`` is the signed distance field (int16, from the red line, in the renderer's
 field unit; texel (0, 0) at world (fx0, fy0), ``inv_texel`` texels per metre), sampled
-bilinearly and taken unsigned; outside it, ``clamp``. Distances below are in field units.
+bilinearly and taken unsigned; outside it, ``clamp``. Distances below are in field units. The
+frame and the wall ray-cast read it as ``quad``, its cells' corners packed one word per cell
+(``render._cell_corners``).
+
+The arithmetic of each pixel is fixed (operation order, float32 vs float64, no fastmath): the
+frames are bit-identical to those networks were trained on. Speed comes from the loops' shape
+instead: one pass per frame, loops LLVM vectorises (no branches, no possibly aliasing stores
+next to gathers, no negative-index wraparound), one load per bilinear sample.
 """
 from __future__ import annotations
 
@@ -20,58 +27,89 @@ from numba.extending import intrinsic
 CHUNK = 64
 
 
-@intrinsic
-def _stack_f32(typingctx, size):  # pragma: no cover - compiled
-    """A float32 buffer of ``size`` (a literal) elements on the kernel's stack. LLVM can prove
-    that stores into it alias neither the distance field nor the texture, so the loop that gathers
-    from them and writes here is vectorised (it is not when it writes into an argument array)."""
-    if not isinstance(size, types.IntegerLiteral):
-        return None
+def _stack_buffer(dtype):
+    """An intrinsic ``f(size)``: a ``dtype`` buffer of ``size`` (a literal) elements on the
+    kernel's stack, as a pointer for ``numba.carray``. LLVM can prove that stores into it alias
+    neither the distance field nor the texture, so a loop that gathers from them and writes
+    here is vectorised (it is not when it writes into an argument array)."""
+    @intrinsic
+    def stack(typingctx, size):  # pragma: no cover - compiled
+        if not isinstance(size, types.IntegerLiteral):
+            return None
 
-    def impl(context, builder, signature, args):
-        n = context.get_constant(types.intp, size.literal_value)
-        return cgutils.alloca_once(builder, context.get_value_type(types.float32), size=n)
-    return types.CPointer(types.float32)(size), impl
+        def impl(context, builder, signature, args):
+            n = context.get_constant(types.intp, size.literal_value)
+            return cgutils.alloca_once(builder, context.get_value_type(dtype), size=n)
+        return types.CPointer(dtype)(size), impl
+    return stack
+
+
+_stack_f32 = _stack_buffer(types.float32)
+_stack_f64 = _stack_buffer(types.float64)
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _field(field, gx, gy, clamp):  # pragma: no cover - compiled
+def _field(quad, gx, gy, clamp):  # pragma: no cover - compiled
+    """Unsigned distance at texel coordinates (gx, gy), bilinear; ``clamp`` outside the field.
+
+    ``quad`` (H-1, W-1) int64 packs the four int16 corners of each field cell (bits 0-15: (y, x),
+    16-31: (y, x+1), 32-47: (y+1, x), 48-63: (y+1, x+1)), so a sample is one load; the index is
+    clamped into the field and unsigned (no negative-index wraparound) and the clamp value
+    selected after, so a loop of samples has no branch and vectorises."""
+    fw = quad.shape[1]
+    fh = quad.shape[0]
     ix = int(math.floor(gx))
     iy = int(math.floor(gy))
-    if ix < 0 or iy < 0 or ix >= field.shape[1] - 1 or iy >= field.shape[0] - 1:
-        return float(clamp)
+    inside = (ix >= 0) & (iy >= 0) & (ix < fw) & (iy < fh)
+    q = quad[uint64(min(max(iy, 0), fh - 1)), uint64(min(max(ix, 0), fw - 1))]
+    f00 = float(np.int16(q))
+    f01 = float(np.int16(q >> 16))
+    f10 = float(np.int16(q >> 32))
+    f11 = float(q >> 48)
     tx = gx - ix
     ty = gy - iy
-    a = float(field[iy, ix]) + (float(field[iy, ix + 1]) - float(field[iy, ix])) * tx
-    b = float(field[iy + 1, ix]) + (float(field[iy + 1, ix + 1]) - float(field[iy + 1, ix])) * tx
-    return abs(a + (b - a) * ty)
+    a = f00 + (f01 - f00) * tx
+    b = f10 + (f11 - f10) * tx
+    v = abs(a + (b - a) * ty)
+    return v if inside else float(clamp)
 
 
 @njit(cache=True, nogil=True)
-def wall_hits(field, fx0, fy0, inv_texel, clamp, camx, camy, cs, sn, lateral, depths,
+def wall_hits(quad, fx0, fy0, inv_texel, clamp, camx, camy, cs, sn, lateral, depths,
               threshold):  # pragma: no cover - compiled
     """Depth (m, along the optical axis) at which each column's ground ray first reaches the
     walls (its distance to the red line reaches ``threshold``), sampled at ``depths`` (K,) m,
     increasing, and interpolated linearly between the two samples around the crossing; inf where
-    the ray stays inside the road up to the last depth (the far clip)."""
+    the ray stays inside the road up to the last depth (the far clip).
+
+    Columns are marched in blocks of CHUNK, one depth at a time for the whole block (a
+    vectorised loop into a stack buffer), until every column of the block has crossed."""
     w = lateral.shape[0]
     out = np.full(w, np.inf)
-    for c in range(w):
-        lat = lateral[c]
-        prev = 0.0
+    cur = carray(_stack_f64(CHUNK), (CHUNK,))
+    prev = carray(_stack_f64(CHUNK), (CHUNK,))
+    for c0 in range(0, w, CHUNK):
+        m = min(CHUNK, w - c0)
+        left = m
         for i in range(depths.shape[0]):
             z = depths[i]
-            wx = camx + z * cs - lat * z * sn
-            wy = camy + z * sn + lat * z * cs
-            d = _field(field, (wx - fx0) * inv_texel, (wy - fy0) * inv_texel, clamp)
-            if d >= threshold:
-                if i == 0:
-                    out[c] = z
-                else:
-                    t = (threshold - prev) / max(d - prev, 1e-9)
-                    out[c] = depths[i - 1] + t * (z - depths[i - 1])
+            for j in range(m):
+                lat = lateral[c0 + j]
+                wx = camx + z * cs - lat * z * sn
+                wy = camy + z * sn + lat * z * cs
+                cur[j] = _field(quad, (wx - fx0) * inv_texel, (wy - fy0) * inv_texel, clamp)
+            for j in range(m):
+                d = cur[j]
+                if d >= threshold and out[c0 + j] == np.inf:
+                    if i == 0:
+                        out[c0 + j] = z
+                    else:
+                        t = (threshold - prev[j]) / max(d - prev[j], 1e-9)
+                        out[c0 + j] = depths[i - 1] + t * (z - depths[i - 1])
+                    left -= 1
+                prev[j] = d
+            if left == 0:
                 break
-            prev = d
     return out
 
 
@@ -84,15 +122,10 @@ def _ground_row(quad, fx0, fy0, inv_texel, clamp, ax, ay, cs, sn, z, lateral, te
     level that is an ``n``-square tile at ``tex_off`` (``k`` = n / repeat texels per m; n = 0: the
     mean, 0).
 
-    ``quad`` (H-1, W-1) int64 packs the four int16 corners of each field cell (bits 0-15: (y, x),
-    16-31: (y, x+1), 32-47: (y+1, x), 48-63: (y+1, x+1)), so a bilinear sample is one load. The
-    arithmetic is the plain per-pixel one, in the same order and precision (bit-identical frames).
-    Columns are done in blocks of CHUNK through the stack buffers ``dbuf`` and ``tbuf``, which lets
-    LLVM vectorise the loop with gathers; indices are unsigned (no negative-index wraparound)."""
+    ``quad``: the field's packed cells (see ``_field``). Columns are done in blocks of CHUNK
+    through the stack buffers ``dbuf`` and ``tbuf``, which lets LLVM vectorise the loop with
+    gathers; texture indices are unsigned (no negative-index wraparound)."""
     w = lateral.shape[0]
-    fw = quad.shape[1]
-    fh = quad.shape[0]
-    fclamp = float(clamp)
     mask = n - 1
     for c0 in range(0, w, CHUNK):
         m = min(CHUNK, w - c0)
@@ -100,22 +133,7 @@ def _ground_row(quad, fx0, fy0, inv_texel, clamp, ax, ay, cs, sn, z, lateral, te
             lz = lateral[c0 + j] * z
             wx = ax - lz * sn
             wy = ay + lz * cs
-            gx = (wx - fx0) * inv_texel
-            gy = (wy - fy0) * inv_texel
-            ix = int(math.floor(gx))
-            iy = int(math.floor(gy))
-            inside = (ix >= 0) & (iy >= 0) & (ix < fw) & (iy < fh)
-            q = quad[uint64(min(max(iy, 0), fh - 1)), uint64(min(max(ix, 0), fw - 1))]
-            f00 = float(np.int16(q))
-            f01 = float(np.int16(q >> 16))
-            f10 = float(np.int16(q >> 32))
-            f11 = float(q >> 48)
-            tx = gx - ix
-            ty = gy - iy
-            a = f00 + (f01 - f00) * tx
-            b = f10 + (f11 - f10) * tx
-            v = abs(a + (b - a) * ty)
-            dbuf[j] = v if inside else fclamp
+            dbuf[j] = _field(quad, (wx - fx0) * inv_texel, (wy - fy0) * inv_texel, clamp)
             if n > 0:
                 u = wx * k - 0.5
                 vv = wy * k - 0.5

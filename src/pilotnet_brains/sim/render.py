@@ -339,7 +339,7 @@ class Renderer:
     def _pose_args(self, pose) -> tuple:
         x, y = self.camera.position(pose)
         yaw = float(pose[2])
-        return (self.field, self._x0, self._y0, 1.0 / self._texel, FIELD_CLAMP, x, y, math.cos(yaw),
+        return (self._quad, self._x0, self._y0, 1.0 / self._texel, FIELD_CLAMP, x, y, math.cos(yaw),
                 math.sin(yaw))
 
     def wall_depths(self, pose) -> np.ndarray:
