@@ -119,7 +119,7 @@ def _ground_row(quad, fx0, fy0, inv_texel, clamp, ax, ay, cs, sn, z, lateral, te
     """One image row of ground at depth ``z`` (m; ``ax``, ``ay``: the camera's position plus ``z``
     along the optical axis): per column its distance to the red line (into ``dist`` (W,) float32,
     ``clamp`` outside the field) and the asphalt texture's value (into ``texrow``), from the mip
-    level that is an ``n``-square tile at ``tex_off`` (``k`` = n / repeat texels per m; n = 0: the
+    level that is an ``n``-square tile at ``off`` (``k`` = n / repeat texels per m; n = 0: the
     mean, 0).
 
     ``quad``: the field's packed cells (see ``_field``). Columns are done in blocks of CHUNK
@@ -296,9 +296,9 @@ def wall_colours(field, fx0, fy0, texel, clamp, unit, camx, camy, cs, sn, latera
 
     The face's normal is the distance field's gradient at the wall point (central differences
     one texel apart, each sample OpenCV's bilinear ``remap`` of the int16 field (``unit`` m per
-    value), in mm): the face
-    looks back at the road, against the gradient, so it is lit when the sun's light (``sun``:
-    direction of travel) travels along the gradient: ambient + diffuse x max(cos, 0), at most 1.
+    value), in mm): the face looks back at the road, against the gradient, so it is lit when the
+    sun's light (``sun``: direction of travel) travels along the gradient: ambient + diffuse x
+    max(cos, 0), at most 1.
     """
     sx, sy, sz = sun[0], sun[1], sun[2]
     s_norm = math.sqrt(sx * sx + sy * sy + sz * sz)

@@ -377,11 +377,8 @@ class Renderer:
         wall_start = np.where(hit, np.clip(np.ceil(top), 0, cam.height), cam.height).astype(np.int64)
         if out is None:
             out = np.empty((cam.height, cam.width, 3), np.uint8)
-        x, y = cam.position(pose)
-        yaw = float(pose[2])
         t, off, n = self._texture
-        self._k.frame(self._quad, self._x0, self._y0, 1.0 / self._texel, FIELD_CLAMP, x, y, math.cos(yaw),
-                      math.sin(yaw), self._depth, self._lateral, self._row_level, t, off, n, TEXTURE_REPEAT,
+        self._k.frame(*self._pose_args(pose), self._depth, self._lateral, self._row_level, t, off, n, TEXTURE_REPEAT,
                       self._tex_gain, self._colours, self._edges, ground_start, wall_start,
                       self._wall_colours(pose, depth), self._sky, self._dring, self._tring, out)
         if noise_std > 0:
@@ -389,6 +386,7 @@ class Renderer:
             noise = rng.normal(0.0, noise_std, out.shape).astype(np.float32)
             out[:] = np.clip(out.astype(np.float32) + noise, 0, 255).astype(np.uint8)
         return out
+
 
 def render_top_view(circuit: Circuit, px_per_m: float = 2.0, start_pose: bool = True,
                     trajectory: np.ndarray | None = None, car_pose=None, base: np.ndarray | None = None
