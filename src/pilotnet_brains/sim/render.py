@@ -3,10 +3,11 @@
 The world is the flat ground z = 0 (asphalt between the walls, with the red line painted on it,
 grass behind) plus the walls: vertical faces ``wall_height`` m high standing at the asphalt edge,
 ``road_width / 2`` m either side of the red line, under a plain sky. A pinhole camera with no tilt
-above flat ground sees, for each image row below the horizon, the ground at one depth; so the
-ground of a frame is a per-pixel world coordinate (a few array operations) plus ``cv2.remap``.
+above flat ground sees, for each image row below the horizon, the ground at one depth; so a
+frame is one compiled pass over its pixels (``_kernels.frame``): each pixel's ground point, a
+bilinear sample of the distance field below, its colour.
 
-- **Ground.** What is remapped is a **distance field**: for each texel (0.125 m) the exact
+- **Ground.** What is sampled is a **distance field**: for each texel (0.125 m) the exact
   signed distance (mm, int16) from its centre to the red line. The distance to a smooth curve is
   linear across a texel, so bilinear interpolation recovers it to a millimetre at any
   magnification, and a pixel's colour follows from it (red line, asphalt, grass). Each edge is
