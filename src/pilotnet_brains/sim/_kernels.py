@@ -234,12 +234,13 @@ def frame(quad, fx0, fy0, inv_texel, camx, camy, cs, sn, depth, lateral, row_lev
     distance to a neighbouring pixel, at least 1 (anti-aliasing: the far line is pre-filtered,
     the near line crisp). ``colours`` (3, 3) float32: lit grass, asphalt and line RGB.
 
-    Column c with a wall at depth ``wall_depth[c]`` (m; inf: none) shows it (``wall_rgb`` (W, 3)
-    uint8) from row ceil(cy - top_scale / depth) down to the row before ceil(cy + base_scale /
-    depth), the ground below (every ground row where there is no wall), the sky (``sky`` (3,)
-    uint8) above. Every ground row is shaded whole, then the rows of each column's wall and sky
-    below the first ground row are written over it; above it, rows are built from a row buffer
-    of the sky in which each column turns to its wall at the wall's top row.
+    Column c with a wall at depth Z = ``wall_depth[c]`` (m; inf: none) shows it (``wall_rgb``
+    (W, 3) uint8) from row ceil(cy - top_scale / Z) down to the row before ceil(cy + base_scale /
+    Z) (clipped to the image, the latter to the ground rows; r >= v for an integer r is r >=
+    ceil(v)), the ground below (every ground row where there is no wall), the sky (``sky`` (3,)
+    uint8) above. Every ground row is shaded whole, then the wall and sky pixels of the ground
+    rows are written over it; the rows above the ground are copies of a row buffer of the sky
+    in which each column turns to its wall at the wall's top row.
     """
     h, w = out.shape[0], out.shape[1]
     nr = depth.shape[0]
