@@ -99,16 +99,27 @@ def _field_values(quad, m, idx, tx, ty, q, out):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def wall_hits(quad, fx0, fy0, inv_texel, camx, camy, cs, sn, lateral, depths,
-              threshold):  # pragma: no cover - compiled
+def wall_hits(quad, fx0, fy0, inv_texel, camx, camy, cs, sn, lateral, depths, threshold,
+              slope):  # pragma: no cover - compiled
     """Depth (m, along the optical axis) at which each column's ground ray first reaches the
     walls (its distance to the red line reaches ``threshold``), sampled at ``depths`` (K,) m,
     increasing, and interpolated linearly between the two samples around the crossing; inf where
     the ray stays inside the road up to the last depth (the far clip).
 
     Columns are marched in blocks of CHUNK, one depth at a time for the whole block, until every
-    column of the block has crossed."""
+    column of the block has crossed. Depths that cannot reach the threshold are not sampled:
+    within a cell the bilinear field changes by at most ``slope`` (the field's largest change
+    between neighbouring texels, >= 1) per texel along x or y, so no point within (threshold - d
+    - 1) / slope texels (in x + y) of a sample at distance d, and inside the field, reaches the
+    threshold (the unit spared covers the rounding). From each depth the march goes on at the
+    last depth all the block's uncrossed columns reach that way (sampled for the interpolation,
+    not a crossing), or at the next."""
     w = lateral.shape[0]
+    nk = depths.shape[0]
+    # inside the field with a texel to spare: [1, cells - 1) on each axis
+    gx_max = quad.shape[1] - 3.0
+    gy_max = quad.shape[0] - 3.0
+    inv_slope = 1.0 / slope
     out = np.full(w, np.inf)
     idx = carray(_stack_i32(CHUNK), (CHUNK,))
     tx = carray(_stack_f64(CHUNK), (CHUNK,))
@@ -116,12 +127,17 @@ def wall_hits(quad, fx0, fy0, inv_texel, camx, camy, cs, sn, lateral, depths,
     q = carray(_stack_i64(CHUNK), (CHUNK,))
     cur = carray(_stack_f64(CHUNK), (CHUNK,))
     prev = carray(_stack_f64(CHUNK), (CHUNK,))
+    z_per_texel = carray(_stack_f64(CHUNK), (CHUNK,))
     for c0 in range(0, w, CHUNK):
         m = uint64(min(CHUNK, w - c0))
         lat = lateral[c0:]
         res = out[c0:]
+        for j in range(m):
+            # the ray's ground point moves |dx| + |dy| texels per m of depth
+            z_per_texel[j] = 1.0 / ((abs(cs - lat[j] * sn) + abs(sn + lat[j] * cs)) * inv_texel)
         left = m
-        for i in range(depths.shape[0]):
+        i = 0
+        while i < nk:
             z = depths[i]
             ax = camx + z * cs
             ay = camy + z * sn
@@ -141,6 +157,20 @@ def wall_hits(quad, fx0, fy0, inv_texel, camx, camy, cs, sn, lateral, depths,
                 prev[j] = d
             if left == 0:
                 break
+            for j in range(m):
+                lz = lat[j] * z
+                gx = (ax - lz * sn - fx0) * inv_texel
+                gy = (ay + lz * cs - fy0) * inv_texel
+                r = min(min(min(min((threshold - cur[j] - 1.0) * inv_slope, gx - 1.0), gx_max - gx),
+                            gy - 1.0), gy_max - gy)
+                cur[j] = z + r * z_per_texel[j] if res[j] == np.inf else np.inf
+            reach = np.inf
+            for j in range(m):
+                reach = min(reach, cur[j])
+            k = i + 1
+            while k < nk and depths[k] < reach:
+                k += 1
+            i = max(i + 1, k - 1)
     return out
 
 

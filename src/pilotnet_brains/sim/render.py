@@ -292,6 +292,13 @@ def _cell_corners(field: np.ndarray, clamp: int) -> np.ndarray:
     return np.pad(pack(f[:-1, :-1], f[:-1, 1:], f[1:, :-1], f[1:, 1:]), 1, constant_values=pack(c, c, c, c))
 
 
+def _field_slope(field: np.ndarray) -> float:
+    """The largest change (field units) between two neighbouring texels of ``field``, at least 1:
+    the most its bilinear interpolation changes per texel moved along x or y."""
+    f = field.astype(np.int32)
+    return float(max(1, np.abs(np.diff(f, axis=0)).max(initial=0), np.abs(np.diff(f, axis=1)).max(initial=0)))
+
+
 class Renderer:
     """Renders the camera image (H,W,3 uint8 RGB) of a circuit from a car pose.
 
@@ -323,6 +330,7 @@ class Renderer:
         level = np.round(np.log2(np.maximum(foot / (TEXTURE_REPEAT / TEXTURE_SIZE), 1.0))).astype(np.int64)
         self._row_level = np.where(level < len(self._texture[1]), level, -1).astype(np.int64)
         self._quad = _cell_corners(self.field, FIELD_CLAMP)
+        self._slope = _field_slope(self.field)
         self._dring = np.empty((3, cam.width), np.float32)
         self._tring = np.empty((2, cam.width), np.float32)
         self._wall_rgb = np.zeros((cam.width, 3), np.uint8)
@@ -354,7 +362,7 @@ class Renderer:
         if self.look.wall_height <= 0:
             return self._no_wall
         return self._k.wall_hits(*self._pose_args(pose), self._lateral, self._wall_depths,
-                                 self.look.road_half / FIELD_UNIT)
+                                 self.look.road_half / FIELD_UNIT, self._slope)
 
     def _wall_colours(self, pose, depth: np.ndarray) -> np.ndarray:
         """(W, 3) uint8: each column's wall colour lit by the sun on the face it sees (black: no
