@@ -71,7 +71,7 @@ def _field_point(quad, fx0, fy0, inv_texel, wx, wy, j, idx, tx, ty):  # pragma: 
     fy = np.floor(gy)
     tx[j] = gx - fx
     ty[j] = gy - fy
-    idx[j] = np.int32((fy + 1.0) * (fw + 2.0) + (fx + 1.0))
+    idx[j] = np.int32(fy * (fw + 2.0) + fx + (fw + 3.0))    # cell (fy + 1, fx + 1) of quad
 
 
 @njit(cache=True, nogil=True, inline="always")
