@@ -270,20 +270,33 @@ def gravel_texture(size: int = TEXTURE_SIZE, seed: int = 0) -> list[np.ndarray]:
 
 
 def _packed_texture() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The gravel texture's mip levels packed flat for the kernels: (values, offsets, sizes)."""
-    levels = gravel_texture()
-    sizes = np.array([t.shape[0] for t in levels], np.int64)
-    offsets = np.concatenate([[0], np.cumsum(sizes ** 2)[:-1]]).astype(np.int64)
+    """The gravel texture's mip levels packed flat for the kernels: (values, offsets, sizes).
+    Each n-square level is stored (n+1)-square, its first row and column repeated after the
+    last (the tile wraps), so a bilinear sample's four texels are at fixed offsets."""
+    levels = [np.pad(t, ((0, 1), (0, 1)), mode="wrap") for t in gravel_texture()]
+    sizes = np.array([t.shape[0] - 1 for t in levels], np.int64)
+    offsets = np.concatenate([[0], np.cumsum((sizes + 1) ** 2)[:-1]]).astype(np.int64)
     return np.concatenate([t.ravel() for t in levels]).astype(np.float32), offsets, sizes
 
 
-def _cell_corners(field: np.ndarray) -> np.ndarray:
-    """(H-1, W-1) int64: the four int16 corners of each cell of ``field`` packed into one word
+def _cell_corners(field: np.ndarray, clamp: int) -> np.ndarray:
+    """(H+1, W+1) int64: the four int16 corners of each cell of ``field`` packed into one word
     (bits 0-15: (y, x), 16-31: (y, x+1), 32-47: (y+1, x), 48-63: (y+1, x+1)), so the renderer's
-    bilinear sample is one load."""
+    bilinear sample is one load; the (H-1) x (W-1) cells framed by a border of cells whose
+    corners are all ``clamp`` (what the field reads outside)."""
+    def pack(f00, f01, f10, f11):
+        return (f00 & 0xFFFF) | ((f01 & 0xFFFF) << 16) | ((f10 & 0xFFFF) << 32) | (f11 << 48)
+
     f = field.astype(np.int64)
-    return np.ascontiguousarray((f[:-1, :-1] & 0xFFFF) | ((f[:-1, 1:] & 0xFFFF) << 16)
-                                | ((f[1:, :-1] & 0xFFFF) << 32) | (f[1:, 1:] << 48))
+    c = np.int64(clamp)
+    return np.pad(pack(f[:-1, :-1], f[:-1, 1:], f[1:, :-1], f[1:, 1:]), 1, constant_values=pack(c, c, c, c))
+
+
+def _field_slope(field: np.ndarray) -> float:
+    """The largest change (field units) between two neighbouring texels of ``field``, at least 1:
+    the most its bilinear interpolation changes per texel moved along x or y."""
+    f = field.astype(np.int32)
+    return float(max(1, np.abs(np.diff(f, axis=0)).max(initial=0), np.abs(np.diff(f, axis=1)).max(initial=0)))
 
 
 class Renderer:
@@ -316,7 +329,8 @@ class Renderer:
         foot = np.sqrt((self._depth / cam.fx) * (self._depth ** 2 / (cam.mount_height * cam.fx)))
         level = np.round(np.log2(np.maximum(foot / (TEXTURE_REPEAT / TEXTURE_SIZE), 1.0))).astype(np.int64)
         self._row_level = np.where(level < len(self._texture[1]), level, -1).astype(np.int64)
-        self._quad = _cell_corners(self.field)
+        self._quad = _cell_corners(self.field, FIELD_CLAMP)
+        self._slope = _field_slope(self.field)
         self._dring = np.empty((3, cam.width), np.float32)
         self._tring = np.empty((2, cam.width), np.float32)
         self._wall_rgb = np.zeros((cam.width, 3), np.uint8)
@@ -340,8 +354,7 @@ class Renderer:
     def _pose_args(self, pose) -> tuple:
         x, y = self.camera.position(pose)
         yaw = float(pose[2])
-        return (self._quad, self._x0, self._y0, 1.0 / self._texel, FIELD_CLAMP, x, y, math.cos(yaw),
-                math.sin(yaw))
+        return (self._quad, self._x0, self._y0, 1.0 / self._texel, x, y, math.cos(yaw), math.sin(yaw))
 
     def wall_depths(self, pose) -> np.ndarray:
         """Per column, the depth (m along the optical axis) of the wall it sees; inf: none
@@ -349,7 +362,7 @@ class Renderer:
         if self.look.wall_height <= 0:
             return self._no_wall
         return self._k.wall_hits(*self._pose_args(pose), self._lateral, self._wall_depths,
-                                 self.look.road_half / FIELD_UNIT)
+                                 self.look.road_half / FIELD_UNIT, self._slope)
 
     def _wall_colours(self, pose, depth: np.ndarray) -> np.ndarray:
         """(W, 3) uint8: each column's wall colour lit by the sun on the face it sees (black: no
@@ -367,21 +380,13 @@ class Renderer:
         """The RGB frame (H,W,3 uint8) seen from the car at ``pose`` (x, y, yaw)."""
         cam = self.camera
         depth = self.wall_depths(pose)
-        # Per column, the first row showing ground (r >= the wall's base row, fractional; no wall
-        # within the far clip: every ground row) and the first showing the wall (r >= its top row;
-        # none: never), as integers: r >= v for an integer r is r >= ceil(v).
-        with np.errstate(divide="ignore"):
-            base = cam.cy + cam.mount_height * cam.fx / depth        # -> cy where no wall (inf)
-            top = cam.cy - (self.look.wall_height - cam.mount_height) * cam.fx / depth
-        hit = np.isfinite(depth)
-        ground_start = np.where(hit, np.clip(np.ceil(base), self.row0, cam.height), self.row0).astype(np.int64)
-        wall_start = np.where(hit, np.clip(np.ceil(top), 0, cam.height), cam.height).astype(np.int64)
         if out is None:
             out = np.empty((cam.height, cam.width, 3), np.uint8)
         t, off, n = self._texture
         self._k.frame(*self._pose_args(pose), self._depth, self._lateral, self._row_level, t, off, n, TEXTURE_REPEAT,
-                      self._tex_gain, self._colours, self._edges, ground_start, wall_start,
-                      self._wall_colours(pose, depth), self._sky, self._dring, self._tring, out)
+                      self._tex_gain, self._colours, self._edges, depth, cam.cy, cam.mount_height * cam.fx,
+                      (self.look.wall_height - cam.mount_height) * cam.fx, self._wall_colours(pose, depth),
+                      self._sky, self._dring, self._tring, out)
         if noise_std > 0:
             rng = rng if rng is not None else np.random.default_rng()
             noise = rng.normal(0.0, noise_std, out.shape).astype(np.float32)
