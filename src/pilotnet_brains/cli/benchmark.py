@@ -223,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "each run an isolated circuit.launch (own ROS master on a free port, own processes), "
                     "then write results/benchmarks/<campaign>/report.md, summary.{csv,json}, runs.csv and "
                     "plots. Run it again to resume: finished runs are skipped. Campaign file format: see "
-                    "config/benchmarks/default.yaml and pilotnet_brains/campaign.py.",
+                    "config/benchmarks/default.yaml and pilotnet_brains/campaign/__init__.py.",
         formatter_class=HelpFormatter,
         epilog="examples:\n  scripts/benchmark default --jobs 2\n  scripts/benchmark tiny --list\n"
                "  scripts/benchmark my_campaign.yaml --report-only")

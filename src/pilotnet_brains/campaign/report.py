@@ -1,0 +1,230 @@
+"""The campaign report: report.md, summary.{csv,json}, runs.csv and the plots, written by
+:func:`write_report`."""
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import json
+import math
+import os
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from pilotnet_brains.campaign.aggregate import (
+    AGG_METRICS,
+    TABLE_HEADER,
+    TABLE_METRICS,
+    TARGET_RTF,
+    collect_runs,
+    offline_index,
+    summarize,
+    targets,
+)
+from pilotnet_brains.campaign.matrix import RunSpec
+from pilotnet_brains.campaign.plots import plot_bars, plot_scatter, plot_trajectories
+from pilotnet_brains.campaign.spec import Campaign
+from pilotnet_brains.util import atomic_write_bytes, atomic_write_text
+
+
+def _ms(stat: Mapping[str, Any], digits: int) -> str:
+    if not stat or stat.get("mean") is None:
+        return "-"
+    m, s = stat["mean"], stat["spread"]
+    if digits >= 4 and abs(m) >= 0.01:
+        digits = 4
+    return f"{m:.{digits}f}" + (f" ± {s:.{digits}f}" if stat.get("n", 0) > 1 else "")
+
+
+def completed_text(row: Mapping[str, Any]) -> str:
+    text = f"{row['completed']}/{row['laps']}"
+    if row["dnf"]:
+        text += " (DNF " + ", ".join(row["dnf"]) + ")"
+    return text
+
+
+def table_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    lines = ["| " + " | ".join(TABLE_HEADER) + " |", "| " + " | ".join("---" for _ in TABLE_HEADER) + " |"]
+    for r in rows:
+        cells = [r["method"]] + [_ms(r[k], d) for k, _, d in TABLE_METRICS] + [
+            completed_text(r), "-" if r["size_mb"] is None else f"{r['size_mb']:.2f}",
+            "-" if r["offline_mse"] is None else f"{r['offline_mse']:.4g}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _mark(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "**missed**")
+
+
+def machine_text(env: Mapping[str, Any] | None) -> str:
+    if not env:
+        return "unknown (no run finished)"
+    libs = env.get("libraries") or {}
+    lib = ", ".join(f"{k} {v}" for k, v in libs.items())
+    return (f"{env.get('cpu')} ({env.get('cpu_count')} cores), Python {env.get('python')}, {env.get('platform')}, "
+            f"ROS {env.get('ros_distro') or '?'}; {lib}")
+
+
+def expert_text(circuit: str) -> str:
+    """The privileged expert's lap of ``circuit`` (the speed the networks learned from), for scale."""
+    from pilotnet_brains.expert import expert_lap
+
+    try:
+        lap = expert_lap(circuit)
+    except (OSError, ValueError) as e:
+        return f"Expert reference: unavailable ({e})."
+    return (f"Expert reference (privileged pure pursuit on the centerline, commands at 20 Hz, from the start "
+            f"pose): {lap['average_speed']:.2f} m/s, lap {lap['lap_time']:.2f} s, deviation MAE "
+            f"{lap['deviation_mae']:.3f} m.")
+
+
+def report_markdown(campaign: Campaign, rows: Sequence[Mapping[str, Any]], runs: Sequence[Mapping[str, Any]],
+                    skipped: Sequence[Mapping[str, str]], pending: int, plots: Mapping[str, list[str]],
+                    env: Mapping[str, Any] | None = None, wall_s: float | None = None) -> str:
+    mode = (f"realtime, target real-time factor {campaign.rtf:g}" if campaign.mode == "realtime"
+            else "lockstep (the simulator waits for each command: deterministic, as fast as the brain answers)")
+    starts = campaign.starts
+    start_text = ("the circuit's start pose" if not starts.get("random") else
+                  f"{starts['random']} seeded random points along the lap (seed {starts['seed']}, direction "
+                  f"{starts['direction']}), the same for every method")
+    lines = [f"# Benchmark campaign `{campaign.name}`", ""]
+    if campaign.description:
+        lines += [campaign.description, ""]
+    lines += [f"- Machine: {machine_text(env)}",
+              f"- Simulator: embedded f1_sim, mode {mode}",
+              f"- Laps per run: {campaign.laps}; repetitions: {campaign.repetitions}; starts: {start_text}",
+              f"- Inference threads: {campaign.threads}; lap timeout: "
+              + (f"{campaign.lap_timeout:g} sim s" if campaign.lap_timeout else "circuit length / 2 m/s (sim s)")
+              + f"; run timeout: {campaign.run_timeout or 'auto'} wall s",
+              f"- Runs finished: {len(runs)}" + (f", not yet run: {pending}" if pending else "")
+              + (f"; wall time of the last invocation {wall_s:.0f} s" if wall_s else "")
+              + (f"; the runs' own wall times add up to {sum(float(r.get('wall_s') or 0) for r in runs):.0f} s"
+                 if runs else ""),
+              f"- Generated {_dt.datetime.now().isoformat(timespec='seconds')} from `{campaign.source}`", ""]
+    if skipped:
+        lines += ["## Skipped on this machine", "", "| Method | Reason |", "| --- | --- |"]
+        lines += [f"| {s['label']} | {s['reason']} |" for s in skipped]
+        lines.append("")
+    by_circuit: dict[str, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        by_circuit.setdefault(r["circuit"], []).append(r)
+    for circuit, rs in by_circuit.items():
+        lines += [f"## {circuit}", "", table_markdown(rs), expert_text(circuit), ""]
+        for p in plots.get(circuit, []):
+            lines += [f"![{circuit} trajectories]({p})", ""]
+    lines += ["Mean ± sample standard deviation over the laps of every repetition and start (no ± with one "
+              "lap). Average speed = path length / sim time; position deviation MAE = mean distance (m) of "
+              "the car to the red centerline over the odometry samples; BM position deviation = Behavior "
+              "Metrics' definition, for each red-line point its distance d to the driven path, mean of "
+              "1000^d (1 = perfect; comparable with their published tables); wall contacts = touches of the "
+              "car's footprint on the walls; brain frequency = brain iterations per "
+              "wall-clock second; real time factor = sim time / wall time; lap time in sim s over "
+              "completed laps. DNF reasons: off_track, crashed, stuck, timeout, brain_died, sim_died, "
+              "interrupted (from the "
+              "metrics node), hung (the run exceeded its wall timeout and was ended), failed (the launch "
+              "ended without results). Size and offline MSE (normalized units) come from the newest "
+              "`scripts/evaluate_offline` result for the same artifact file, '-' when there is none.", ""]
+    for p in plots.get("", []):
+        lines += [f"![{os.path.splitext(p)[0]}]({p})", ""]
+    lines += ["## Targets (measured vs target; reported, not asserted)", "",
+              "| Circuit | Method | Target | Measured | Goal | Status |", "| --- | --- | --- | --- | --- | --- |"]
+    for t in targets(rows, campaign):
+        for it in t["items"]:
+            lines.append(f"| {t['circuit']} | {t['method']} | {it['what']} | {it['measured']} | {it['target']} | "
+                         f"{_mark(it['ok'])} |")
+    lines += ["", "Brain frequency target: camera-bound (the brain answers every camera frame) for every "
+              "method but keras, whose 1/iteration time must reach >= 10x the published original PilotNet's "
+              "5.6 it/s. Real-time factor target applies to realtime campaigns at target 1.0 "
+              f"(>= {TARGET_RTF} x target).", ""]
+    return "\n".join(lines)
+
+
+RUNS_CSV_RUN = ("run_id", "circuit", "method", "brain", "backend", "model", "reverse", "start_index", "start_s",
+                "repetition", "outcome", "wall_s")
+RUNS_CSV_LAP = ("lap", "completed", "dnf_reason", "lap_time", "distance", "percentage", "average_speed",
+                "deviation_mae", "deviation_max", "deviation_bm_1000pow", "deviation_bm_mean", "wall_contacts",
+                "wall_contact_time", "brain_frequency_wall",
+                "brain_frequency_sim", "brain_frequency_bm", "inference_time_mean", "inference_time_p50",
+                "inference_time_p99", "real_time_factor", "camera_fps_sim", "brain_iterations", "skipped_frames",
+                "bad_frames", "bad_outputs", "suddenness", "dnf_detail")
+
+
+def _cell(v: Any) -> Any:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return ""
+    return v
+
+
+def runs_csv(runs: Sequence[Mapping[str, Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(RUNS_CSV_RUN + RUNS_CSV_LAP)
+    for r in runs:
+        for lap in r["laps"]:
+            w.writerow([_cell(r.get(k)) for k in RUNS_CSV_RUN] + [_cell(lap.get(k)) for k in RUNS_CSV_LAP])
+    return buf.getvalue()
+
+
+def summary_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    head = ["circuit", "method", "brain", "backend", "model", "runs", "laps", "completed", "dnf"]
+    for k in AGG_METRICS:
+        head += [f"{k}_mean", f"{k}_spread", f"{k}_n"]
+    head += ["size_mb", "offline_mse"]
+    w.writerow(head)
+    for r in rows:
+        cells = [r[k] for k in head[:8]] + [";".join(r["dnf"])]
+        for k in AGG_METRICS:
+            cells += [_cell(r[k]["mean"]), _cell(r[k]["spread"]), r[k]["n"]]
+        cells += [_cell(r["size_mb"]), _cell(r["offline_mse"])]
+        w.writerow(cells)
+    return buf.getvalue()
+
+
+def _clean(o: Any) -> Any:
+    if isinstance(o, dict):
+        return {k: _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    if isinstance(o, (float, np.floating)):
+        return float(o) if math.isfinite(float(o)) else None
+    if isinstance(o, np.integer):
+        return int(o)
+    return o
+
+
+# ---------------------------------------------------------------------------------- the report
+def write_report(campaign_dir: str, campaign: Campaign, specs: Sequence[RunSpec], skipped: Sequence[Mapping[str, str]],
+                 offline_root: str | None = None, plots: bool = True, wall_s: float | None = None
+                 ) -> dict[str, Any]:
+    """Aggregate the finished runs into report.md, summary.{csv,json}, runs.csv and the plots (all
+    written atomically). Returns the summary document."""
+    runs = collect_runs(campaign_dir, specs)
+    rows = summarize(runs, offline_index(offline_root) if offline_root else None)
+    env = next((r["environment"] for r in runs if r.get("environment")), None)
+    figs: dict[str, list[str]] = {}
+    if plots and runs:
+        for circuit in campaign.circuits:
+            rs = [r for r in runs if r["circuit_arg"] == circuit]
+            if rs:
+                name = f"trajectories_{rs[0]['circuit']}.png"
+                atomic_write_bytes(os.path.join(campaign_dir, name), plot_trajectories(circuit, rs))
+                figs.setdefault(rs[0]["circuit"], []).append(name)
+        if rows:
+            atomic_write_bytes(os.path.join(campaign_dir, "inference_frequency.png"), plot_bars(rows))
+            atomic_write_bytes(os.path.join(campaign_dir, "deviation_vs_inference.png"), plot_scatter(rows))
+            figs[""] = ["inference_frequency.png", "deviation_vs_inference.png"]
+    pending = len(specs) - len(runs)
+    doc = {"campaign": campaign.to_dict(), "generated": _dt.datetime.now().isoformat(timespec="seconds"),
+           "environment": env, "wall_s": wall_s, "pending": pending, "skipped": list(skipped),
+           "summary": rows, "targets": targets(rows, campaign),
+           "runs": [{k: v for k, v in r.items() if k not in ("environment",)} for r in runs]}
+    atomic_write_text(os.path.join(campaign_dir, "summary.json"), json.dumps(_clean(doc), indent=1) + "\n")
+    atomic_write_text(os.path.join(campaign_dir, "summary.csv"), summary_csv(rows))
+    atomic_write_text(os.path.join(campaign_dir, "runs.csv"), runs_csv(runs))
+    atomic_write_text(os.path.join(campaign_dir, "report.md"),
+                      report_markdown(campaign, rows, runs, skipped, pending, figs, env, wall_s))
+    return doc
