@@ -473,11 +473,6 @@ class Circuit:
         best_s[best_s > self.length - 1e-9] = 0.0
         return best_s, best_lat
 
-    def progress(self, s_from, s_to):
-        """Signed forward distance (m) from s_from to s_to along the lap, in [-length/2, length/2)."""
-        d = (np.asarray(s_to, dtype=np.float64) - np.asarray(s_from, dtype=np.float64)) % self.length
-        return np.where(d >= self.length / 2, d - self.length, d)
-
     def bounds(self, margin: float = 0.0) -> tuple[float, float, float, float]:
         """(xmin, ymin, xmax, ymax) of the road (m), grown by ``margin`` m."""
         lo = self.polyline.min(axis=0) - self.road_width / 2 - margin

@@ -23,6 +23,7 @@ import numpy as np
 from pilotnet_brains.circuits import EVALUATION_CIRCUITS, TRAINING_CIRCUITS, load_circuit
 from pilotnet_brains.dataset import RunWriter
 from pilotnet_brains.expert import PurePursuitExpert
+from pilotnet_brains.metrics import wrap_signed
 from pilotnet_brains.preprocess import V_RANGE, W_RANGE
 from pilotnet_brains.sim import SimConfig, Simulator
 
@@ -77,7 +78,7 @@ def drive_episode(sim: Simulator, expert: PurePursuitExpert, writer: RunWriter, 
             sim.set_command(v, w)
         _, rgb = sim.step_to_next_frame()
         s, lat = circuit.project(np.array(sim.pose[:2])[None])
-        travelled += float(circuit.progress(s_prev, s[0]))
+        travelled += float(wrap_signed(s[0] - s_prev, circuit.length))
         s_prev = float(s[0])
         lateral_abs.append(abs(float(lat[0])))
         if lateral_abs[-1] > half_width - 0.3 or sim.in_contact:

@@ -83,22 +83,22 @@ class PurePursuitExpert:
 
 def expert_lap(circuit: CircuitLike, rate: float = 20.0, max_time: float = 600.0) -> dict:
     """One lap of the expert from the circuit's start pose, commands at ``rate`` Hz (the camera's)
-    held between updates, kinematics only (no rendering). The reference the networks are measured
-    against: {"completed", "lap_time" s, "average_speed" m/s, "deviation_mae" m, "deviation_max" m}."""
+    held between updates, kinematics only (no rendering). Measured as every run is: its poses go
+    through :class:`pilotnet_brains.metrics.RunTracker` (the lap ends at the interpolated crossing,
+    average speed = driven path / lap time). The reference the networks are measured against: the
+    lap's metrics (:func:`pilotnet_brains.metrics.lap_metrics`; a DNF past ``max_time`` sim s)."""
+    from pilotnet_brains.metrics import LapLimits, RunTracker
     from pilotnet_brains.sim.kinematics import integrate
 
     c = as_circuit(circuit)
     expert = PurePursuitExpert(c)
+    tracker = RunTracker(c, LapLimits(laps=1, timeout=max_time))
+    tracker.arm(0.0)
     pose = tuple(float(p) for p in c.start_pose)
-    s_prev = float(c.project(np.array([pose[:2]]))[0][0])
-    dt, t, progress, lats = 1.0 / rate, 0.0, 0.0, []
-    while progress < c.length and t < max_time:
-        pose = integrate(pose, *expert(pose), dt)
-        t += dt
-        s, lat = c.project(np.array([pose[:2]]))
-        progress += float(c.progress(s_prev, s[0]))
-        s_prev = float(s[0])
-        lats.append(abs(float(lat[0])))
-    return {"completed": progress >= c.length, "lap_time": round(t, 3),
-            "average_speed": round(progress / t, 3), "deviation_mae": round(float(np.mean(lats)), 4),
-            "deviation_max": round(float(np.max(lats)), 4)}
+    tracker.add_odom(0.0, pose[0], pose[1], yaw=pose[2])
+    step = 0
+    while not tracker.done:
+        pose = integrate(pose, *expert(pose), 1.0 / rate)
+        step += 1
+        tracker.add_odom(step / rate, pose[0], pose[1], yaw=pose[2])
+    return tracker.lap_metrics(tracker.laps[0])

@@ -16,6 +16,7 @@ from pilotnet_brains.circuits import (
     circuit_names,
     load_circuit,
 )
+from pilotnet_brains.metrics import wrap_signed
 
 REFERENCE = {  # Gazebo F1 worlds, measured from their meshes: spawn pose, red-line lap length (m),
     # road width (m), red line width (m), minimum radius of the line (m, circle through +-1 m)
@@ -150,10 +151,10 @@ def test_circle_length_curvature_and_projection():
     pts = np.array([[28.0, 0.0], [0.0, 33.0], [-31.0, 0.0], [0.0, -30.0]])
     s, lat = c.project(pts)
     assert lat == pytest.approx([2.0, -3.0, -1.0, 0.0], abs=0.01)
-    assert c.progress(np.array([0.0, 0.25, 0.5, 0.75]) * c.length, s) == pytest.approx(np.zeros(4), abs=0.05)
+    assert wrap_signed(s - np.array([0.0, 0.25, 0.5, 0.75]) * c.length, c.length) == pytest.approx(np.zeros(4), abs=0.05)
     # s wraps modulo the length.
     assert c.point_at(c.length + 5.0)[0] == pytest.approx(c.point_at(5.0)[0])
-    assert c.progress(c.length - 1.0, 1.0) == pytest.approx(2.0)
+    assert wrap_signed(1.0 - (c.length - 1.0), c.length) == pytest.approx(2.0)
 
 
 def test_project_is_vectorized_and_agrees_with_point_at():
@@ -164,7 +165,7 @@ def test_project_is_vectorized_and_agrees_with_point_at():
     xy = c.point_at(s) + off[:, None] * np.stack([np.cos(normal), np.sin(normal)], axis=1)
     s2, lat = c.project(xy)
     assert lat == pytest.approx(off, abs=0.01)
-    assert np.abs(c.progress(s, s2)).max() < 0.05
+    assert np.abs(wrap_signed(s2 - s, c.length)).max() < 0.05
 
 
 # ----------------------------------------------------------------------------- validation
