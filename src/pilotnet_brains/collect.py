@@ -25,6 +25,7 @@ from pilotnet_brains.dataset import RunWriter
 from pilotnet_brains.expert import PurePursuitExpert
 from pilotnet_brains.metrics import wrap_signed
 from pilotnet_brains.preprocess import V_RANGE, W_RANGE
+from pilotnet_brains.reporting import pyplot, write_png
 from pilotnet_brains.sim import SimConfig, Simulator
 
 
@@ -160,14 +161,9 @@ def write_summary(out_dir: str, stats: dict, cfg: dict) -> str:
     summary = {"frames": len(samples), "frames_per_circuit": per_circuit, "runs": stats, "config": cfg}
     path = os.path.join(out_dir, "summary.json")
     atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     v = np.array([s.v for s in samples])
     w = np.array([s.w for s in samples])
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    fig, axes = pyplot().subplots(1, 2, figsize=(9, 3.2))
     axes[0].hist(v, bins=40, range=V_RANGE, color="tab:blue")
     axes[0].set_xlabel("v (m/s)")
     axes[1].hist(w, bins=60, range=W_RANGE, color="tab:red", log=True)
@@ -176,7 +172,6 @@ def write_summary(out_dir: str, stats: dict, cfg: dict) -> str:
         ax.set_ylabel("frames")
     fig.suptitle(f"{len(samples)} frames in {os.path.basename(os.path.normpath(out_dir))}")
     fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "labels.png"), dpi=90)
-    plt.close(fig)
+    write_png(fig, os.path.join(out_dir, "labels.png"), dpi=90, tight=False)
     return path
 

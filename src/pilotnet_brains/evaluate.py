@@ -24,6 +24,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from pilotnet_brains.reporting import md_table, pyplot, write_png
+
 #: Quantized variants must keep their MSE within this factor of their fp32 parent's.
 MSE_TARGET = 1.05
 #: Quantized methods (checked against MSE_TARGET) -> their fp32 reference row.
@@ -475,21 +477,21 @@ def to_markdown(result: dict[str, Any]) -> str:
                   "their MSE is not a driving result.", ""]
     head = ["Method", "Model size (MB)", "MSE", "Inference time (s)", "p99 (s)", f"Throughput (fps @{s['batch']})",
             "v RMSE (m/s)", "w RMSE (rad/s)", "Sparsity", "gzip (MB)", "max abs Δ vs parent", "Target (MSE ≤ 1.05× fp32)"]
-    lines += ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    cells = []
     for r in rows:
         acc = r["accuracy"]["overall"]
-        lines.append("| " + " | ".join([
+        cells.append([
             r["method"] + ("*" if r.get("smoke") else ""), _f(_mb(r["size_bytes"]), ".2f"), _f(acc["mse"], ".4g"),
             _f(r["latency_s"]["p50"], ".2e"), _f(r["latency_s"]["p99"], ".2e"), _f(r["throughput_fps"], ".0f"),
             _f(acc["rmse_v_mps"], ".3f"), _f(acc["rmse_w_radps"], ".3f"),
             _f(r.get("sparsity"), ".1%"), _f(_mb(r["gzip_bytes"]), ".2f"),
-            _f(r.get("max_abs_diff_parent"), ".3g"), r.get("target", "") or "–"]) + " |")
+            _f(r.get("max_abs_diff_parent"), ".3g"), r.get("target", "") or "–"])
+    lines += md_table(head, cells)
     circuits = list(result["test"]["frames_per_circuit"])
-    lines += ["", "## MSE per evaluation circuit (normalized units)", "",
-              "| Method | " + " | ".join(circuits) + " | overall |", "|" + " --- |" * (len(circuits) + 2)]
-    for r in rows:
-        lines.append(f"| {r['method']} | " + " | ".join(_f(r["accuracy"][c]["mse"], ".4g") for c in circuits)
-                     + f" | {_f(r['accuracy']['overall']['mse'], '.4g')} |")
+    lines += ["", "## MSE per evaluation circuit (normalized units)", ""]
+    lines += md_table(["Method", *circuits, "overall"],
+                      [[r["method"], *(_f(r["accuracy"][c]["mse"], ".4g") for c in circuits),
+                        _f(r["accuracy"]["overall"]["mse"], ".4g")] for r in rows])
     lines += ["", "## Targets", ""]
     sized = [r for r in rows if "size_ratio_vs_fp32" in r]
     for r in sized:
@@ -515,11 +517,7 @@ def to_markdown(result: dict[str, Any]) -> str:
 def plot(result: dict[str, Any], folder: str) -> list[str]:
     """scatter.png (batch-1 p50 vs MSE, marker area ∝ size) and bars.png (per method: size, MSE,
     p50). Written atomically; returns the file names."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = result["rows"]
     if not rows:
         return []
@@ -540,7 +538,8 @@ def plot(result: dict[str, Any], folder: str) -> list[str]:
     ax.set_title("Size (marker area, colour = log10 MB) vs latency vs MSE")
     fig.colorbar(sc, ax=ax, label="log10 size (MB)")
     ax.grid(alpha=0.3)
-    files.append(_save(fig, os.path.join(folder, "scatter.png")))
+    fig.tight_layout()
+    files.append(write_png(fig, os.path.join(folder, "scatter.png"), dpi=100, tight=False))
     fig, axes = plt.subplots(3, 1, figsize=(max(6, 0.55 * len(rows) + 2), 9), sharex=True)
     pos = np.arange(len(rows))
     axes[0].bar(pos, size, color="tab:blue")
@@ -556,16 +555,7 @@ def plot(result: dict[str, Any], folder: str) -> list[str]:
     for a in axes:
         a.grid(axis="y", alpha=0.3)
     fig.suptitle("PilotNet variants, offline")
-    files.append(_save(fig, os.path.join(folder, "bars.png")))
+    fig.tight_layout()
+    files.append(write_png(fig, os.path.join(folder, "bars.png"), dpi=100, tight=False))
     return files
 
-
-def _save(fig, path: str) -> str:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return os.path.basename(path)

@@ -29,6 +29,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from pilotnet_brains.reporting import csv_cell, md_table, png_bytes, pyplot, to_json
 from pilotnet_brains.util import atomic_write_bytes, atomic_write_text, sha256_path
 
 #: Column titles of the tables' metrics (run tables and campaign reports), with their units. The brain
@@ -202,31 +203,6 @@ def model_identity(model: str) -> dict[str, object]:
 
 
 # ---------------------------------------------------------------------------------- formatting
-def _json_default(o):
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def _clean(o):
-    """NaN/inf -> None so the JSON is standard (RFC 8259) and readable everywhere."""
-    if isinstance(o, dict):
-        return {k: _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
-    if isinstance(o, (float, np.floating)) and not math.isfinite(float(o)):
-        return None
-    return o
-
-
-def to_json(data) -> str:
-    return json.dumps(_clean(data), indent=2, sort_keys=False, default=_json_default) + "\n"
-
-
 def _fmt(x, digits: int = 3) -> str:
     if x is None:
         return "-"
@@ -258,14 +234,8 @@ def table_rows(laps: Sequence[Mapping[str, object]], method: str) -> list[list[s
 
 def markdown_table(laps: Sequence[Mapping[str, object]], method: str, title: str = "") -> str:
     """The run's table in Markdown, with the units and the BM-style deviation as notes."""
-    lines = []
-    if title:
-        lines += [f"### {title}", ""]
-    lines.append("| " + " | ".join(TABLE_HEADER) + " |")
-    lines.append("| " + " | ".join("---" for _ in TABLE_HEADER) + " |")
-    for row in table_rows(laps, method):
-        lines.append("| " + " | ".join(row) + " |")
-    lines.append("")
+    lines = [f"### {title}", ""] if title else []
+    lines += md_table(TABLE_HEADER, table_rows(laps, method)) + [""]
     bm = ", ".join(_fmt(lap.get("deviation_bm_1000pow")) for lap in laps)
     contacts = ", ".join(str(lap.get("wall_contacts", "-")) for lap in laps)
     lines.append("Average speed = path length / sim time; position deviation MAE = mean |distance to "
@@ -282,7 +252,7 @@ def laps_csv(laps: Sequence[Mapping[str, object]], identity: Mapping[str, object
     w.writerow(CSV_COLUMNS)
     for lap in laps:
         row = [identity.get(k, "") for k in CSV_IDENTITY] + [lap.get(k, "") for k in CSV_METRICS]
-        w.writerow(["" if isinstance(v, float) and not math.isfinite(v) else v for v in row])
+        w.writerow([csv_cell(v) for v in row])
     return buf.getvalue()
 
 
@@ -298,24 +268,6 @@ def track_csv(tracks: Sequence[Mapping[str, np.ndarray]]) -> str:
 
 
 # ---------------------------------------------------------------------------------- plots
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def deviation_scale(tracks: Sequence[Mapping[str, np.ndarray]], floor: float = 0.05) -> float:
     """Top of trajectory.png's colour scale (m): the run's largest |deviation|, so the colours spread
     over what this run did (a good lap's 0-0.2 m is not one dark colour on a 0-4 m scale)."""
@@ -326,7 +278,7 @@ def deviation_scale(tracks: Sequence[Mapping[str, np.ndarray]], floor: float = 0
 def plot_trajectory(circuit, tracks: Sequence[Mapping[str, np.ndarray]], laps: Sequence[Mapping[str, object]],
                     title: str = "") -> bytes:
     """PNG bytes: the road (edges), the red centerline and the driven path coloured by |lateral| (m)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 7))
     s = np.linspace(0.0, circuit.length, max(200, int(circuit.length / 0.5)), endpoint=False)
     p = circuit.point_at(s)
@@ -358,7 +310,7 @@ def plot_trajectory(circuit, tracks: Sequence[Mapping[str, np.ndarray]], laps: S
     ax.set_ylabel("y (m)")
     ax.legend(loc="best", fontsize=8)
     ax.set_title(title or circuit.name)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def plot_profile(tracks: Sequence[Mapping[str, np.ndarray]], laps: Sequence[Mapping[str, object]],
@@ -366,7 +318,7 @@ def plot_profile(tracks: Sequence[Mapping[str, np.ndarray]], laps: Sequence[Mapp
     """PNG bytes: speed (m/s) and signed deviation (m) against progress along the lap (m)."""
     from pilotnet_brains.metrics import speed_profile
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
     for tr, lap in zip(tracks, laps):
         if len(tr["t"]) < 2:
@@ -385,7 +337,7 @@ def plot_profile(tracks: Sequence[Mapping[str, np.ndarray]], laps: Sequence[Mapp
     a1.set_title(title)
     for a in (a1, a2):
         a.grid(alpha=0.3)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 # ---------------------------------------------------------------------------------- the writer

@@ -17,6 +17,7 @@ import numpy as np
 
 from pilotnet_brains import dataset as ds
 from pilotnet_brains.preprocess import DEFAULT, Preprocessing
+from pilotnet_brains.reporting import pyplot, write_png
 
 
 @dataclass
@@ -257,12 +258,7 @@ def train(framework: str, data_dir: str, out_path: str, cfg: TrainConfig, cache_
 
 
 def plot_history(history: list, path: str, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = pyplot().subplots(figsize=(6, 3.5))
     ep = [h["epoch"] for h in history]
     ax.plot(ep, [h["train_mse"] for h in history], "o-", label="train (augmented)")
     ax.plot(ep, [h["val_mse"] for h in history], "s-", label="validation")
@@ -273,7 +269,4 @@ def plot_history(history: list, path: str, title: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    write_png(fig, path, dpi=100, tight=False)

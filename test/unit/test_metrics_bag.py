@@ -78,7 +78,7 @@ def test_a_recorder_that_connected_late_still_gives_the_live_lap(tmp_path):
 
     from pilotnet_brains.circuits import load_circuit
     from pilotnet_brains.metrics import LapLimits, RunTracker
-    from pilotnet_brains.results import to_json
+    from pilotnet_brains.reporting import to_json
 
     c = load_circuit("simple_circuit")
     # stamps as the messages carry them (integer nanoseconds), live and offline alike

@@ -16,6 +16,7 @@ import pytest
 from pilotnet_brains import results
 from pilotnet_brains.circuits import Circuit
 from pilotnet_brains.metrics import LapLimits, detect_laps
+from pilotnet_brains.reporting import to_json
 from pilotnet_brains.util import atomic_write_text
 
 R = 30.0
@@ -112,7 +113,7 @@ def test_run_writer_writes_every_file_with_the_final_status_last(tmp_path):
 def test_json_has_no_nan_and_csv_leaves_missing_numbers_empty(tmp_path):
     lap = {"lap": 1, "completed": False, "dnf_reason": "brain_died", "inference_time_mean": float("nan"),
            "lap_time": 0.0}
-    text = results.to_json({"laps": [lap]})
+    text = to_json({"laps": [lap]})
     assert "NaN" not in text and json.loads(text)["laps"][0]["inference_time_mean"] is None
     rows = list(csv.DictReader(io.StringIO(results.laps_csv([lap], {"circuit": "c"}))))
     assert rows[0]["inference_time_mean"] == "" and rows[0]["dnf_reason"] == "brain_died"

@@ -2,7 +2,6 @@
 deviation vs inference time."""
 from __future__ import annotations
 
-import io
 import os
 from typing import Any, Mapping, Sequence
 
@@ -10,22 +9,7 @@ import numpy as np
 
 from pilotnet_brains.campaign.aggregate import TARGET_MAE_M
 from pilotnet_brains.circuits import load_circuit
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    _plt().close(fig)
-    return buf.getvalue()
+from pilotnet_brains.reporting import png_bytes, pyplot
 
 
 def read_track(folder: str) -> dict[str, np.ndarray] | None:
@@ -70,11 +54,11 @@ def _legend_outside(ax, title: str | None = None) -> None:
 
 def plot_trajectories(circuit_arg: str, runs: Sequence[Mapping[str, Any]]) -> bytes:
     """PNG: the road and every method's driven path (first repetition of each start) overlaid."""
-    return _png(trajectories_figure(circuit_arg, runs))
+    return png_bytes(trajectories_figure(circuit_arg, runs))
 
 
 def trajectories_figure(circuit_arg: str, runs: Sequence[Mapping[str, Any]]):
-    plt = _plt()
+    plt = pyplot()
     c = load_circuit(circuit_arg)
     fig, ax = plt.subplots(figsize=(9, 7))
     s = np.linspace(0.0, c.length, max(200, int(c.length / 0.5)), endpoint=False)
@@ -107,12 +91,12 @@ def trajectories_figure(circuit_arg: str, runs: Sequence[Mapping[str, Any]]):
 
 def plot_bars(rows: Sequence[Mapping[str, Any]]) -> bytes:
     """PNG: mean inference time (ms) and brain frequency (it/s wall) per method, one bar per circuit."""
-    return _png(bars_figure(rows))
+    return png_bytes(bars_figure(rows))
 
 
 def bars_figure(rows: Sequence[Mapping[str, Any]]):
     """Horizontal bars, methods down the side (their names never overlap), two panels side by side."""
-    plt = _plt()
+    plt = pyplot()
     methods = list(dict.fromkeys(r["method"] for r in rows))
     circuits = list(dict.fromkeys(r["circuit"] for r in rows))
     height = min(12.0, 1.5 + 0.12 * len(methods) * max(1, len(circuits)) + 0.1 * len(methods))
@@ -141,13 +125,13 @@ def bars_figure(rows: Sequence[Mapping[str, Any]]):
 
 def plot_scatter(rows: Sequence[Mapping[str, Any]]) -> bytes:
     """PNG: position deviation MAE (m) vs mean inference time (ms), one point per circuit x method."""
-    return _png(scatter_figure(rows))
+    return png_bytes(scatter_figure(rows))
 
 
 def scatter_figure(rows: Sequence[Mapping[str, Any]]):
     """Colour = method, marker = circuit, both named in the legend beside the plot (labels written at
     the points overlap where methods cluster)."""
-    plt = _plt()
+    plt = pyplot()
     from matplotlib.lines import Line2D
 
     fig, ax = plt.subplots(figsize=(8, 5.5))

@@ -5,12 +5,8 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import io
-import json
-import math
 import os
 from typing import Any, Mapping, Sequence
-
-import numpy as np
 
 from pilotnet_brains.campaign.aggregate import (
     AGG_METRICS,
@@ -25,6 +21,7 @@ from pilotnet_brains.campaign.aggregate import (
 from pilotnet_brains.campaign.matrix import RunSpec
 from pilotnet_brains.campaign.plots import plot_bars, plot_scatter, plot_trajectories
 from pilotnet_brains.campaign.spec import Campaign
+from pilotnet_brains.reporting import csv_cell, md_table, to_json
 from pilotnet_brains.util import atomic_write_bytes, atomic_write_text
 
 
@@ -45,13 +42,10 @@ def completed_text(row: Mapping[str, Any]) -> str:
 
 
 def table_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
-    lines = ["| " + " | ".join(TABLE_HEADER) + " |", "| " + " | ".join("---" for _ in TABLE_HEADER) + " |"]
-    for r in rows:
-        cells = [r["method"]] + [_ms(r[k], d) for k, _, d in TABLE_METRICS] + [
-            completed_text(r), "-" if r["size_mb"] is None else f"{r['size_mb']:.2f}",
-            "-" if r["offline_mse"] is None else f"{r['offline_mse']:.4g}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    cells = [[r["method"]] + [_ms(r[k], d) for k, _, d in TABLE_METRICS] + [
+        completed_text(r), "-" if r["size_mb"] is None else f"{r['size_mb']:.2f}",
+        "-" if r["offline_mse"] is None else f"{r['offline_mse']:.4g}"] for r in rows]
+    return "\n".join(md_table(TABLE_HEADER, cells)) + "\n"
 
 
 def _mark(ok: bool | None) -> str:
@@ -104,8 +98,8 @@ def report_markdown(campaign: Campaign, rows: Sequence[Mapping[str, Any]], runs:
                  if runs else ""),
               f"- Generated {_dt.datetime.now().isoformat(timespec='seconds')} from `{campaign.source}`", ""]
     if skipped:
-        lines += ["## Skipped on this machine", "", "| Method | Reason |", "| --- | --- |"]
-        lines += [f"| {s['label']} | {s['reason']} |" for s in skipped]
+        lines += ["## Skipped on this machine", ""] + md_table(("Method", "Reason"),
+                                                            [(s["label"], s["reason"]) for s in skipped])
         lines.append("")
     by_circuit: dict[str, list[Mapping[str, Any]]] = {}
     for r in rows:
@@ -128,12 +122,10 @@ def report_markdown(campaign: Campaign, rows: Sequence[Mapping[str, Any]], runs:
               "`scripts/evaluate_offline` result for the same artifact file, '-' when there is none.", ""]
     for p in plots.get("", []):
         lines += [f"![{os.path.splitext(p)[0]}]({p})", ""]
-    lines += ["## Targets (measured vs target; reported, not asserted)", "",
-              "| Circuit | Method | Target | Measured | Goal | Status |", "| --- | --- | --- | --- | --- | --- |"]
-    for t in targets(rows, campaign):
-        for it in t["items"]:
-            lines.append(f"| {t['circuit']} | {t['method']} | {it['what']} | {it['measured']} | {it['target']} | "
-                         f"{_mark(it['ok'])} |")
+    lines += ["## Targets (measured vs target; reported, not asserted)", ""]
+    lines += md_table(("Circuit", "Method", "Target", "Measured", "Goal", "Status"),
+                      [(t["circuit"], t["method"], it["what"], it["measured"], it["target"], _mark(it["ok"]))
+                       for t in targets(rows, campaign) for it in t["items"]])
     lines += ["", "Brain frequency target: camera-bound (the brain answers every camera frame) for every "
               "method but keras, whose 1/iteration time must reach >= 10x the published original PilotNet's "
               "5.6 it/s. Real-time factor target applies to realtime campaigns at target 1.0 "
@@ -151,19 +143,13 @@ RUNS_CSV_LAP = ("lap", "completed", "dnf_reason", "lap_time", "distance", "perce
                 "bad_frames", "bad_outputs", "suddenness", "dnf_detail")
 
 
-def _cell(v: Any) -> Any:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return ""
-    return v
-
-
 def runs_csv(runs: Sequence[Mapping[str, Any]]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(RUNS_CSV_RUN + RUNS_CSV_LAP)
     for r in runs:
         for lap in r["laps"]:
-            w.writerow([_cell(r.get(k)) for k in RUNS_CSV_RUN] + [_cell(lap.get(k)) for k in RUNS_CSV_LAP])
+            w.writerow([csv_cell(r.get(k)) for k in RUNS_CSV_RUN] + [csv_cell(lap.get(k)) for k in RUNS_CSV_LAP])
     return buf.getvalue()
 
 
@@ -178,25 +164,12 @@ def summary_csv(rows: Sequence[Mapping[str, Any]]) -> str:
     for r in rows:
         cells = [r[k] for k in head[:8]] + [";".join(r["dnf"])]
         for k in AGG_METRICS:
-            cells += [_cell(r[k]["mean"]), _cell(r[k]["spread"]), r[k]["n"]]
-        cells += [_cell(r["size_mb"]), _cell(r["offline_mse"])]
+            cells += [csv_cell(r[k]["mean"]), csv_cell(r[k]["spread"]), r[k]["n"]]
+        cells += [csv_cell(r["size_mb"]), csv_cell(r["offline_mse"])]
         w.writerow(cells)
     return buf.getvalue()
 
 
-def _clean(o: Any) -> Any:
-    if isinstance(o, dict):
-        return {k: _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
-    if isinstance(o, (float, np.floating)):
-        return float(o) if math.isfinite(float(o)) else None
-    if isinstance(o, np.integer):
-        return int(o)
-    return o
-
-
-# ---------------------------------------------------------------------------------- the report
 def write_report(campaign_dir: str, campaign: Campaign, specs: Sequence[RunSpec], skipped: Sequence[Mapping[str, str]],
                  offline_root: str | None = None, plots: bool = True, wall_s: float | None = None
                  ) -> dict[str, Any]:
@@ -222,7 +195,7 @@ def write_report(campaign_dir: str, campaign: Campaign, specs: Sequence[RunSpec]
            "environment": env, "wall_s": wall_s, "pending": pending, "skipped": list(skipped),
            "summary": rows, "targets": targets(rows, campaign),
            "runs": [{k: v for k, v in r.items() if k not in ("environment",)} for r in runs]}
-    atomic_write_text(os.path.join(campaign_dir, "summary.json"), json.dumps(_clean(doc), indent=1) + "\n")
+    atomic_write_text(os.path.join(campaign_dir, "summary.json"), to_json(doc, indent=1))
     atomic_write_text(os.path.join(campaign_dir, "summary.csv"), summary_csv(rows))
     atomic_write_text(os.path.join(campaign_dir, "runs.csv"), runs_csv(runs))
     atomic_write_text(os.path.join(campaign_dir, "report.md"),

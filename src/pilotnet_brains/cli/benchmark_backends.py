@@ -28,6 +28,7 @@ import numpy as np
 
 from pilotnet_brains import results_root
 from pilotnet_brains.cli.helptext import HelpFormatter
+from pilotnet_brains.reporting import md_table
 
 
 def _rss_mb() -> dict[str, float]:
@@ -163,9 +164,7 @@ def _table(rows: list[dict[str, Any]], md: bool = False) -> str:
                       "-" if r.get("max_abs_err") is None else f"{r['max_abs_err']:.1e}",
                       "-" if r.get("tolerance") is None else f"{r['tolerance']:.0e}"])
     if md:
-        out = ["| " + " | ".join(head) + " |", "|" + "|".join(" --- " for _ in head) + "|"]
-        out += ["| " + " | ".join(c for c in line) + " |" for line in lines]
-        return "\n".join(out)
+        return "\n".join(md_table(head, lines))
     widths = [max(len(head[i]), *(len(line[i]) for line in lines)) for i in range(len(head))]
     fmt = lambda cells: "  ".join(c.rjust(w) if i >= 2 else c.ljust(w)  # noqa: E731
                                   for i, (c, w) in enumerate(zip(cells, widths))).rstrip()

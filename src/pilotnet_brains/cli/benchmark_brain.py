@@ -33,6 +33,7 @@ import numpy as np
 
 from pilotnet_brains import PACKAGE_ROOT, results_root, topics
 from pilotnet_brains.cli.helptext import HelpFormatter
+from pilotnet_brains.reporting import md_table
 from pilotnet_brains.util import atomic_write_text
 
 DEFAULT_BACKENDS = ["tflite_int8", "tflite_int8_fallback", "tflite_dynamic", "tflite_fp32", "onnx_fp32",
@@ -346,13 +347,14 @@ def markdown(result: dict[str, Any]) -> str:
              f"see the same load; overhead = p50 of (brain - raw) per alternate pair; node = the node's iteration "
              f"(pick-up -> command published, from BrainStats), node infer = its predict call, node own = "
              f"node - node infer per frame (the brain's own work, same process), e2e = camera publish -> command received through a ROS "
-             f"master on loopback (one frame in flight).", "",
-             "| backend | runtime | size MB | import+load s | raw p50 | raw p99 | brain p50 | brain p99 | "
-             "overhead p50 | (raw+overhead)/raw | preprocess p50 | node p50 | node p99 | node infer p50 | node own p50 | e2e p50 | e2e p99 | RSS MB (load) | node RSS MB |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             f"master on loopback (one frame in flight).", ""]
+    head = ("backend", "runtime", "size MB", "import+load s", "raw p50", "raw p99", "brain p50", "brain p99",
+            "overhead p50", "(raw+overhead)/raw", "preprocess p50", "node p50", "node p99", "node infer p50",
+            "node own p50", "e2e p50", "e2e p99", "RSS MB (load)", "node RSS MB")
+    cells = []
     for r in result["rows"]:
         if "error" in r:
-            lines.append(f"| {r['backend']} | error: {r['error'][:120]} |" + " |" * 17)
+            cells.append([r["backend"], f"error: {r['error'][:120]}"] + [""] * (len(head) - 2))
             continue
         raw, brain = r.get("raw"), r.get("brain")
         ratio = f"{1.0 + r['overhead_ms'] / raw['p50']:.2f}" if raw and "overhead_ms" in r else "–"
@@ -361,12 +363,12 @@ def markdown(result: dict[str, Any]) -> str:
         over = f"{r['overhead_ms']:.3f}" if "overhead_ms" in r else "–"
         rss = f"{r['node_rss_mb']:.0f}" if r.get("node_rss_mb") else "–"
         rss_fresh = f"{r['rss_mb_fresh']:.0f}" if r.get("rss_mb_fresh") else "–"
-        lines.append(f"| {r['backend']} | {r.get('runtime') or '–'} {r.get('runtime_version') or ''} | {size} | "
-                     f"{imp} | {_f(raw, 'p50')} | {_f(raw, 'p99')} | {_f(brain, 'p50')} | {_f(brain, 'p99')} | "
-                     f"{over} | {ratio} | {_f(r.get('preprocess'), 'p50')} | {_f(r.get('node_iteration'), 'p50')} | "
-                     f"{_f(r.get('node_iteration'), 'p99')} | {_f(r.get('node_inference'), 'p50')} | "
-                     f"{_f(r.get('node_own'), 'p50')} | {_f(r.get('e2e'), 'p50')} | {_f(r.get('e2e'), 'p99')} | "
-                     f"{rss_fresh} | {rss} |")
+        cells.append([r["backend"], f"{r.get('runtime') or '–'} {r.get('runtime_version') or ''}", size, imp,
+                      _f(raw, "p50"), _f(raw, "p99"), _f(brain, "p50"), _f(brain, "p99"), over, ratio,
+                      _f(r.get("preprocess"), "p50"), _f(r.get("node_iteration"), "p50"),
+                      _f(r.get("node_iteration"), "p99"), _f(r.get("node_inference"), "p50"),
+                      _f(r.get("node_own"), "p50"), _f(r.get("e2e"), "p50"), _f(r.get("e2e"), "p99"), rss_fresh, rss])
+    lines += md_table(head, cells)
     lines += ["", "Targets: brain's own work (overhead, node own) p50 <= 0.15 ms; e2e p50 <= 3 ms with tflite_int8.", ""]
     return "\n".join(lines)
 

@@ -33,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"{a.bag}: no such file (a run records run.bag in its run folder with record:=true)")
 
     from pilotnet_brains.metrics import LapLimits
-    from pilotnet_brains.results import RunWriter, environment, markdown_table, method_label, to_json
+    from pilotnet_brains.reporting import to_json
+    from pilotnet_brains.results import RunWriter, environment, markdown_table, method_label
     from pilotnet_brains.ros.bag_metrics import replay_bag
 
     limits = None

@@ -28,6 +28,7 @@ from pilotnet_brains import results_root, topics
 from pilotnet_brains.circuits import load_circuit
 from pilotnet_brains.metrics import LapLimits, LapSpan, RunTracker, limits_dict
 from pilotnet_brains.msg import BrainStats, LapResult
+from pilotnet_brains.reporting import to_json
 from pilotnet_brains.results import (
     RunWriter,
     claim_run_folder,
@@ -35,7 +36,6 @@ from pilotnet_brains.results import (
     make_run_id,
     method_label,
     model_identity,
-    to_json,
 )
 from pilotnet_brains.ros import startup
 from pilotnet_brains.sim.kinematics import yaw_of
