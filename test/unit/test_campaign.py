@@ -12,6 +12,7 @@ from conftest import run_tool
 
 from pilotnet_brains import campaign as cp
 from pilotnet_brains.backends import BACKENDS
+from pilotnet_brains.circuits import load_circuit
 from pilotnet_brains.expert import expert_lap
 from pilotnet_brains.util import sha256_path
 
@@ -310,6 +311,36 @@ def test_write_report_files(tmp_path):
     assert float(rows[0]["average_speed_mean"]) == 9.0
     laps = list(csv.DictReader(io.StringIO((tmp_path / "runs.csv").read_text())))
     assert len(laps) == 3 and laps[0]["outcome"] == "done" and laps[0]["lap_time"] == "50.0"
+
+
+
+def test_the_expert_reference_is_driven_once_per_circuit_geometry(tmp_path, monkeypatch):
+    from pilotnet_brains.campaign import reference
+
+    c = parse(backends=["explicit"], circuits=["simple_circuit"])
+    specs = cp.expand(c, c.backends)
+    cdir = str(tmp_path)
+    fake_run(cdir, specs[0])
+    cp.write_report(cdir, c, specs, [])
+    first = (tmp_path / "report.md").read_text()
+    expert = expert_lap("simple_circuit")
+    assert f"{expert['average_speed']:.2f} m/s, lap {expert['lap_time']:.2f} s" in first
+    cached = json.loads((tmp_path / cp.REFERENCE_FILE).read_text())["simple_circuit"]
+    assert cached["lap"]["average_speed"] == pytest.approx(expert["average_speed"])
+
+    driven = []
+    monkeypatch.setattr(reference, "expert_lap", lambda circuit, rate: driven.append(circuit.name) or
+                        {k: 1.0 for k in reference.REFERENCE_FIELDS})
+    doc = cp.write_report(cdir, c, specs, [])                      # the cache holds: nothing driven
+    assert driven == [] and doc["expert_reference"]["simple_circuit"] == cached["lap"]
+    assert (tmp_path / "report.md").read_text().split("- Generated")[1].split("\n", 1)[1] == \
+        first.split("- Generated")[1].split("\n", 1)[1]
+    cached["key"] = "another geometry"
+    (tmp_path / cp.REFERENCE_FILE).write_text(json.dumps({"simple_circuit": cached}))
+    cp.write_report(cdir, c, specs, [])                            # a stale entry is driven again
+    assert driven == ["simple_circuit"] and "1.00 m/s, lap 1.00 s" in (tmp_path / "report.md").read_text()
+    assert cp.reference_key(load_circuit("simple_circuit")) != cp.reference_key(load_circuit("simple_circuit",
+                                                                                              reverse=True))
 
 
 # ---------------------------------------------------------------------------------- the CLI (no runs)

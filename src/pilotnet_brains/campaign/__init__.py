@@ -4,7 +4,7 @@ runs the matrix, one isolated ``circuit.launch`` per run, and calls :func:`write
 
 Modules: :mod:`.spec` (the campaign file and its methods), :mod:`.matrix` (the runs), :mod:`.runner`
 (resume bookkeeping), :mod:`.aggregate` (per circuit x method figures and targets), :mod:`.report`
-(report.md, CSV/JSON), :mod:`.plots`.
+(report.md, CSV/JSON), :mod:`.reference` (the expert's lap per circuit), :mod:`.plots`.
 
 Campaign file (``config/benchmarks/<name>.yaml``; every key but ``circuits`` optional)::
 
@@ -34,7 +34,8 @@ Campaign file (``config/benchmarks/<name>.yaml``; every key but ``circuits`` opt
 Layout of ``results/benchmarks/<name>/``: ``runs/<run-id>/`` (the metrics node's run folder plus
 ``campaign_run.json``, the campaign's record of the run's outcome), ``logs/<run-id>.log``, and the
 report: ``report.md``, ``summary.csv``/``summary.json`` (per circuit x method), ``runs.csv`` (per
-lap), ``trajectories_<circuit>.png``, ``inference_frequency.png``, ``deviation_vs_inference.png``.
+lap), ``trajectories_<circuit>.png``, ``inference_frequency.png``, ``deviation_vs_inference.png``, and
+``expert_reference.json`` (the expert's lap per circuit, kept while the circuit's geometry is the same).
 """
 from __future__ import annotations
 
@@ -74,6 +75,7 @@ from pilotnet_brains.campaign.plots import (
     scatter_figure,
     trajectories_figure,
 )
+from pilotnet_brains.campaign.reference import REFERENCE_FILE, expert_references, reference_key
 from pilotnet_brains.campaign.report import (
     completed_text,
     report_markdown,
@@ -116,6 +118,7 @@ __all__ = [
     "STARTUP_ALLOWANCE", "RunSpec", "Start", "circuit_name", "circuit_starts", "entry_model", "expand", "run_timeout",
     "bars_figure", "method_colors", "plot_bars", "plot_scatter", "plot_trajectories", "read_track", "scatter_figure",
     "trajectories_figure",
+    "REFERENCE_FILE", "expert_references", "reference_key",
     "completed_text", "report_markdown", "runs_csv", "summary_csv", "table_markdown", "write_report",
     "OUTCOMES", "RUN_RECORD", "classify", "is_finished", "lap_progress", "read_json", "run_folder", "runs_dir",
     "write_run_record",

@@ -20,6 +20,7 @@ from pilotnet_brains.campaign.aggregate import (
 )
 from pilotnet_brains.campaign.matrix import RunSpec
 from pilotnet_brains.campaign.plots import plot_bars, plot_scatter, plot_trajectories
+from pilotnet_brains.campaign.reference import expert_references
 from pilotnet_brains.campaign.spec import Campaign
 from pilotnet_brains.reporting import csv_cell, md_table, to_json
 from pilotnet_brains.util import atomic_write_bytes, atomic_write_text
@@ -61,14 +62,11 @@ def machine_text(env: Mapping[str, Any] | None) -> str:
             f"ROS {env.get('ros_distro') or '?'}; {lib}")
 
 
-def expert_text(circuit: str) -> str:
-    """The privileged expert's lap of ``circuit`` (the speed the networks learned from), for scale."""
-    from pilotnet_brains.expert import expert_lap
-
-    try:
-        lap = expert_lap(circuit)
-    except (OSError, ValueError) as e:
-        return f"Expert reference: unavailable ({e})."
+def expert_text(lap: Mapping[str, Any] | None) -> str:
+    """The privileged expert's lap of a circuit (the speed the networks learned from), for scale:
+    one of :func:`pilotnet_brains.campaign.reference.expert_references`."""
+    if not lap or "error" in lap:
+        return f"Expert reference: unavailable ({(lap or {}).get('error', 'not computed')})."
     return (f"Expert reference (privileged pure pursuit on the centerline, commands at 20 Hz, from the start "
             f"pose): {lap['average_speed']:.2f} m/s, lap {lap['lap_time']:.2f} s, deviation MAE "
             f"{lap['deviation_mae']:.3f} m.")
@@ -76,7 +74,10 @@ def expert_text(circuit: str) -> str:
 
 def report_markdown(campaign: Campaign, rows: Sequence[Mapping[str, Any]], runs: Sequence[Mapping[str, Any]],
                     skipped: Sequence[Mapping[str, str]], pending: int, plots: Mapping[str, list[str]],
-                    env: Mapping[str, Any] | None = None, wall_s: float | None = None) -> str:
+                    env: Mapping[str, Any] | None = None, wall_s: float | None = None,
+                    experts: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """The report's Markdown; ``experts``: circuit name -> the expert's reference lap (see
+    :func:`pilotnet_brains.campaign.reference.expert_references`)."""
     mode = (f"realtime, target real-time factor {campaign.rtf:g}" if campaign.mode == "realtime"
             else "lockstep (the simulator waits for each command: deterministic, as fast as the brain answers)")
     starts = campaign.starts
@@ -105,7 +106,7 @@ def report_markdown(campaign: Campaign, rows: Sequence[Mapping[str, Any]], runs:
     for r in rows:
         by_circuit.setdefault(r["circuit"], []).append(r)
     for circuit, rs in by_circuit.items():
-        lines += [f"## {circuit}", "", table_markdown(rs), expert_text(circuit), ""]
+        lines += [f"## {circuit}", "", table_markdown(rs), expert_text((experts or {}).get(circuit)), ""]
         for p in plots.get(circuit, []):
             lines += [f"![{circuit} trajectories]({p})", ""]
     lines += ["Mean ± sample standard deviation over the laps of every repetition and start (no ± with one "
@@ -174,9 +175,11 @@ def write_report(campaign_dir: str, campaign: Campaign, specs: Sequence[RunSpec]
                  offline_root: str | None = None, plots: bool = True, wall_s: float | None = None
                  ) -> dict[str, Any]:
     """Aggregate the finished runs into report.md, summary.{csv,json}, runs.csv and the plots (all
-    written atomically). Returns the summary document."""
+    written atomically), with the expert's reference lap of each circuit driven (cached in the
+    campaign folder). Returns the summary document."""
     runs = collect_runs(campaign_dir, specs)
     rows = summarize(runs, offline_index(offline_root) if offline_root else None)
+    experts = expert_references(campaign_dir, [c for c in campaign.circuits if any(r["circuit_arg"] == c for r in runs)])
     env = next((r["environment"] for r in runs if r.get("environment")), None)
     figs: dict[str, list[str]] = {}
     if plots and runs:
@@ -193,11 +196,11 @@ def write_report(campaign_dir: str, campaign: Campaign, specs: Sequence[RunSpec]
     pending = len(specs) - len(runs)
     doc = {"campaign": campaign.to_dict(), "generated": _dt.datetime.now().isoformat(timespec="seconds"),
            "environment": env, "wall_s": wall_s, "pending": pending, "skipped": list(skipped),
-           "summary": rows, "targets": targets(rows, campaign),
+           "summary": rows, "targets": targets(rows, campaign), "expert_reference": experts,
            "runs": [{k: v for k, v in r.items() if k not in ("environment",)} for r in runs]}
     atomic_write_text(os.path.join(campaign_dir, "summary.json"), to_json(doc, indent=1))
     atomic_write_text(os.path.join(campaign_dir, "summary.csv"), summary_csv(rows))
     atomic_write_text(os.path.join(campaign_dir, "runs.csv"), runs_csv(runs))
     atomic_write_text(os.path.join(campaign_dir, "report.md"),
-                      report_markdown(campaign, rows, runs, skipped, pending, figs, env, wall_s))
+                      report_markdown(campaign, rows, runs, skipped, pending, figs, env, wall_s, experts))
     return doc
