@@ -48,7 +48,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from pilotnet_brains import package_root
+from pilotnet_brains import hostinfo, package_root
 from pilotnet_brains.circuits import REVERSE_SUFFIX, CircuitError, load_circuit
 from pilotnet_brains.results import METRIC_TITLES
 from pilotnet_brains.util import atomic_write_bytes, atomic_write_text, resolve_yaml, sha256_path
@@ -715,15 +715,6 @@ def _mark(ok: bool | None) -> str:
     return "n/a" if ok is None else ("met" if ok else "**missed**")
 
 
-def machine_text(env: Mapping[str, Any] | None) -> str:
-    if not env:
-        return "unknown (no run finished)"
-    libs = env.get("libraries") or {}
-    lib = ", ".join(f"{k} {v}" for k, v in libs.items())
-    return (f"{env.get('cpu')} ({env.get('cpu_count')} cores), Python {env.get('python')}, {env.get('platform')}, "
-            f"ROS {env.get('ros_distro') or '?'}; {lib}")
-
-
 def expert_text(circuit: str) -> str:
     """The privileged expert's lap of ``circuit`` (the speed the networks learned from), for scale."""
     from pilotnet_brains.expert import expert_lap
@@ -749,7 +740,7 @@ def report_markdown(campaign: Campaign, rows: Sequence[Mapping[str, Any]], runs:
     lines = [f"# Benchmark campaign `{campaign.name}`", ""]
     if campaign.description:
         lines += [campaign.description, ""]
-    lines += [f"- Machine: {machine_text(env)}",
+    lines += [f"- Machine: {hostinfo.text(env)}",
               f"- Simulator: embedded f1_sim, mode {mode}",
               f"- Laps per run: {campaign.laps}; repetitions: {campaign.repetitions}; starts: {start_text}",
               f"- Inference threads: {campaign.threads}; lap timeout: "
