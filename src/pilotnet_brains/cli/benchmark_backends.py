@@ -19,7 +19,7 @@ import argparse
 import os
 
 from pilotnet_brains import results_root
-from pilotnet_brains.cli.helptext import HelpFormatter
+from pilotnet_brains.helptext import HelpFormatter
 
 
 def main(argv: list[str] | None = None) -> int:

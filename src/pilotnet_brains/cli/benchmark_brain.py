@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from pilotnet_brains import hostinfo, results_root
-from pilotnet_brains.cli.helptext import HelpFormatter
+from pilotnet_brains.helptext import HelpFormatter
 from pilotnet_brains.timing import measure, measure_alternating, summary
 from pilotnet_brains.util import atomic_write_text
 

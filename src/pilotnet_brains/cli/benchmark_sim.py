@@ -21,8 +21,8 @@ import numpy as np
 
 from pilotnet_brains import hostinfo
 from pilotnet_brains.circuits import EVALUATION_CIRCUITS, load_circuit
-from pilotnet_brains.cli.helptext import HelpFormatter
 from pilotnet_brains.expert import PurePursuitExpert
+from pilotnet_brains.helptext import HelpFormatter
 from pilotnet_brains.sim import Simulator
 from pilotnet_brains.timing import summary
 from pilotnet_brains.util import atomic_write_text

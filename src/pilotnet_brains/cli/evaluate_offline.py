@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 
-from pilotnet_brains.cli.helptext import HelpFormatter
+from pilotnet_brains.helptext import HelpFormatter
 
 
 def main(argv: list[str] | None = None) -> int:

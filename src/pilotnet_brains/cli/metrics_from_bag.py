@@ -6,7 +6,7 @@ import math
 import os
 import sys
 
-from pilotnet_brains.cli.helptext import HelpFormatter
+from pilotnet_brains.helptext import HelpFormatter
 
 #: Metrics compared with the live node's in the --compare printout.
 COMPARED = ("lap_time", "distance", "percentage", "average_speed", "deviation_mae", "deviation_max",

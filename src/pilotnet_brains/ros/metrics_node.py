@@ -465,7 +465,7 @@ def main() -> None:
       ~partial_period (float wall s, default 2): how often laps.json is rewritten during a lap.
       ~plots (bool, default true): write trajectory.png and profile.png at the end.
     """
-    from pilotnet_brains.cli.helptext import node_help
+    from pilotnet_brains.helptext import node_help
 
     node_help(main)   # --help: the ~params, and no node started
     startup.guard()
