@@ -6,6 +6,7 @@ reached, timing each call alone with ``perf_counter_ns`` on preloaded inputs; no
 """
 from __future__ import annotations
 
+import argparse
 import time
 from typing import Any, Callable, Sequence
 
@@ -60,3 +61,15 @@ def summary(ns: Sequence[float] | np.ndarray, unit: str) -> dict[str, Any]:
                    p99=float(np.percentile(a, 99)), max=float(a.max()), min=float(a.min()),
                    mean=float(a.mean()))
     return out
+
+
+def add_arguments(parser: argparse.ArgumentParser, min_count: int, min_seconds: float,
+                  warmup_seconds: float) -> None:
+    """The timing options of a benchmark's command line, with its defaults: --threads (the runtimes'
+    intra-op threads), --min-count, --min-seconds, --warmup-seconds (alias --warmup)."""
+    parser.add_argument("--threads", type=int, default=1, help="intra-op threads per runtime")
+    parser.add_argument("--min-count", type=int, default=min_count, help="timed calls at least, per measurement")
+    parser.add_argument("--min-seconds", type=float, default=min_seconds,
+                        help="timed wall seconds at least, per measurement")
+    parser.add_argument("--warmup-seconds", "--warmup", type=float, default=warmup_seconds,
+                        help="warm-up wall seconds, per measurement")

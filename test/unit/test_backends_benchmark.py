@@ -14,7 +14,7 @@ from conftest import run_tool
 def test_benchmark_smoke(tmp_path):
     out = tmp_path / "bench"
     proc = run_tool("benchmark_backends", "--backends", "tflite_int8,onnx_fp32", "--min-count", "30",
-                    "--min-seconds", "0.05", "--warmup-seconds", "0.05", "--rounds", "2", "--batch", "4",
+                    "--min-seconds", "0.05", "--warmup-seconds", "0.05", "--batch", "4",
                     "--out", str(out), timeout=300)
     assert "tflite_int8" in proc.stdout and "onnx_fp32" in proc.stdout and "p50 ms" in proc.stdout
     [jpath] = glob.glob(str(out / "*" / "speed.json"))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from pilotnet_brains import results_root
+from pilotnet_brains import results_root, timing
 from pilotnet_brains.helptext import HelpFormatter
 
 
@@ -32,12 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--use-models", action="store_true",
                         help="measure the artifacts under models/ (default: random-weight models built "
                              "into a temporary folder)")
-    parser.add_argument("--threads", type=int, default=1, help="runtime intra-op threads (default 1)")
-    parser.add_argument("--batch", type=int, default=32, help="throughput batch size N (default 32)")
-    parser.add_argument("--min-count", type=int, default=2000, help="minimum timed calls (default 2000)")
-    parser.add_argument("--min-seconds", type=float, default=3.0, help="minimum timed duration, s (default 3)")
-    parser.add_argument("--warmup-seconds", type=float, default=1.0, help="warm-up duration, s (default 1)")
-    parser.add_argument("--rounds", type=int, default=5, help="round-robin timing rounds (default 5)")
+    timing.add_arguments(parser, min_count=2000, min_seconds=3.0, warmup_seconds=1.0)
+    parser.add_argument("--batch", type=int, default=32, help="throughput batch size N")
     parser.add_argument("--seed", type=int, default=0, help="seed of the inputs (default 0)")
     parser.add_argument("--out", default=os.path.join(results_root(), "benchmarks", "backends"), help="results folder")
     args = parser.parse_args(argv)
@@ -48,5 +44,5 @@ def main(argv: list[str] | None = None) -> int:
     return evaluate_offline.main(
         ["--speed", *names, *([] if args.use_models else ["--random"]), "--threads", str(args.threads),
          "--batch", str(args.batch), "--min-count", str(args.min_count), "--min-seconds", str(args.min_seconds),
-         "--warmup", str(args.warmup_seconds), "--rounds", str(args.rounds), "--seed", str(args.seed),
+         "--warmup-seconds", str(args.warmup_seconds), "--seed", str(args.seed),
          "--out-dir", args.out])

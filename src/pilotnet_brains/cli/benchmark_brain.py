@@ -27,9 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from pilotnet_brains import hostinfo, results_root
+from pilotnet_brains import hostinfo, results_root, timing
 from pilotnet_brains.helptext import HelpFormatter
-from pilotnet_brains.timing import measure, measure_alternating, summary
 from pilotnet_brains.util import atomic_write_text
 
 DEFAULT_BACKENDS = ["tflite_int8", "tflite_int8_fallback", "tflite_dynamic", "tflite_fp32", "onnx_fp32",
@@ -77,18 +76,18 @@ def bench_offline(name: str, path: str | None, threads: int, frames: list[np.nda
     msgs = [("rgb8", 480, 640, 1920, f.tobytes()) for f in frames]
     run_brain = lambda m: pipe.process_image(*m)  # noqa: E731
     if name == "explicit":
-        brain = measure(run_brain, msgs, args.min_count, args.min_seconds, args.warmup_seconds)
+        brain = timing.measure(run_brain, msgs, args.min_count, args.min_seconds, args.warmup_seconds)
     else:
-        raw, brain = measure_alternating([policy.backend.predict, run_brain], [xs, msgs], args.min_count,
+        raw, brain = timing.measure_alternating([policy.backend.predict, run_brain], [xs, msgs], args.min_count,
                                          args.min_seconds, args.warmup_seconds)
         row["raw_ns"] = raw.tolist()
-        row["raw"] = summary(raw, "ms")
+        row["raw"] = timing.summary(raw, "ms")
         # per pair: the brain call minus the raw call made just before it, under the same load
-        row["overhead"] = summary(brain - raw, "ms")
-    pre = measure(policy.preprocess, frames, args.min_count, min(args.min_seconds, 1.0), 0.2)
+        row["overhead"] = timing.summary(brain - raw, "ms")
+    pre = timing.measure(policy.preprocess, frames, args.min_count, min(args.min_seconds, 1.0), 0.2)
     row["brain_ns"] = brain.tolist()
-    row["brain"] = summary(brain, "ms")
-    row["preprocess"] = summary(pre, "ms")
+    row["brain"] = timing.summary(brain, "ms")
+    row["preprocess"] = timing.summary(pre, "ms")
     if "raw" in row:
         row["overhead_ms"] = row["overhead"]["p50"]
     return row
@@ -147,10 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--random", action="store_true",
                     help="build random-weight artifacts in a temporary folder for backends whose artifact is "
                          "missing (latency does not depend on the weights)")
-    ap.add_argument("--threads", type=int, default=1, help="inference threads (default 1)")
-    ap.add_argument("--min-count", type=int, default=500, help="minimum timed calls per measure")
-    ap.add_argument("--min-seconds", type=float, default=2.0, help="minimum timed wall seconds per measure")
-    ap.add_argument("--warmup-seconds", type=float, default=0.5, help="warm-up wall seconds per measure")
+    timing.add_arguments(ap, min_count=500, min_seconds=2.0, warmup_seconds=0.5)
     ap.add_argument("--e2e-count", type=int, default=300, help="frames per backend through the ROS master; 0 = skip")
     ap.add_argument("--e2e-warmup", type=int, default=30, help="untimed frames first")
     ap.add_argument("--frames", type=int, default=8, help="distinct preloaded frames cycled through")

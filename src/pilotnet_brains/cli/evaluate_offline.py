@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 
+from pilotnet_brains import timing
 from pilotnet_brains.helptext import HelpFormatter
 
 
@@ -56,11 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-dir", help="results root (default: results/offline, with --speed "
                                           "results/benchmarks/backends)")
     parser.add_argument("--run-id", help="sub-folder name (default: the current time, YYYYmmdd-HHMMSS)")
-    parser.add_argument("--threads", type=int, default=1, help="intra-op threads per runtime (default 1)")
+    timing.add_arguments(parser, min_count=200, min_seconds=2.0, warmup_seconds=0.5)
     parser.add_argument("--batch", type=int, default=32, help="throughput batch size N (default 32)")
-    parser.add_argument("--min-count", type=int, default=200, help="batch-1 timed runs at least (default 200)")
-    parser.add_argument("--min-seconds", type=float, default=2.0, help="timed seconds at least (default 2)")
-    parser.add_argument("--warmup", type=float, default=0.5, help="warm-up seconds (default 0.5)")
     parser.add_argument("--rounds", type=int, default=5,
                         help="round-robin timing rounds: every model gets its share of the runs in each "
                              "round, so all see the same machine load (default 5)")
@@ -122,7 +120,7 @@ def _run(args, argv: list[str] | None, tmp: str) -> int:
         print(f"evaluate_offline: {e}", file=sys.stderr)
         return 2
     settings = ev.Settings(threads=args.threads, batch=args.batch, min_count=args.min_count,
-                           min_seconds=args.min_seconds, warmup_seconds=args.warmup, seed=args.seed,
+                           min_seconds=args.min_seconds, warmup_seconds=args.warmup_seconds, seed=args.seed,
                            rounds=args.rounds)
     todo = [a for a in arts if not a.skip]
     skipped = [{"method": a.name, "path": ev.shown_path(a.path), "reason": a.skip} for a in arts if a.skip]
