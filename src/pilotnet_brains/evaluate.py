@@ -72,7 +72,7 @@ def circuit_of(folder_name: str, names: Sequence[str] | None = None) -> str:
 
 @dataclass
 class TestSet:
-    """Preprocessed test frames with normalized labels and each frame's circuit."""
+    """Preprocessed test frames with normalized labels (or none: synthetic frames) and each frame's circuit."""
 
     x: np.ndarray                 # float32 (N, 66, 200, 3)
     y: np.ndarray | None          # float32 (N, 2) normalized; None: frames without labels
@@ -327,9 +327,9 @@ class Settings:
 
 def evaluate_artifact(art: Artifact, test: TestSet, settings: Settings, parent_cache: dict[str, Any],
                       models_dir: str | None = None, keep_open: bool = False) -> dict[str, Any]:
-    """Every figure of one artifact (see the module doc; no accuracy, ``None``, on a test set without
-    labels). ``keep_open``: skip the timing and keep the
-    loaded backend in ``row["_backend"]`` for :func:`time_side_by_side` over all rows."""
+    """Every figure of one artifact (see the module doc; accuracy None on a test set without labels).
+    ``keep_open``: skip the timing and keep the loaded backend in ``row["_backend"]`` for
+    :func:`time_side_by_side` over all rows."""
     from pilotnet_brains.backends import load_backend
     from pilotnet_brains.optimize.finetune import gzip_size
     from pilotnet_brains.preprocess import DEFAULT, read_meta
