@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import socket
 import subprocess
-import time
 
 import pytest
 
@@ -16,41 +14,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def ros_master():
-    """Start a private roscore on a free port; init this process's rospy node against it.
+    """A private roscore on a free port with this process's rospy node initialised against it.
 
     Yields the master URI. rospy can be initialised once per process, so one master serves the
     whole session; launches in tests set every parameter they rely on (use_sim_time included).
     """
-    import rosgraph
-    import roslaunch.parent
+    from pilotnet_brains.ros.master import private_master
 
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}/"
-    os.environ["ROS_MASTER_URI"] = uri
-    os.environ.setdefault("ROS_HOSTNAME", "127.0.0.1")
-    os.environ.setdefault("ROS_LOG_DIR", os.path.join(ROOT, ".build", "ros_log"))
-    core = roslaunch.parent.ROSLaunchParent("pytest_core", [], is_core=True, port=port)
-    core.start()
-    deadline = time.monotonic() + 20
-    while not rosgraph.Master("/pytest").is_online():
-        if time.monotonic() > deadline:
-            core.shutdown()
-            pytest.fail("the private ROS master did not come up within 20 s")
-        time.sleep(0.1)
-    import rospy
-
-    rospy.init_node("pytest", anonymous=True, disable_signals=True)
-    yield uri
-    rospy.signal_shutdown("pytest session over")
-    core.shutdown()
+    with private_master("pytest") as uri:
+        yield uri
 
 
 @pytest.fixture

@@ -196,32 +196,3 @@ def build_all(names: Sequence[str] | None = None) -> dict[str, dict[str, object]
             kw = {k: v for k, v in spec.items() if k != "kind"}
             out[name] = GENERATORS[str(spec["kind"])](name, **kw)
     return out
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Command line of scripts/make_circuits."""
-    import argparse
-    import os
-
-    from pilotnet_brains.circuits import CIRCUITS_DIR
-    from pilotnet_brains.util import atomic_write_text
-
-    ap = argparse.ArgumentParser(
-        prog="make_circuits",
-        description="(Re)write the procedural training circuits config/circuits/generated_<n>.yaml (seeded "
-                    "random layouts at the Gazebo F1 worlds' scale: 2.5-3.3 m roads between 0.5 m walls, bends "
-                    "down to about 2 m radius). The real circuits are measured data and are not written here. "
-                    "Every file is validated before it is written.")
-    ap.add_argument("names", nargs="*", help="circuits to write (default: all)")
-    ap.add_argument("--out", default=CIRCUITS_DIR, help="output folder (default: %(default)s)")
-    args = ap.parse_args(argv)
-    known = set(GENERATED)
-    bad = [n for n in args.names if n not in known]
-    if bad:
-        ap.error(f"unknown circuits {bad}; known: {sorted(known)}")
-    os.makedirs(args.out, exist_ok=True)
-    for name, data in build_all(args.names).items():
-        path = os.path.join(args.out, name + ".yaml")
-        atomic_write_text(path, circuit_yaml(data))
-        c = Circuit.from_dict(data, source=path)
-        print(f"{path}: {c.length:.1f} m, min radius {c.min_radius:.1f} m, {len(data['control_points'])} points")

@@ -25,6 +25,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from pilotnet_brains.reporting import md_table, pyplot, write_png
+from pilotnet_brains.timing import measure, summary
 
 #: Quantized variants must keep their MSE within this factor of their fp32 parent's.
 MSE_TARGET = 1.05
@@ -72,10 +73,10 @@ def circuit_of(folder_name: str, names: Sequence[str] | None = None) -> str:
 
 @dataclass
 class TestSet:
-    """Preprocessed test frames with normalized labels and each frame's circuit."""
+    """Preprocessed test frames with normalized labels (or none: synthetic frames) and each frame's circuit."""
 
     x: np.ndarray                 # float32 (N, 66, 200, 3)
-    y: np.ndarray                 # float32 (N, 2) normalized
+    y: np.ndarray | None          # float32 (N, 2) normalized; None: frames without labels
     circuit: np.ndarray           # (N,) str
     root: str
     runs: dict[str, list[str]] = field(default_factory=dict)   # circuit -> run folders
@@ -127,21 +128,58 @@ def load_test_set(root: str, prep=None, max_frames: int = 0, seed: int = 0, prog
     return TestSet(np.asarray(x, np.float32), np.asarray(y, np.float32), circ, os.path.abspath(root), runs)
 
 
+def synthetic_test_set(n: int = 32, seed: int = 0) -> TestSet:
+    """``n`` synthetic preprocessed frames without labels (circuit "synthetic"): enough for speed and
+    agreement with the parent model, not for accuracy."""
+    from pilotnet_brains.optimize.calibration import synthetic_frames
+
+    x = np.asarray(synthetic_frames(n, seed=seed), np.float32)
+    return TestSet(x, None, np.full(n, "synthetic"), "synthetic", {"synthetic": []})
+
+
+def shown_path(path: str) -> str:
+    """``path`` as reports print it: relative to the package root when inside it (the same on every
+    machine), else as given."""
+    from pilotnet_brains import PACKAGE_ROOT
+
+    full = os.path.abspath(path)
+    return os.path.relpath(full, PACKAGE_ROOT) if full.startswith(PACKAGE_ROOT + os.sep) else path
+
+
 # -- measuring ----------------------------------------------------------------------------------------
 
-def measure_ns(fn: Callable[[Any], Any], inputs: Sequence[Any], min_count: int, min_seconds: float,
-               warmup_seconds: float) -> np.ndarray:
-    """``fn(inputs[i % n])`` after a timed warm-up, until ``min_count`` calls AND ``min_seconds`` are
-    both reached; per-call wall times in ns (perf_counter_ns), nothing clipped."""
-    from pilotnet_brains.cli.benchmark_brain import measure
+def fresh_load(name: str, path: str, threads: int, models_dir: str | None = None) -> dict[str, float]:
+    """Backend ``name`` in a fresh interpreter that already has numpy and OpenCV loaded (as every brain
+    has): import_s (its runtime's modules), load_s (the artifact at ``path``), and after a short
+    warm-up rss_mb (VmRSS) and rss_peak_mb (VmHWM; ru_maxrss would carry this process's peak across
+    exec), in MB. {} when the interpreter fails."""
+    import subprocess
+    import sys
 
-    return measure(fn, list(inputs), min_count, min_seconds, warmup_seconds)
-
-
-def percentiles_s(ns: np.ndarray) -> dict[str, float]:
-    a = np.asarray(ns, np.float64) / 1e9
-    return {"n": int(a.size), "p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)),
-            "p99": float(np.percentile(a, 99)), "max": float(a.max()), "mean": float(a.mean())}
+    code = ("import importlib, sys, time\n"
+            "import pilotnet_brains.preprocess\n"
+            "from pilotnet_brains.backends import get_spec, load_backend\n"
+            "from pilotnet_brains.backends.registry import runtime_modules\n"
+            "spec = get_spec(sys.argv[1])\n"
+            "t0 = time.perf_counter()\n"
+            "for m in runtime_modules(spec) + ['pilotnet_brains.backends.' + spec.impl.split(':')[0]]:\n"
+            "    importlib.import_module(m)\n"
+            "t1 = time.perf_counter()\n"
+            "b = load_backend(sys.argv[1], sys.argv[2], threads=int(sys.argv[3]))\n"
+            "t2 = time.perf_counter()\n"
+            "b.warmup(3)\n"
+            "st = dict(line.split(':', 1) for line in open('/proc/self/status'))\n"
+            "print(t1 - t0, t2 - t1, int(st['VmRSS'].split()[0]) / 1024.0, int(st['VmHWM'].split()[0]) / 1024.0)")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    if models_dir:
+        env["PILOTNET_MODELS_DIR"] = models_dir
+    try:
+        out = subprocess.run([sys.executable, "-c", code, name, path, str(threads)], capture_output=True,
+                             text=True, timeout=300, env=env)
+        values = [float(v) for v in out.stdout.strip().splitlines()[-1].split()]
+    except Exception:
+        return {}
+    return dict(zip(("import_s", "load_s", "rss_mb", "rss_peak_mb"), values))
 
 
 def predict_all(backend, x: np.ndarray, batch: int = 64) -> np.ndarray:
@@ -192,7 +230,7 @@ def discover(selection: Sequence[str] = (), models_dir: str | None = None) -> li
             if reason:
                 out.append(Artifact(item, path, f"cannot run on this machine: {reason}"))
             elif not os.path.exists(path):
-                out.append(Artifact(item, path, f"not built ({path} missing): {build_hint(spec)}"))
+                out.append(Artifact(item, path, f"not built ({shown_path(path)} missing): {build_hint(spec)}"))
             else:
                 out.append(Artifact(item, path))
             continue
@@ -211,6 +249,30 @@ def discover(selection: Sequence[str] = (), models_dir: str | None = None) -> li
         reason = BACKENDS[method].missing()
         out.append(Artifact(method, os.path.abspath(item), f"cannot run on this machine: {reason}" if reason else ""))
     return out
+
+
+def random_artifacts(names: Sequence[str], folder: str, log: Callable[[str], None] = print) -> dict[str, str]:
+    """Random-weight base models (seed 0) in ``folder`` and the artifact of every backend in ``names``
+    built from them at its default place under ``folder`` (int8 calibrated on 100 synthetic frames):
+    {name: path}. A base model's backend (keras) gets the base model; a build that fails is logged
+    and left out. Latency does not depend on the weights."""
+    from pilotnet_brains.backends import get_spec
+    from pilotnet_brains.models import save_random_base_models
+    from pilotnet_brains.optimize import METHODS, build
+
+    base = save_random_base_models(folder, seed=0)
+    paths = {}
+    for name in names:
+        spec = get_spec(name)
+        path = os.path.join(folder, spec.default)
+        if name in METHODS:
+            try:
+                build(name, base=base[spec.parent or "tf_keras"], data="synthetic:100", out=path, progress=False)
+            except Exception as e:
+                log(f"{name}: cannot build a random-weight artifact: {e}")
+                continue
+        paths[name] = path
+    return paths
 
 
 def parent_outputs(framework: str, base_path: str, x: np.ndarray) -> np.ndarray:
@@ -266,8 +328,9 @@ class Settings:
 
 def evaluate_artifact(art: Artifact, test: TestSet, settings: Settings, parent_cache: dict[str, Any],
                       models_dir: str | None = None, keep_open: bool = False) -> dict[str, Any]:
-    """Every figure of one artifact (see the module doc). ``keep_open``: skip the timing and keep the
-    loaded backend in ``row["_backend"]`` for :func:`time_side_by_side` over all rows."""
+    """Every figure of one artifact (see the module doc; accuracy None on a test set without labels).
+    ``keep_open``: skip the timing and keep the loaded backend in ``row["_backend"]`` for
+    :func:`time_side_by_side` over all rows."""
     from pilotnet_brains.backends import load_backend
     from pilotnet_brains.optimize.finetune import gzip_size
     from pilotnet_brains.preprocess import DEFAULT, read_meta
@@ -289,16 +352,18 @@ def evaluate_artifact(art: Artifact, test: TestSet, settings: Settings, parent_c
     row["runtime"] = backend.runtime
     row["runtime_version"] = backend.runtime_version
     pred = predict_all(backend, test.x)
-    row["accuracy"] = accuracy(pred, test, prep)
+    labelled = test.y is not None
+    row["accuracy"] = accuracy(pred, test, prep) if labelled else None
     framework, base = find_base(art, models_dir)
     row["smoke"] = row["smoke"] or _smoke_model(base if framework else art.path)
     if framework and os.path.exists(base):
         key = f"{framework}:{base}"
         if key not in parent_cache:
             ref = parent_outputs(framework, base, test.x)
-            parent_cache[key] = {"pred": ref, "accuracy": accuracy(ref, test, prep)}
+            parent_cache[key] = {"pred": ref, "accuracy": accuracy(ref, test, prep) if labelled else None}
         ref = parent_cache[key]
-        row["parent"] = {"framework": framework, "path": base, "mse": ref["accuracy"]["overall"]["mse"]}
+        row["parent"] = {"framework": framework, "path": base,
+                         "mse": ref["accuracy"]["overall"]["mse"] if labelled else None}
         row["max_abs_diff_parent"] = float(np.max(np.abs(pred - ref["pred"]))) if len(pred) else 0.0
     else:
         row["parent"] = None                 # a base model itself, or its parent file is gone
@@ -306,27 +371,27 @@ def evaluate_artifact(art: Artifact, test: TestSet, settings: Settings, parent_c
     if keep_open:
         row["_backend"] = backend
     else:
-        time_side_by_side([row], test, settings, backends={art.name: backend})
+        time_side_by_side([row], test.x, settings, backends={art.name: backend})
         backend.close()
     return row
 
 
-def time_side_by_side(rows: list[dict[str, Any]], test: TestSet, settings: Settings,
+def time_side_by_side(rows: list[dict[str, Any]], x: np.ndarray, settings: Settings,
                       backends: dict[str, Any] | None = None, progress: bool = False) -> None:
     """Batch-1 latency and batch-N throughput of every row's backend, measured round-robin: each of
     ``settings.rounds`` rounds gives every backend its share of the minimum count and duration (after
     its own timed warm-up), so all of them see the same machine load -- the figures compare side by
-    side. The same preloaded inputs (fixed seed) for all. Fills latency_s, batch_latency_s,
+    side. The same preloaded inputs (frames of ``x`` picked with a fixed seed) for all. Fills latency_s, batch_latency_s,
     throughput_fps and raw_ns (per-call ns) in place."""
     backends = dict(backends or {})
     for r in rows:
         if "_backend" in r:
             backends[r["method"]] = r.pop("_backend")
     rng = np.random.default_rng(settings.seed)
-    pick = rng.choice(len(test.x), size=min(settings.latency_inputs, len(test.x)), replace=False)
-    singles = [np.ascontiguousarray(test.x[i:i + 1]) for i in pick]
-    idx = rng.choice(len(test.x), size=settings.batch, replace=len(test.x) < settings.batch)
-    big = [np.ascontiguousarray(test.x[idx])]
+    pick = rng.choice(len(x), size=min(settings.latency_inputs, len(x)), replace=False)
+    singles = [np.ascontiguousarray(x[i:i + 1]) for i in pick]
+    idx = rng.choice(len(x), size=settings.batch, replace=len(x) < settings.batch)
+    big = [np.ascontiguousarray(x[idx])]
     rounds = max(1, int(settings.rounds))
     times: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {r["method"]: ([], []) for r in rows}
     steps = [(k, r) for k in range(rounds) for r in rows]
@@ -340,15 +405,15 @@ def time_side_by_side(rows: list[dict[str, Any]], test: TestSet, settings: Setti
         b = backends[r["method"]]
         warm = settings.warmup_seconds if k == 0 else settings.warmup_seconds / rounds
         one, many = times[r["method"]]
-        one.append(measure_ns(b.predict, singles, -(-settings.min_count // rounds), settings.min_seconds / rounds,
+        one.append(measure(b.predict, singles, -(-settings.min_count // rounds), settings.min_seconds / rounds,
                               warm))
-        many.append(measure_ns(b.predict, big, -(-max(10, settings.min_count // 10) // rounds),
+        many.append(measure(b.predict, big, -(-max(10, settings.min_count // 10) // rounds),
                                settings.min_seconds / rounds, warm / 2))
     for r in rows:
         one, many = times[r["method"]]
         ns1, nsb = np.concatenate(one), np.concatenate(many)
-        r["latency_s"] = percentiles_s(ns1)
-        r["batch_latency_s"] = percentiles_s(nsb)
+        r["latency_s"] = summary(ns1, "s")
+        r["batch_latency_s"] = summary(nsb, "s")
         r["throughput_fps"] = settings.batch / r["batch_latency_s"]["p50"]
         r["raw_ns"] = {"batch1": ns1.tolist(), f"batch{settings.batch}": nsb.tolist()}
     for b in backends.values():
@@ -459,13 +524,15 @@ def _f(v: Any, fmt: str) -> str:
 
 
 def to_markdown(result: dict[str, Any]) -> str:
+    from pilotnet_brains import hostinfo
+
     s, env = result["settings"], result["environment"]
     rows = result["rows"]
     lines = [f"# Offline evaluation ({result['run_id']})", "",
              f"Test set: `{result['test']['root']}` — {result['test']['frames']} frames, circuits: "
              + ", ".join(f"{c} ({n})" for c, n in result["test"]["frames_per_circuit"].items()) + ".",
-             f"Machine: {env.get('cpu')} ({env.get('cores')} cores), Python {env.get('python')}; "
-             f"{s['threads']} thread(s) per runtime. Latency: batch 1, warm-up {s['warmup_seconds']} s, then "
+             f"Machine: {hostinfo.text(env, libraries=False)}; {s['threads']} thread(s) per runtime. "
+             f"Latency: batch 1, warm-up {s['warmup_seconds']} s, then "
              f"≥ {s['min_count']} runs and ≥ {s['min_seconds']} s per model, timed round-robin over all models in "
              f"{s.get('rounds', 1)} rounds (same machine load for all), perf_counter_ns, {s['latency_inputs']} "
              f"preloaded test frames cycled, seed {s['seed']}. Throughput: batch N = {s['batch']}.",
@@ -511,6 +578,49 @@ def to_markdown(result: dict[str, Any]) -> str:
     versions = result.get("versions", {})
     if versions:
         lines += ["", "Runtimes: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))]
+    return "\n".join(lines) + "\n"
+
+
+SPEED_HEAD = ["backend", "runtime", "p50 ms", "p90 ms", "p99 ms", "max ms", "n", "size MB", "import s", "load s",
+              "RSS MB", "max abs err", "tol"]
+
+
+def speed_table(rows: list[dict[str, Any]], md: bool = False) -> str:
+    """The speed mode's table (plain text, or Markdown with ``md``): batch-1 latency in ms, size, the
+    fresh interpreter's import/load/RSS, max |output - parent output| and the method's tolerance."""
+    lines = []
+    for r in rows:
+        lat, fresh = r["latency_s"], r.get("fresh") or {}
+        lines.append([r["method"], f"{r['runtime']} {r['runtime_version']}"]
+                     + [f"{lat[k] * 1e3:.3f}" for k in ("p50", "p90", "p99", "max")]
+                     + [str(lat["n"]), f"{r['size_bytes'] / 1e6:.2f}", _f(fresh.get("import_s"), ".2f"),
+                        _f(fresh.get("load_s"), ".2f"), _f(fresh.get("rss_mb"), ".0f"),
+                        _f(r.get("max_abs_diff_parent"), ".1e"), _f(r.get("tolerance"), ".0e")])
+    if md:
+        return "\n".join(md_table(SPEED_HEAD, lines))
+    widths = [max(len(line[i]) for line in [SPEED_HEAD] + lines) for i in range(len(SPEED_HEAD))]
+    return "\n".join("  ".join(c.rjust(w) if i >= 2 else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths))).rstrip()
+                     for line in [SPEED_HEAD] + lines)
+
+
+def speed_markdown(result: dict[str, Any]) -> str:
+    """The speed mode's report: host, settings, conventions, :func:`speed_table`, skipped backends."""
+    from pilotnet_brains import hostinfo
+
+    s, env = result["settings"], result["environment"]
+    lines = [f"# Backend speed ({result['run_id']})", "", f"Machine: {hostinfo.text(env, libraries=False)}."
+             + (" **The machine was busy (load > cores): tails and ratios are not representative.**"
+                if hostinfo.busy(env) else ""),
+             f"Settings: {s['threads']} thread(s), warm-up {s['warmup_seconds']} s, then ≥ {s['min_count']} batch-1 "
+             f"calls and ≥ {s['min_seconds']} s per model, timed round-robin over all models in {s['rounds']} rounds "
+             f"(same machine load for all), perf_counter_ns around predict() only, percentiles without clipping, "
+             f"{s['latency_inputs']} preloaded frames cycled, seed {s['seed']}; models: {result['models']}.",
+             "import = the runtime's import in a fresh interpreter that already has numpy and OpenCV (the "
+             "preprocessing) loaded, load = the artifact's, RSS after a short warm-up there; max abs err = max "
+             f"|output - parent base model output| on {result['test']['frames']} synthetic frames (normalized "
+             "units), tol = the method's stated tolerance.", "", speed_table(result["rows"], md=True)]
+    if result["skipped"]:
+        lines += ["", "## Skipped", ""] + [f"- {k['method']}: {k['reason']}" for k in result["skipped"]]
     return "\n".join(lines) + "\n"
 
 

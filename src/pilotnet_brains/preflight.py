@@ -15,12 +15,12 @@ import socket
 import time
 from typing import Any, Callable, Mapping
 
+from pilotnet_brains import hostinfo
 from pilotnet_brains.results import (
     RunFolderError,
     RunWriter,
     check_run_folder,
     claim_run_folder,
-    environment,
     make_run_id,
     method_label,
 )
@@ -123,6 +123,6 @@ def record_refusal(args: Mapping[str, Any], refused: RunRefused) -> str | None:
                 "model": str(args.get("model", "")), "sim": str(args.get("sim", "")), "mode": str(args.get("mode", "")),
                 "threads": args.get("threads", 1), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
                 "host": socket.gethostname()}
-    RunWriter(folder, identity, environment()).write_json(
+    RunWriter(folder, identity, hostinfo.describe()).write_json(
         [], None, "refused", extra={"refusal": {"by": refused.by, "message": str(refused)}})
     return folder

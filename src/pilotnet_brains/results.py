@@ -22,13 +22,13 @@ import io
 import json
 import math
 import os
-import platform
 import re
 import tempfile
 from typing import Mapping, Sequence
 
 import numpy as np
 
+from pilotnet_brains import hostinfo
 from pilotnet_brains.reporting import csv_cell, md_table, png_bytes, pyplot, to_json
 from pilotnet_brains.util import atomic_write_bytes, atomic_write_text, sha256_path
 
@@ -53,11 +53,6 @@ CSV_METRICS: Sequence[str] = (
     "camera_fps_sim", "commands", "suddenness", "skipped_frames", "bad_frames", "bad_outputs", "t_start",
     "t_end", "dnf_detail")
 CSV_COLUMNS: Sequence[str] = tuple(CSV_IDENTITY) + tuple(CSV_METRICS)
-
-#: Python distributions whose versions describe a run (those installed are listed).
-LIBRARIES: Sequence[str] = (
-    "numpy", "scipy", "opencv-python", "tensorflow", "tensorflow-cpu", "tf_keras", "torch", "onnxruntime",
-    "ai-edge-litert", "tflite-runtime", "tensorrt", "matplotlib", "rosbags")
 
 
 # ---------------------------------------------------------------------------------- identity
@@ -150,46 +145,6 @@ def method_label(brain: str, backend: str) -> str:
     if brain in ("", "pilotnet") and backend:
         return backend
     return brain or backend or "unknown"
-
-
-def cpu_model() -> str:
-    """The host CPU's model name (from /proc/cpuinfo on Linux, else platform)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def library_versions(names: Sequence[str] = LIBRARIES) -> dict[str, str]:
-    """Installed versions of the given distributions (missing ones left out); no heavy imports."""
-    try:
-        from importlib import metadata
-    except ImportError:  # pragma: no cover - Python < 3.8
-        return {}
-    out = {}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except Exception:
-            continue
-    return out
-
-
-def environment(threads: int | None = None) -> dict[str, object]:
-    """The host a run was measured on: CPU, cores, Python, OS, ROS distro, library versions."""
-    return {
-        "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "threads": threads,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "ros_distro": os.environ.get("ROS_DISTRO", ""),
-        "libraries": library_versions(),
-    }
 
 
 def model_identity(model: str) -> dict[str, object]:
@@ -348,7 +303,7 @@ class RunWriter:
         self.folder = os.path.abspath(folder)
         os.makedirs(self.folder, exist_ok=True)
         self.identity = dict(identity)
-        self.env = dict(env) if env is not None else environment(identity.get("threads"))  # type: ignore[arg-type]
+        self.env = dict(env) if env is not None else hostinfo.describe(identity.get("threads"))  # type: ignore[arg-type]
         self.method = method_label(str(identity.get("brain", "")), str(identity.get("backend", "")))
 
     def path(self, name: str) -> str:

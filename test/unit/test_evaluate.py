@@ -154,3 +154,20 @@ def test_targets_name_the_misses_and_why():
     assert t["tflite_pruned_dynamic"] == "ok"                            # vs tflite_pruned, +1.7 %
     assert "smoke build" in t["torch_qat"] and "fine-tuned weights" in t["torch_qat"]
     assert rows[1]["size_ratio_vs_fp32"] == 4.0
+
+
+def test_reports_show_paths_inside_the_package_relative_to_it():
+    from pilotnet_brains import PACKAGE_ROOT
+
+    assert ev.shown_path(os.path.join(PACKAGE_ROOT, "data", "test")) == os.path.join("data", "test")
+    assert ev.shown_path("/elsewhere/data") == "/elsewhere/data"
+    assert ev.shown_path(PACKAGE_ROOT + "_other/x") == PACKAGE_ROOT + "_other/x"
+    [art] = ev.discover(["tflite_qat"], os.path.join(PACKAGE_ROOT, "no_such_models"))
+    assert art.path == os.path.join(PACKAGE_ROOT, "no_such_models", "build", "tflite_qat.tflite")
+    assert "not built (no_such_models/build/tflite_qat.tflite missing)" in art.skip
+
+
+def test_synthetic_test_set_has_no_labels():
+    test = ev.synthetic_test_set(8, seed=1)
+    assert test.x.shape == (8, 66, 200, 3) and test.y is None and test.circuits == ["synthetic"]
+    assert int(test.mask("synthetic").sum()) == 8

@@ -131,8 +131,6 @@ def test_run_id_method_label_and_identity(tmp_path):
     ident = results.model_identity(str(model))
     assert ident["model_sha256"] == hashlib.sha256(b"weights").hexdigest() and ident["model_bytes"] == 7
     assert results.model_identity("")["model_sha256"] == ""
-    env = results.environment(threads=2)
-    assert env["cpu"] and env["threads"] == 2 and "numpy" in env["libraries"]
 
 
 def test_table_headers_carry_units_and_the_brain_frequency_has_one_name():

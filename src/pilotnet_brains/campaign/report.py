@@ -8,6 +8,7 @@ import io
 import os
 from typing import Any, Mapping, Sequence
 
+from pilotnet_brains import hostinfo
 from pilotnet_brains.campaign.aggregate import (
     AGG_METRICS,
     TABLE_HEADER,
@@ -53,15 +54,6 @@ def _mark(ok: bool | None) -> str:
     return "n/a" if ok is None else ("met" if ok else "**missed**")
 
 
-def machine_text(env: Mapping[str, Any] | None) -> str:
-    if not env:
-        return "unknown (no run finished)"
-    libs = env.get("libraries") or {}
-    lib = ", ".join(f"{k} {v}" for k, v in libs.items())
-    return (f"{env.get('cpu')} ({env.get('cpu_count')} cores), Python {env.get('python')}, {env.get('platform')}, "
-            f"ROS {env.get('ros_distro') or '?'}; {lib}")
-
-
 def expert_text(lap: Mapping[str, Any] | None) -> str:
     """The privileged expert's lap of a circuit (the speed the networks learned from), for scale:
     one of :func:`pilotnet_brains.campaign.reference.expert_references`."""
@@ -87,7 +79,7 @@ def report_markdown(campaign: Campaign, rows: Sequence[Mapping[str, Any]], runs:
     lines = [f"# Benchmark campaign `{campaign.name}`", ""]
     if campaign.description:
         lines += [campaign.description, ""]
-    lines += [f"- Machine: {machine_text(env)}",
+    lines += [f"- Machine: {hostinfo.text(env)}",
               f"- Simulator: embedded f1_sim, mode {mode}",
               f"- Laps per run: {campaign.laps}; repetitions: {campaign.repetitions}; starts: {start_text}",
               f"- Inference threads: {campaign.threads}; lap timeout: "

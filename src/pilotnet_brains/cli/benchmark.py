@@ -24,7 +24,7 @@ from typing import Any
 
 from pilotnet_brains import campaign as cp
 from pilotnet_brains import results_root
-from pilotnet_brains.cli.helptext import HelpFormatter
+from pilotnet_brains.helptext import HelpFormatter
 
 #: Child prologue: die with the campaign (SIGTERM when the parent thread ends), then exec roslaunch.
 _PDEATH = ("import ctypes, os, signal, sys\n"

@@ -20,19 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import socket
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from typing import Any
 
 import numpy as np
 
-from pilotnet_brains import PACKAGE_ROOT, results_root, topics
-from pilotnet_brains.cli.helptext import HelpFormatter
+from pilotnet_brains import hostinfo, results_root, timing
+from pilotnet_brains.helptext import HelpFormatter
 from pilotnet_brains.reporting import md_table
 from pilotnet_brains.util import atomic_write_text
 
@@ -41,66 +37,7 @@ DEFAULT_BACKENDS = ["tflite_int8", "tflite_int8_fallback", "tflite_dynamic", "tf
 RESULTS_DIR = os.path.join(results_root(), "benchmarks", "brain")
 
 
-# -- measuring --------------------------------------------------------------------------------------
-
-def measure(fn, args_list: list[Any], min_count: int, min_seconds: float, warmup_seconds: float) -> np.ndarray:
-    """Call ``fn(args_list[i % n])`` after a timed warm-up until ``min_count`` calls and
-    ``min_seconds`` wall seconds are both reached; returns the per-call times in ns."""
-    n = len(args_list)
-    t_end = time.perf_counter() + warmup_seconds
-    i = 0
-    while time.perf_counter() < t_end or i < 3:
-        fn(args_list[i % n])
-        i += 1
-    out: list[int] = []
-    clock = time.perf_counter_ns
-    t_end_ns = clock() + int(min_seconds * 1e9)
-    i = 0
-    while len(out) < min_count or clock() < t_end_ns:
-        a = args_list[i % n]
-        t0 = clock()
-        fn(a)
-        out.append(clock() - t0)
-        i += 1
-    return np.asarray(out, np.int64)
-
-
-def measure_interleaved(fn_a, args_a: list[Any], fn_b, args_b: list[Any], min_count: int, min_seconds: float,
-                        warmup_seconds: float) -> tuple[np.ndarray, np.ndarray]:
-    """Like :func:`measure` for two functions called alternately (a, b, a, b...), so both see the
-    same machine load; returns (times of a, times of b) in ns, paired by index."""
-    na, nb = len(args_a), len(args_b)
-    t_end = time.perf_counter() + warmup_seconds
-    i = 0
-    while time.perf_counter() < t_end or i < 3:
-        fn_a(args_a[i % na])
-        fn_b(args_b[i % nb])
-        i += 1
-    ta: list[int] = []
-    tb: list[int] = []
-    clock = time.perf_counter_ns
-    t_end_ns = clock() + int(min_seconds * 1e9)
-    i = 0
-    while len(ta) < min_count or clock() < t_end_ns:
-        a, b = args_a[i % na], args_b[i % nb]
-        t0 = clock()
-        fn_a(a)
-        t1 = clock()
-        fn_b(b)
-        t2 = clock()
-        ta.append(t1 - t0)
-        tb.append(t2 - t1)
-        i += 1
-    return np.asarray(ta, np.int64), np.asarray(tb, np.int64)
-
-
-def summary_ms(ns) -> dict[str, float]:
-    a = np.asarray(ns, np.float64) / 1e6
-    if a.size == 0:
-        return {}
-    return {"n": int(a.size), "p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)),
-            "p99": float(np.percentile(a, 99)), "max": float(a.max()), "mean": float(a.mean())}
-
+# -- inputs -------------------------------------------------------------------------------------------
 
 def synthetic_frames(n: int, seed: int = 0) -> list[np.ndarray]:
     """Camera-like 640x480 rgb8 frames: sky, asphalt with noise, a red line at varying offsets."""
@@ -117,51 +54,6 @@ def synthetic_frames(n: int, seed: int = 0) -> list[np.ndarray]:
             img[r:r + 4, max(0, x - half):x + half] = (220, 20, 20)
         frames.append(img)
     return frames
-
-
-def fresh_load(name: str, path: str | None, threads: int) -> dict[str, Any]:
-    """Import + load of backend ``name`` in a fresh interpreter: seconds, and peak RSS (MB, VmHWM:
-    ru_maxrss would carry this process's peak across exec) after a short warm-up."""
-    code = ("import time; t = time.perf_counter()\n"
-            "from pilotnet_brains.backends import load_backend\n"
-            f"b = load_backend({name!r}, {path!r}, threads={threads})\n"
-            "t1 = time.perf_counter(); b.warmup(3)\n"
-            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')]\n"
-            "print(t1 - t, int(hwm[0].split()[1]) / 1024.0 if hwm else 0.0)")
-    try:
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-        secs, rss = out.stdout.strip().splitlines()[-1].split()
-        return {"load_seconds_fresh": float(secs), "rss_mb_fresh": float(rss)}
-    except Exception:
-        return {}
-
-
-# -- models -------------------------------------------------------------------------------------------
-
-def random_artifacts(names: list[str], folder: str, log) -> dict[str, str]:
-    """Random-weight base models + every requested artifact built from them (synthetic calibration)."""
-    from pilotnet_brains.models import save_random_base_models
-    from pilotnet_brains.optimize import build
-
-    base = save_random_base_models(folder, seed=0)
-    paths = {}
-    for name in names:
-        if name == "explicit":
-            continue
-        if name == "keras":
-            paths[name] = base["tf_keras"]
-            continue
-        from pilotnet_brains.backends import get_spec
-
-        spec = get_spec(name)
-        out = os.path.join(folder, name + spec.suffix)
-        parent = base[spec.parent or "tf_keras"]
-        try:
-            paths[name] = build(name, base=parent, data="synthetic", out=out, progress=False)
-        except Exception as e:
-            log(f"{name}: cannot build a random-weight artifact: {e}")
-    return paths
 
 
 # -- the pure part ------------------------------------------------------------------------------------
@@ -185,135 +77,21 @@ def bench_offline(name: str, path: str | None, threads: int, frames: list[np.nda
     msgs = [("rgb8", 480, 640, 1920, f.tobytes()) for f in frames]
     run_brain = lambda m: pipe.process_image(*m)  # noqa: E731
     if name == "explicit":
-        brain = measure(run_brain, msgs, args.min_count, args.min_seconds, args.warmup_seconds)
+        brain = timing.measure(run_brain, msgs, args.min_count, args.min_seconds, args.warmup_seconds)
     else:
-        raw, brain = measure_interleaved(policy.backend.predict, xs, run_brain, msgs, args.min_count,
+        raw, brain = timing.measure_alternating([policy.backend.predict, run_brain], [xs, msgs], args.min_count,
                                          args.min_seconds, args.warmup_seconds)
         row["raw_ns"] = raw.tolist()
-        row["raw"] = summary_ms(raw)
+        row["raw"] = timing.summary(raw, "ms")
         # per pair: the brain call minus the raw call made just before it, under the same load
-        row["overhead"] = summary_ms(brain - raw)
-    pre = measure(policy.preprocess, frames, args.min_count, min(args.min_seconds, 1.0), 0.2)
+        row["overhead"] = timing.summary(brain - raw, "ms")
+    pre = timing.measure(policy.preprocess, frames, args.min_count, min(args.min_seconds, 1.0), 0.2)
     row["brain_ns"] = brain.tolist()
-    row["brain"] = summary_ms(brain)
-    row["preprocess"] = summary_ms(pre)
+    row["brain"] = timing.summary(brain, "ms")
+    row["preprocess"] = timing.summary(pre, "ms")
     if "raw" in row:
         row["overhead_ms"] = row["overhead"]["p50"]
     return row
-
-
-# -- the node, through a real master ------------------------------------------------------------------
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Loopback:
-    """A private ROS master, this process as camera publisher and command/stats subscriber."""
-
-    def __init__(self):
-        import rosgraph
-        import roslaunch.parent
-
-        port = _free_port()
-        self.uri = f"http://127.0.0.1:{port}/"
-        os.environ["ROS_MASTER_URI"] = self.uri
-        os.environ.setdefault("ROS_HOSTNAME", "127.0.0.1")
-        self.core = roslaunch.parent.ROSLaunchParent("benchmark_brain_core", [], is_core=True, port=port)
-        self.core.start()
-        deadline = time.monotonic() + 20
-        while not rosgraph.Master("/benchmark").is_online():
-            if time.monotonic() > deadline:
-                raise RuntimeError("the private ROS master did not come up")
-            time.sleep(0.1)
-        import rospy
-        from geometry_msgs.msg import Twist
-        from sensor_msgs.msg import Image
-
-        from pilotnet_brains.msg import BrainStats
-
-        rospy.init_node("benchmark_brain", anonymous=True, disable_signals=True)
-        self.rospy = rospy
-        self.Image = Image
-        self.cmd_event = threading.Event()
-        self.cmd_t = 0
-        self.stats: dict[int, Any] = {}
-        self.pub = rospy.Publisher(topics.CAMERA_IMAGE, Image, queue_size=1)
-        self.sub = rospy.Subscriber(topics.CMD_VEL, Twist, self._on_cmd, tcp_nodelay=True)
-        self.stats_sub = rospy.Subscriber(topics.BRAIN_STATS, BrainStats, self._on_stats)
-
-    def _on_cmd(self, _msg) -> None:
-        self.cmd_t = time.perf_counter_ns()
-        self.cmd_event.set()
-
-    def _on_stats(self, m) -> None:
-        self.stats[m.header.stamp.secs] = m
-
-    def close(self) -> None:
-        self.rospy.signal_shutdown("benchmark over")
-        self.core.shutdown()
-
-    def run_node(self, name: str, path: str | None, threads: int, frames: list[np.ndarray],
-                 count: int, warmup: int, log_dir: str, progress) -> dict[str, Any]:
-        brain = "explicit" if name == "explicit" else "pilotnet"
-        exe = os.path.join(PACKAGE_ROOT, "brains", f"{brain}_brain")
-        argv = [sys.executable, exe, "__name:=brain", f"_backend:={name}", f"_threads:={threads}",
-                "_watchdog_timeout:=0"]
-        if path:
-            argv.append(f"_model:={path}")
-        log_path = os.path.join(log_dir, f"node_{name}.log")
-        with open(log_path, "w") as log:
-            proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
-        try:
-            deadline = time.monotonic() + 120
-            while self.pub.get_num_connections() == 0 or self.sub.get_num_connections() == 0:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    with open(log_path) as f:
-                        raise RuntimeError(f"the {name} brain node did not come up: {f.read()[-800:]}")
-                time.sleep(0.05)
-            msgs = [self.Image(height=480, width=640, encoding="rgb8", step=1920, data=f.tobytes())
-                    for f in frames]
-            e2e: list[int] = []
-            self.stats.clear()
-            for i in progress(range(warmup + count), desc=f"{name} end-to-end", leave=False):
-                m = msgs[i % len(msgs)]
-                m.header.stamp = self.rospy.Time(i + 1, 0)
-                self.cmd_event.clear()
-                t0 = time.perf_counter_ns()
-                self.pub.publish(m)
-                if not self.cmd_event.wait(5.0):
-                    raise RuntimeError(f"the {name} brain node gave no command within 5 s")
-                if i >= warmup:
-                    e2e.append(self.cmd_t - t0)
-                time.sleep(0.002)
-            deadline = time.monotonic() + 10.0   # the last stats may trail their commands on a busy machine
-            while time.monotonic() < deadline and sum(1 for k in list(self.stats) if k > warmup) < count:
-                time.sleep(0.05)
-            st = [self.stats[k] for k in sorted(self.stats) if k > warmup]
-            it = [x.iteration_time * 1e9 for x in st]
-            inf = [x.inference_time * 1e9 for x in st]
-            own = [(x.iteration_time - x.inference_time) * 1e9 for x in st]
-            rss = None
-            try:
-                with open(f"/proc/{proc.pid}/status") as f:
-                    for line in f:
-                        if line.startswith("VmRSS:"):
-                            rss = int(line.split()[1]) / 1024.0
-            except OSError:
-                pass
-            return {"e2e_ns": e2e, "e2e": summary_ms(e2e), "node_iteration": summary_ms(it),
-                    "node_inference": summary_ms(inf), "node_own": summary_ms(own),
-                    "node_iteration_ns": [int(x) for x in it], "node_rss_mb": rss,
-                    "skipped_frames": int(max((s.skipped_frames for s in self.stats.values()), default=0))}
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 # -- report ---------------------------------------------------------------------------------------------
@@ -324,24 +102,10 @@ def _f(d: dict[str, float] | None, key: str, nd: int = 3) -> str:
     return f"{d[key]:.{nd}f}"
 
 
-def environment(threads: int) -> dict[str, Any]:
-    env = {"python": platform.python_version(), "machine": platform.machine(), "cpu": platform.processor(),
-           "cores": os.cpu_count(), "threads": threads, "platform": platform.platform()}
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    env["cpu"] = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return env
-
-
 def markdown(result: dict[str, Any]) -> str:
     env = result["environment"]
     lines = [f"# Brain overhead and end-to-end latency ({result['time']})", "",
-             f"Machine: {env.get('cpu')} ({env.get('cores')} cores), Python {env.get('python')}, "
+             f"Machine: {hostinfo.text(env, libraries=False)}; "
              f"threads {env.get('threads')}. Times in ms; raw = backend.predict alone, brain = the pure "
              f"pipeline (decode + preprocess + predict + postprocess), measured alternately with raw so both "
              f"see the same load; overhead = p50 of (brain - raw) per alternate pair; node = the node's iteration "
@@ -359,10 +123,11 @@ def markdown(result: dict[str, Any]) -> str:
         raw, brain = r.get("raw"), r.get("brain")
         ratio = f"{1.0 + r['overhead_ms'] / raw['p50']:.2f}" if raw and "overhead_ms" in r else "–"
         size = f"{r['size_bytes'] / 1e6:.2f}" if r.get("size_bytes") else "–"
-        imp = f"{r['load_seconds_fresh']:.2f}" if r.get("load_seconds_fresh") is not None else "–"
+        fresh = r.get("fresh") or {}
+        imp = f"{fresh['import_s'] + fresh['load_s']:.2f}" if fresh else "–"
         over = f"{r['overhead_ms']:.3f}" if "overhead_ms" in r else "–"
         rss = f"{r['node_rss_mb']:.0f}" if r.get("node_rss_mb") else "–"
-        rss_fresh = f"{r['rss_mb_fresh']:.0f}" if r.get("rss_mb_fresh") else "–"
+        rss_fresh = f"{fresh['rss_peak_mb']:.0f}" if fresh else "–"
         cells.append([r["backend"], f"{r.get('runtime') or '–'} {r.get('runtime_version') or ''}", size, imp,
                       _f(raw, "p50"), _f(raw, "p99"), _f(brain, "p50"), _f(brain, "p99"), over, ratio,
                       _f(r.get("preprocess"), "p50"), _f(r.get("node_iteration"), "p50"),
@@ -383,10 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--random", action="store_true",
                     help="build random-weight artifacts in a temporary folder for backends whose artifact is "
                          "missing (latency does not depend on the weights)")
-    ap.add_argument("--threads", type=int, default=1, help="inference threads (default 1)")
-    ap.add_argument("--min-count", type=int, default=500, help="minimum timed calls per measure")
-    ap.add_argument("--min-seconds", type=float, default=2.0, help="minimum timed wall seconds per measure")
-    ap.add_argument("--warmup-seconds", type=float, default=0.5, help="warm-up wall seconds per measure")
+    timing.add_arguments(ap, min_count=500, min_seconds=2.0, warmup_seconds=0.5)
     ap.add_argument("--e2e-count", type=int, default=300, help="frames per backend through the ROS master; 0 = skip")
     ap.add_argument("--e2e-warmup", type=int, default=30, help="untimed frames first")
     ap.add_argument("--frames", type=int, default=8, help="distinct preloaded frames cycled through")
@@ -399,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     cv2.setNumThreads(1)   # as the brain node does: OpenCV's pool fights the runtimes' threads
 
     from pilotnet_brains.backends import resolve_path
+    from pilotnet_brains.evaluate import fresh_load, random_artifacts
+
+    env = hostinfo.describe(args.threads)   # the load average at the start
 
     def log(msg: str) -> None:
         tqdm.write(msg, file=sys.stderr)
@@ -435,14 +200,17 @@ def main(argv: list[str] | None = None) -> int:
         try:
             row = bench_offline(name, paths.get(name), args.threads, frames, args)
             if name != "explicit":
-                row.update(fresh_load(name, row.get("path"), args.threads))
+                row["fresh"] = fresh_load(name, row.get("path"), args.threads)
         except Exception as e:
             row = {"backend": name, "error": f"{type(e).__name__}: {e}"}
             log(f"{name}: {row['error']}")
         rows.append(row)
     if args.e2e_count > 0:
-        loop = Loopback()
-        try:
+        from pilotnet_brains.ros.brain_loopback import Loopback
+        from pilotnet_brains.ros.master import private_master
+
+        with private_master("benchmark_brain"):
+            loop = Loopback()
             for row in tqdm(rows, desc="end-to-end"):
                 if "error" in row:
                     continue
@@ -452,10 +220,9 @@ def main(argv: list[str] | None = None) -> int:
                 except Exception as e:
                     row["e2e_error"] = str(e)
                     log(f"{row['backend']} end-to-end: {e}")
-        finally:
             loop.close()
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    result = {"time": stamp, "environment": environment(args.threads), "args": vars(args), "rows": rows}
+    result = {"time": stamp, "environment": env, "args": vars(args), "rows": rows}
     os.makedirs(args.out, exist_ok=True)
     base = os.path.join(args.out, f"brain_{stamp}")
     atomic_write_text(base + ".json", json.dumps(result, indent=1) + "\n")

@@ -17,7 +17,7 @@ import os
 import sys
 from dataclasses import fields
 
-from pilotnet_brains.cli.helptext import HelpFormatter
+from pilotnet_brains.helptext import HelpFormatter
 
 
 def main(argv: list[str] | None = None) -> int:

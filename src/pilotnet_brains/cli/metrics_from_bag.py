@@ -6,7 +6,7 @@ import math
 import os
 import sys
 
-from pilotnet_brains.cli.helptext import HelpFormatter
+from pilotnet_brains.helptext import HelpFormatter
 
 #: Metrics compared with the live node's in the --compare printout.
 COMPARED = ("lap_time", "distance", "percentage", "average_speed", "deviation_mae", "deviation_max",
@@ -32,9 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     if not os.path.exists(a.bag):
         ap.error(f"{a.bag}: no such file (a run records run.bag in its run folder with record:=true)")
 
+    from pilotnet_brains import hostinfo
     from pilotnet_brains.metrics import LapLimits
     from pilotnet_brains.reporting import to_json
-    from pilotnet_brains.results import RunWriter, environment, markdown_table, method_label
+    from pilotnet_brains.results import RunWriter, markdown_table, method_label
     from pilotnet_brains.ros.bag_metrics import replay_bag
 
     limits = None
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     method = method_label(str(identity.get("brain", "")), str(identity.get("backend", "")))
     if a.out:
         identity["source_bag"] = os.path.abspath(a.bag)
-        writer = RunWriter(a.out, identity, environment())
+        writer = RunWriter(a.out, identity, hostinfo.describe())
         tracks = [tracker.lap_track(s) for s in tracker.laps]
         writer.write_final(laps, "offline", tracker.circuit, tracks)
     if a.json:

@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 
-from pilotnet_brains.cli.helptext import HelpFormatter
+from pilotnet_brains.helptext import HelpFormatter
 
 
 def _parse_params(items: list[str]) -> dict[str, object]:

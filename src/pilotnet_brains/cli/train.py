@@ -15,7 +15,7 @@ import argparse
 import os
 import sys
 
-from pilotnet_brains.cli.helptext import HelpFormatter
+from pilotnet_brains.helptext import HelpFormatter
 
 
 def main(argv: list[str] | None = None) -> int:

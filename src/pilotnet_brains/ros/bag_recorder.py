@@ -223,7 +223,7 @@ def main() -> None:
         every Nth camera frame; 0 = no camera.
       ~compression (str, default lz4): none | lz4 | bz2.
     """
-    from pilotnet_brains.cli.helptext import node_help
+    from pilotnet_brains.helptext import node_help
 
     node_help(main)   # --help: the ~params, and no node started
     rospy.init_node("record_run")

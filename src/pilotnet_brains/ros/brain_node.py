@@ -193,7 +193,7 @@ def main(default_brain: str = "pilotnet") -> None:
     Exits non-zero with one message naming the brain, backend, path and what to do when the brain
     cannot start (missing/corrupt model, runtime not installed, GPU backend without a GPU).
     """
-    from pilotnet_brains.cli.helptext import node_help
+    from pilotnet_brains.helptext import node_help
 
     node_help(main)   # --help: the ~params, and no node started
     startup.guard()

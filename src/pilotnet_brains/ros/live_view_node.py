@@ -146,7 +146,7 @@ def main() -> None:
         topic is published).
       ~rate (float wall Hz, default 10): pictures per wall second (window and topic).
     """
-    from pilotnet_brains.cli.helptext import node_help
+    from pilotnet_brains.helptext import node_help
 
     node_help(main)   # --help: the ~params, and no node started
     rospy.init_node("live_view")

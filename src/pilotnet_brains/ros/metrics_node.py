@@ -24,7 +24,7 @@ from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from sensor_msgs.msg import CameraInfo
 
-from pilotnet_brains import results_root, topics
+from pilotnet_brains import hostinfo, results_root, topics
 from pilotnet_brains.circuits import load_circuit
 from pilotnet_brains.metrics import LapLimits, LapSpan, RunTracker, limits_dict
 from pilotnet_brains.msg import BrainStats, LapResult
@@ -32,7 +32,6 @@ from pilotnet_brains.reporting import to_json
 from pilotnet_brains.results import (
     RunWriter,
     claim_run_folder,
-    environment,
     make_run_id,
     method_label,
     model_identity,
@@ -174,7 +173,7 @@ class LapMetricsNode:
                        "brain_timeout_wall": self.brain_timeout},
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": socket.gethostname(),
         }
-        self.writer = RunWriter(self.folder, self.identity, environment(int(p("~threads", 1))))
+        self.writer = RunWriter(self.folder, self.identity, hostinfo.describe(int(p("~threads", 1))))
         # for the recorder; the token (unique per launch) tells this run's folder from a stale one
         self.run_token = str(p("~run_token", "") or "")
         rospy.set_param("~run", {"dir": self.folder, "token": self.run_token, "identity": to_json(self.identity)})
@@ -466,7 +465,7 @@ def main() -> None:
       ~partial_period (float wall s, default 2): how often laps.json is rewritten during a lap.
       ~plots (bool, default true): write trajectory.png and profile.png at the end.
     """
-    from pilotnet_brains.cli.helptext import node_help
+    from pilotnet_brains.helptext import node_help
 
     node_help(main)   # --help: the ~params, and no node started
     startup.guard()

@@ -355,7 +355,7 @@ def main() -> None:
     ~topdown_png (str, ""): path of a top-down PNG of the car on the map, rewritten every ~topdown_period wall s
     ~topdown_period (float, 2.0): wall s between PNG updates
     """
-    from pilotnet_brains.cli.helptext import node_help
+    from pilotnet_brains.helptext import node_help
 
     node_help(main)   # --help: the ~params, and no node started
     startup.guard()
