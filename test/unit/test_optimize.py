@@ -23,7 +23,7 @@ def test_every_method_is_a_backend():
     assert set(METHODS) <= set(BACKENDS)
     assert set(CPU_METHODS) <= set(METHODS)
     for name, m in METHODS.items():
-        assert m.parent == BACKENDS[name].parent and m.needs == BACKENDS[name].needs
+        assert m.spec is BACKENDS[name] and m.name == name
 
 
 @pytest.mark.parametrize("name", method_params(CPU_METHODS))

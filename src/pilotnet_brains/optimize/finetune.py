@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from pilotnet_brains.optimize import BuildContext, OptimizeError
+from pilotnet_brains.optimize.registry import BuildContext, OptimizeError
 
 #: Below this many training frames a fine-tuned artifact is a smoke build (as for training).
 SMOKE_FRAMES = 2000

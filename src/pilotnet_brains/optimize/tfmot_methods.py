@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 
-from pilotnet_brains.optimize import BuildContext, register_method
 from pilotnet_brains.optimize.finetune import (
     batch_stream,
     data_params,
@@ -35,6 +34,7 @@ from pilotnet_brains.optimize.finetune import (
     schedule,
     sparsity,
 )
+from pilotnet_brains.optimize.registry import BuildContext, register_method
 from pilotnet_brains.util import atomic_write_bytes
 
 #: Layer types wrapped by pruning, clustering and QAT (the input BatchNormalization is left float).
