@@ -49,6 +49,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from pilotnet_brains import package_root
+from pilotnet_brains.backends.registry import camera_bound
 from pilotnet_brains.circuits import REVERSE_SUFFIX, CircuitError, load_circuit
 from pilotnet_brains.results import METRIC_TITLES
 from pilotnet_brains.util import atomic_write_bytes, atomic_write_text, resolve_yaml, sha256_path
@@ -682,7 +683,7 @@ def targets(rows: Sequence[Mapping[str, Any]], campaign: Campaign) -> list[dict[
         mae = r["deviation_mae"]["mean"]
         items.append(("position deviation MAE (m)", "-" if mae is None else f"{mae:.3f}", f"<= {TARGET_MAE_M}",
                       None if mae is None else mae <= TARGET_MAE_M))
-        if r["backend"] == "keras":
+        if not camera_bound(r["backend"]):
             f = r["brain_frequency_bm"]["mean"]
             items.append(("brain frequency, 1/iteration time (it/s)", "-" if f is None else f"{f:.1f}",
                           f">= {TARGET_KERAS_IT_S:.0f}", None if f is None else f >= TARGET_KERAS_IT_S))
