@@ -105,6 +105,16 @@ def metrics_ready(folder: str, timeout: float = 60.0) -> None:
         time.sleep(0.1)
 
 
+def fake_lap(roslaunch_files, tmp_path, run_id: str, **launch_args: str):
+    """metrics.launch on simple_circuit, then a fake brain and simulator at 10 m/s, 4x real time:
+    (run folder, brain process, simulator process)."""
+    roslaunch_files(METRICS_LAUNCH, circuit="simple_circuit", results_dir=str(tmp_path), run_id=run_id,
+                    brain="fake", backend="fake", **launch_args)
+    folder = str(tmp_path / run_id)
+    metrics_ready(folder)
+    return folder, fake("--role", "brain", "--speed", "10"), fake("--role", "sim", "--speed", "10", "--rtf", "4")
+
+
 def test_full_lap_at_known_offset_with_bag_and_offline_recompute(roslaunch_files, sim_time, tmp_path):
     """simple_circuit at 20 m/s, 0.7 m left of the line, 8x real time: completed, MAE 0.7 m."""
     run = tmp_path / "lap"
@@ -188,16 +198,12 @@ def test_drifting_off_the_road_is_dnf_off_track(roslaunch_files, sim_time, tmp_p
 
 
 def test_brain_killed_mid_lap_is_dnf_brain_died_and_files_are_intact(roslaunch_files, sim_time, tmp_path):
-    roslaunch_files(METRICS_LAUNCH, circuit="simple_circuit", results_dir=str(tmp_path), run_id="died",
-                    brain="fake", backend="fake")
-    metrics_ready(str(tmp_path / "died"))
-    brain = fake("--role", "brain", "--speed", "10")
-    sim = fake("--role", "sim", "--speed", "10", "--rtf", "4")
+    folder, brain, sim = fake_lap(roslaunch_files, tmp_path, "died")
     try:
-        running = wait_for_status(str(tmp_path / "died"), ("running",), timeout=30, min_distance=20.0)
+        running = wait_for_status(folder, ("running",), timeout=30, min_distance=20.0)
         assert running["in_progress"]["in_progress"] and running["laps"] == []
         brain.send_signal(signal.SIGKILL)
-        doc = wait_for_status(str(tmp_path / "died"), ("done",), timeout=30)
+        doc = wait_for_status(folder, ("done",), timeout=30)
     finally:
         stop(sim, brain)
     (lap,) = doc["laps"]
@@ -250,13 +256,9 @@ def test_a_crashed_metrics_node_leaves_a_readable_partial_record(roslaunch_files
     holds the lap in progress as of the last periodic write (every 2 s wall)."""
     import rosgraph
 
-    roslaunch_files(METRICS_LAUNCH, circuit="simple_circuit", results_dir=str(tmp_path), run_id="crash",
-                    brain="fake", backend="fake")
-    metrics_ready(str(tmp_path / "crash"))
-    brain = fake("--role", "brain", "--speed", "10")
-    sim = fake("--role", "sim", "--speed", "10", "--rtf", "4")
+    folder, brain, sim = fake_lap(roslaunch_files, tmp_path, "crash")
     try:
-        wait_for_status(str(tmp_path / "crash"), ("running",), timeout=30, min_distance=30.0)
+        wait_for_status(folder, ("running",), timeout=30, min_distance=30.0)
         import xmlrpc.client
 
         uri = rosgraph.Master("/pytest").lookupNode("/lap_metrics")
@@ -275,16 +277,12 @@ def test_a_crashed_metrics_node_leaves_a_readable_partial_record(roslaunch_files
 
 def test_a_hung_brain_is_dnf_brain_died_after_the_brain_timeout(roslaunch_files, sim_time, tmp_path):
     """SIGSTOP: the brain process lives but answers nothing; after brain_timeout wall s -> brain_died."""
-    roslaunch_files(METRICS_LAUNCH, circuit="simple_circuit", results_dir=str(tmp_path), run_id="hung",
-                    brain="fake", backend="fake", brain_timeout="2.0")
-    metrics_ready(str(tmp_path / "hung"))
-    brain = fake("--role", "brain", "--speed", "10")
-    sim = fake("--role", "sim", "--speed", "10", "--rtf", "4")
+    folder, brain, sim = fake_lap(roslaunch_files, tmp_path, "hung", brain_timeout="2.0")
     try:
-        wait_for_status(str(tmp_path / "hung"), ("running",), timeout=30, min_distance=20.0)
+        wait_for_status(folder, ("running",), timeout=30, min_distance=20.0)
         brain.send_signal(signal.SIGSTOP)
         t0 = time.monotonic()
-        doc = wait_for_status(str(tmp_path / "hung"), ("done",), timeout=30)
+        doc = wait_for_status(folder, ("done",), timeout=30)
         waited = time.monotonic() - t0
     finally:
         brain.send_signal(signal.SIGCONT)
@@ -299,15 +297,11 @@ def test_a_simulator_that_dies_or_stops_is_dnf_sim_died_not_the_brain(roslaunch_
     """The brain answers every frame; when the simulator is killed (or frozen) the brain falls
     silent because no frame comes: the lap names the simulator, not the brain."""
     run = f"sim_{how.lower()}"
-    roslaunch_files(METRICS_LAUNCH, circuit="simple_circuit", results_dir=str(tmp_path), run_id=run,
-                    brain="fake", backend="fake", brain_timeout="2.0", sim_node="/fake_sim")
-    metrics_ready(str(tmp_path / run))
-    brain = fake("--role", "brain", "--speed", "10")
-    sim = fake("--role", "sim", "--speed", "10", "--rtf", "4")
+    folder, brain, sim = fake_lap(roslaunch_files, tmp_path, run, brain_timeout="2.0", sim_node="/fake_sim")
     try:
-        wait_for_status(str(tmp_path / run), ("running",), timeout=30, min_distance=20.0)
+        wait_for_status(folder, ("running",), timeout=30, min_distance=20.0)
         sim.send_signal(getattr(signal, how))
-        doc = wait_for_status(str(tmp_path / run), ("done",), timeout=30)
+        doc = wait_for_status(folder, ("done",), timeout=30)
     finally:
         sim.send_signal(signal.SIGCONT)
         stop(sim, brain)
