@@ -10,6 +10,8 @@ import subprocess
 
 import pytest
 
+from pilotnet_brains.backends.registry import post_training_cpu_methods
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
@@ -70,8 +72,7 @@ def run_tool(*argv: str, timeout: float = 300, check: bool = True, **kwargs) -> 
 # --- PilotNet models and optimized artifacts (models/backends/optimize helper) -------------------------
 
 #: The CPU methods converted once per session by ``pilotnet_artifacts`` (no fine-tuning).
-CPU_METHODS = ("tflite_fp32", "tflite_dynamic", "tflite_fp16", "tflite_int8", "tflite_int8_fallback",
-               "torchscript", "torch_dynamic", "torch_static", "onnx_fp32", "onnx_int8")
+CPU_METHODS = tuple(post_training_cpu_methods())
 #: torch is not installed in every lane (make test-py38 has none: see the torch marker).
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 

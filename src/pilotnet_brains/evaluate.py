@@ -13,7 +13,8 @@ its circuit's name (``simple_circuit_run1`` -> ``simple_circuit``; see :func:`ci
 
 Targets of the offline table (reported, never asserted by timing): every quantized
 variant's MSE within 5% of its fp32 parent's (:data:`MSE_TARGET`), dynamic-range/int8 artifacts
-about 4x smaller than fp32, fastest CPU variant's batch-1 p50 <= 0.1 ms.
+about 4x smaller than fp32, fastest CPU variant's batch-1 p50 <= 0.1 ms. Which backend is quantized,
+pruned, QAT-trained, or has an fp32 sibling or size reference is its row in the backend table.
 """
 from __future__ import annotations
 
@@ -29,17 +30,6 @@ from pilotnet_brains.timing import measure, summary
 
 #: Quantized variants must keep their MSE within this factor of their fp32 parent's.
 MSE_TARGET = 1.05
-#: Quantized methods (checked against MSE_TARGET) -> their fp32 reference row.
-QUANTIZED = ("tflite_dynamic", "tflite_fp16", "tflite_int8", "tflite_int8_fallback", "tflite_pruned_dynamic",
-             "tflite_qat", "tflite_cqat", "tflite_pqat", "tflite_pcqat", "tftrt_fp16", "tftrt_int8",
-             "torch_dynamic", "torch_static", "torch_qat", "torch_pruned_quant", "onnx_int8", "tensorrt")
-#: Quantized variants of a fine-tuned fp32 artifact: compared with that artifact (same fine-tuning,
-#: same seed) when it is evaluated too, else with the base model.
-FP32_SIBLING = {"tflite_pruned_dynamic": "tflite_pruned"}
-#: Size target: these should be about 4x smaller than their fp32 sibling.
-SIZE_TARGET = {"tflite_dynamic": "tflite_fp32", "tflite_int8": "tflite_fp32", "tflite_int8_fallback": "tflite_fp32",
-               "torch_dynamic": "torchscript", "torch_static": "torchscript", "onnx_int8": "onnx_fp32",
-               "tflite_pruned_dynamic": "tflite_fp32"}
 #: Batch-1 p50 target of the fastest CPU variant (s).
 LATENCY_TARGET_S = 1e-4
 
@@ -443,15 +433,18 @@ def fp32_reference(name: str) -> str:
 def check_targets(rows: list[dict[str, Any]]) -> None:
     """Fill each row's ``target`` (MSE within 5% of the fp32 parent, for quantized variants) with
     "ok" or "MISS: ... (why)", and ``size_ratio`` for the 4x-smaller targets. In place."""
+    from pilotnet_brains.backends.registry import BACKENDS
+
     by_name = {r["method"]: r for r in rows}
     for r in rows:
+        spec = BACKENDS[r["method"]]
         mse = r["accuracy"]["overall"]["mse"]
-        if r["method"] in SIZE_TARGET and SIZE_TARGET[r["method"]] in by_name:
-            r["size_ratio_vs_fp32"] = by_name[SIZE_TARGET[r["method"]]]["size_bytes"] / max(1, r["size_bytes"])
-        if r["method"] not in QUANTIZED:
+        if spec.size_reference in by_name:
+            r["size_ratio_vs_fp32"] = by_name[spec.size_reference]["size_bytes"] / max(1, r["size_bytes"])
+        if not spec.quantized:
             r["target"] = ""
             continue
-        sibling = by_name.get(FP32_SIBLING.get(r["method"], ""))
+        sibling = by_name.get(spec.fp32_sibling)
         ref_mse = sibling["accuracy"]["overall"]["mse"] if sibling else (r.get("parent") or {}).get("mse")
         r["target_reference"] = sibling["method"] if sibling else "parent base model"
         if ref_mse is None:
@@ -468,10 +461,9 @@ def check_targets(rows: list[dict[str, Any]]) -> None:
         why = []
         if r.get("smoke"):
             why.append("smoke build / random-weight parent: its MSE says nothing about driving")
-        if r["method"] in ("tflite_pruned_dynamic", "tflite_pqat", "tflite_pcqat", "torch_pruned_quant"):
+        if spec.pruned:
             why.append("pruned weights (sparsity {}) before quantizing".format(r.get("sparsity")))
-        if r["method"] in ("tflite_qat", "tflite_cqat", "tflite_pqat", "tflite_pcqat", "torch_qat",
-                           "torch_pruned_quant"):
+        if spec.qat:
             why.append("fine-tuned weights differ from the parent's")
         if not why:
             diff = r.get("max_abs_diff_parent")
@@ -525,6 +517,7 @@ def _f(v: Any, fmt: str) -> str:
 
 def to_markdown(result: dict[str, Any]) -> str:
     from pilotnet_brains import hostinfo
+    from pilotnet_brains.backends.registry import BACKENDS
 
     s, env = result["settings"], result["environment"]
     rows = result["rows"]
@@ -563,7 +556,7 @@ def to_markdown(result: dict[str, Any]) -> str:
     sized = [r for r in rows if "size_ratio_vs_fp32" in r]
     for r in sized:
         lines.append(f"- size: {r['method']} is {r['size_ratio_vs_fp32']:.2f}× smaller than "
-                     f"{SIZE_TARGET[r['method']]} (target ≈ 4×)")
+                     f"{BACKENDS[r['method']].size_reference} (target ≈ 4×)")
     if rows:
         fastest = min(rows, key=lambda r: r["latency_s"]["p50"])
         p50 = fastest["latency_s"]["p50"]

@@ -33,6 +33,7 @@ def torchscript_artifact(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)   # one full lap of a circuit in real time, on a loaded runner
 @pytest.mark.parametrize("backend", ["keras", "torchscript"])
 @pytest.mark.parametrize("circuit", list(EVALUATION_CIRCUITS) + ["nurburgring", "nurburgring_reverse",
                                                                   "many_curves", "many_curves_reverse"])

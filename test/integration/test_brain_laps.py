@@ -12,6 +12,7 @@ from pilotnet_brains.circuits import EVALUATION_CIRCUITS, load_circuit
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)   # one full lap of a circuit, on a loaded runner
 @pytest.mark.parametrize("circuit", EVALUATION_CIRCUITS)
 def test_explicit_brain_completes_a_lap_through_ros(roslaunch_files, tmp_path, circuit):
     import rospy

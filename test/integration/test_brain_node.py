@@ -125,7 +125,6 @@ def test_bad_images_are_survived_and_counted(roslaunch_files, listener):
 
 
 def test_pilotnet_brain_through_the_launch_with_a_real_tflite_model(roslaunch_files, listener, tmp_path):
-    pytest.importorskip("pilotnet_brains.backends", reason="backends not built yet")
     import tensorflow as tf
 
     from pilotnet_brains.models import build_tf_pilotnet
@@ -150,33 +149,34 @@ def test_pilotnet_brain_through_the_launch_with_a_real_tflite_model(roslaunch_fi
     assert s.v == pytest.approx(step.v, abs=1e-4) and s.w == pytest.approx(step.w, abs=1e-4)
 
 
+def _stop_after(listener, t0):
+    """The first (0, 0) command after wall time t0, or None."""
+    with listener.lock:
+        return next(((t, v, w) for t, v, w in listener.cmds if t > t0 and v == 0 and w == 0), None)
+
+
 def test_watchdog_stops_the_car_when_images_stop(roslaunch_files, listener):
     roslaunch_files(BRAIN_LAUNCH, brain="explicit", watchdog_timeout=0.5)
     listener.wait_connected()
     for i in range(3):
+        t_last_sent = time.monotonic()
         listener.send(_line_frame(330), stamp=1.0 + i)
         time.sleep(0.05)
     listener.wait("stats", 3)
     with listener.lock:
         t_last_driving = max(t for t, v, w in listener.cmds if v > 0)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 10
     stop = None
     while time.monotonic() < deadline and stop is None:
-        with listener.lock:
-            stop = next(((t, v, w) for t, v, w in listener.cmds if t > t_last_driving and v == 0 and w == 0),
-                        None)
+        stop = _stop_after(listener, t_last_driving)
         time.sleep(0.02)
     assert stop is not None, "no stop command after the images stopped"
-    assert 0.4 < stop[0] - t_last_driving < 3.0   # timeout 0.5 s (+ scheduling on a loaded machine)
+    # Not before the timeout (0.5 s) after the last frame was sent -- the brain got it no earlier, so this
+    # holds on any machine -- and within 10x the timeout (a loaded runner delays the stop, not the order).
+    assert 0.5 <= stop[0] - t_last_sent < 5.0
     # Frames coming back drive again.
     listener.send(_line_frame(330), stamp=10.0)
     assert listener.wait("stats", 4)[-1].v > 0
-
-
-def _stop_after(listener, t0):
-    """The first (0, 0) command after wall time t0, or None."""
-    with listener.lock:
-        return next(((t, v, w) for t, v, w in listener.cmds if t > t0 and v == 0 and w == 0), None)
 
 
 def test_watchdog_stops_the_car_while_only_bad_frames_keep_coming(roslaunch_files, listener):
@@ -192,19 +192,24 @@ def test_watchdog_stops_the_car_while_only_bad_frames_keep_coming(roslaunch_file
     with listener.lock:
         assert listener.cmds[-1][1] > 0
     n_before = len(listener.cmds)
-    deadline = time.monotonic() + 4.0
+
+    def answered_after_stop() -> list:
+        stop = _stop_after(listener, t_last_good)
+        with listener.lock:
+            return [] if stop is None else [c for c in listener.cmds[n_before:] if c[0] > stop[0]]
+
+    deadline = time.monotonic() + 15.0
     i = 0
-    while time.monotonic() < deadline:           # bad frames only, at 20 Hz
+    while time.monotonic() < deadline and len(answered_after_stop()) < 10:   # bad frames only, at 20 Hz
         listener.send(stamp=3.0 + 0.05 * i, encoding="mono8", step=640, data=bytes(640 * 480))
         i += 1
         time.sleep(0.05)
     stop = _stop_after(listener, t_last_good)
     assert stop is not None, "bad frames kept the last command alive: no stop command"
-    # 0.5 s after the last usable frame was sent (and answered); the upper bound leaves room for a loaded
-    # runner (the figure is measured, not asserted)
-    assert 0.5 < stop[0] - t_last_good < 3.0
-    with listener.lock:
-        after = [c for c in listener.cmds[n_before:] if c[0] > stop[0]]
+    # not before 0.5 s after the last usable frame was sent (the brain got it no earlier: this holds on
+    # any machine), and within 10x the timeout (a loaded runner delays the stop, not the order)
+    assert 0.5 <= stop[0] - t_last_good < 5.0
+    after = answered_after_stop()
     assert len(after) >= 10, "bad frames are still answered (lockstep simulators wait for a command)"
     assert all(v == 0 and w == 0 for _, v, w in after), "a bad frame after the stop re-sent the old command"
     listener.send(_line_frame(330), stamp=10.0)
@@ -260,7 +265,6 @@ def _tflite(path: str, input_shape) -> str:
 
 
 def test_a_model_whose_input_shape_is_wrong_is_refused_at_load(ros_master, tmp_path):
-    pytest.importorskip("pilotnet_brains.backends", reason="backends not built yet")
     path = _tflite(str(tmp_path / "small.tflite"), (100, 100, 3))
     proc = run_tool("pilotnet_brain", "__name:=brain_bad_shape", "_backend:=tflite_fp32", f"_model:={path}",
                     check=False, timeout=120, env=_node_env(ros_master))

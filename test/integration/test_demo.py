@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 
+import pytest
 from conftest import ROOT
 
 LAUNCHER = os.path.join(ROOT, "tools", "private_roslaunch")
@@ -24,6 +25,7 @@ def test_make_demo_uses_the_private_launcher():
     assert "tools/private_roslaunch pilotnet_brains simple_circuit.launch" in recipe
 
 
+@pytest.mark.timeout(900)   # a whole lap in lockstep; the launch itself may take up to 600 s
 def test_a_finished_run_ends_cleanly_on_its_own_master(ros_master, tmp_path):
     import rosgraph
 

@@ -4,6 +4,7 @@ killed mid-lap, Ctrl-C to the launch; the bag opens with rosbag and rosbags; off
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -86,10 +87,32 @@ def check_bag_readable(bag: str) -> dict:
     return counts
 
 
-def metrics_ready(folder: str) -> None:
-    """Wait until the metrics node is up (its run folder says waiting) and subscribed."""
-    wait_for_status(folder, ("waiting", "running"), timeout=60)
-    time.sleep(0.5)
+def metrics_ready(folder: str, timeout: float = 60.0) -> None:
+    """Wait until the metrics node is up (its run folder says waiting) and the master lists it as a
+    subscriber of every topic it reads, so a run started now loses no message."""
+    import rosgraph
+
+    from pilotnet_brains import topics
+
+    deadline = time.monotonic() + timeout
+    wait_for_status(folder, ("waiting", "running"), timeout=timeout)
+    wanted = {topics.ODOM, topics.BRAIN_STATS, topics.CMD_VEL, topics.CAMERA_INFO}
+    while True:
+        _, subs, _ = rosgraph.Master("/pytest").getSystemState()
+        if wanted <= {topic for topic, nodes in subs if "/lap_metrics" in nodes}:
+            return
+        assert time.monotonic() < deadline, f"lap_metrics did not subscribe {sorted(wanted)} within {timeout} s"
+        time.sleep(0.1)
+
+
+def fake_lap(roslaunch_files, tmp_path, run_id: str, **launch_args: str):
+    """metrics.launch on simple_circuit, then a fake brain and simulator at 10 m/s, 4x real time:
+    (run folder, brain process, simulator process)."""
+    roslaunch_files(METRICS_LAUNCH, circuit="simple_circuit", results_dir=str(tmp_path), run_id=run_id,
+                    brain="fake", backend="fake", **launch_args)
+    folder = str(tmp_path / run_id)
+    metrics_ready(folder)
+    return folder, fake("--role", "brain", "--speed", "10"), fake("--role", "sim", "--speed", "10", "--rtf", "4")
 
 
 def test_full_lap_at_known_offset_with_bag_and_offline_recompute(roslaunch_files, sim_time, tmp_path):
@@ -115,8 +138,11 @@ def test_full_lap_at_known_offset_with_bag_and_offline_recompute(roslaunch_files
     assert lap["camera_fps_sim"] == pytest.approx(20.0, rel=0.05)
     assert lap["inference_time_mean"] == pytest.approx(0.002)
     assert lap["suddenness"] == pytest.approx(0.2, rel=0.01)               # w alternates +-0.1
-    # wall clock: how fast the fake run went depends on the machine's load (only its source is exact)
-    assert 0.0 < lap["real_time_factor"] < 12.0 and lap["rtf_source"] == "wall clock"
+    # wall clock, as the node reads each odometry message: how fast the fake run went on this machine
+    # (and how late a starved node read it) is a speed figure, printed; its source is exact
+    print(f"live real time factor of the 8x fake run: {lap['real_time_factor']:.2f}")
+    assert math.isfinite(lap["real_time_factor"]) and lap["real_time_factor"] > 0
+    assert lap["rtf_source"] == "wall clock"
     assert doc["identity"]["circuit"] == "simple_circuit" and doc["environment"]["cpu"]
     for name in ("laps.csv", "table.md", "trajectory.png", "profile.png", "track.csv"):
         assert os.path.getsize(run / name) > 0, name
@@ -141,11 +167,14 @@ def test_full_lap_at_known_offset_with_bag_and_offline_recompute(roslaunch_files
     assert olap["completed"] is True
     assert olap["suddenness"] == pytest.approx(lap["suddenness"], rel=0.02)
     # the wall clock is not in the bag: the RTF comes from the brain's periods there, which follow the
-    # fake simulator's pacing (8x). Not compared with the live node's figure: that one is taken when
-    # the metrics node reads each odometry message, and a starved metrics node on a loaded machine
-    # reads them late (2.6 measured beside two training jobs while the brain saw 8.0).
+    # fake simulator's pacing: at most 8x (it sleeps to keep the schedule and never runs ahead of
+    # it; the margin is for the brain reading its first frames late), slower on a loaded machine, but
+    # faster than real time. Not compared with the live node's figure: that one is taken when the
+    # metrics node reads each odometry message, and a starved metrics node on a loaded machine reads
+    # them late (2.6 measured beside two training jobs while the brain saw 8.0).
     assert olap["rtf_source"] == "brain periods"
-    assert olap["real_time_factor"] == pytest.approx(8.0, rel=0.35)
+    print(f"offline real time factor (brain periods) of the 8x fake run: {olap['real_time_factor']:.2f}")
+    assert 1.0 < olap["real_time_factor"] <= 8.0 * 1.35
     assert os.path.exists(tmp_path / "offline" / "laps.csv")
 
 
@@ -169,16 +198,12 @@ def test_drifting_off_the_road_is_dnf_off_track(roslaunch_files, sim_time, tmp_p
 
 
 def test_brain_killed_mid_lap_is_dnf_brain_died_and_files_are_intact(roslaunch_files, sim_time, tmp_path):
-    roslaunch_files(METRICS_LAUNCH, circuit="simple_circuit", results_dir=str(tmp_path), run_id="died",
-                    brain="fake", backend="fake")
-    metrics_ready(str(tmp_path / "died"))
-    brain = fake("--role", "brain", "--speed", "10")
-    sim = fake("--role", "sim", "--speed", "10", "--rtf", "4")
+    folder, brain, sim = fake_lap(roslaunch_files, tmp_path, "died")
     try:
-        running = wait_for_status(str(tmp_path / "died"), ("running",), timeout=30, min_distance=20.0)
+        running = wait_for_status(folder, ("running",), timeout=30, min_distance=20.0)
         assert running["in_progress"]["in_progress"] and running["laps"] == []
         brain.send_signal(signal.SIGKILL)
-        doc = wait_for_status(str(tmp_path / "died"), ("done",), timeout=30)
+        doc = wait_for_status(folder, ("done",), timeout=30)
     finally:
         stop(sim, brain)
     (lap,) = doc["laps"]
@@ -191,26 +216,32 @@ def test_brain_killed_mid_lap_is_dnf_brain_died_and_files_are_intact(roslaunch_f
     assert (tmp_path / "died" / "trajectory.png").stat().st_size > 0
 
 
-def test_ctrl_c_records_the_lap_as_interrupted_and_closes_the_bag(ros_master, sim_time, tmp_path):
-    """SIGINT to a roslaunch process (what Ctrl-C does): lap DNF interrupted, bag closed and indexed."""
-    env = dict(os.environ, ROS_MASTER_URI=ros_master)
+def ctrl_c_mid_lap(ros_master, tmp_path, run_id: str, *args: str) -> tuple[dict, str]:
+    """metrics.launch as roslaunch (fake brain and simulator at 10 m/s, 4x, recorded), sent SIGINT
+    (what Ctrl-C does) once the lap has 20 m: (laps.json once it says interrupted, roslaunch's output)."""
+    folder = str(tmp_path / run_id)
     launch = subprocess.Popen(
         ["roslaunch", os.path.join(ROOT, METRICS_LAUNCH), "circuit:=simple_circuit", f"results_dir:={tmp_path}",
-         "run_id:=ctrlc", "brain:=fake", "backend:=fake", "record:=true"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+         f"run_id:={run_id}", "brain:=fake", "backend:=fake", "record:=true", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ, ROS_MASTER_URI=ros_master))
     brain = sim = None
     try:
-        time.sleep(2.0)
+        metrics_ready(folder)
         brain = fake("--role", "brain", "--speed", "10")
         sim = fake("--role", "sim", "--speed", "10", "--rtf", "4")
-        wait_for_status(str(tmp_path / "ctrlc"), ("running",), timeout=30, min_distance=20.0)
+        wait_for_status(folder, ("running",), timeout=30, min_distance=20.0)
         launch.send_signal(signal.SIGINT)
         out, _ = launch.communicate(timeout=60)
     finally:
         if launch.poll() is None:
             launch.kill()
         stop(*(p for p in (sim, brain) if p is not None))
-    doc = wait_for_status(str(tmp_path / "ctrlc"), ("interrupted",), timeout=5)
+    return wait_for_status(folder, ("interrupted",), timeout=5), out
+
+
+def test_ctrl_c_records_the_lap_as_interrupted_and_closes_the_bag(ros_master, sim_time, tmp_path):
+    """SIGINT to a roslaunch process (what Ctrl-C does): lap DNF interrupted, bag closed and indexed."""
+    doc, out = ctrl_c_mid_lap(ros_master, tmp_path, "ctrlc")
     (lap,) = doc["laps"]
     assert lap["dnf_reason"] == "interrupted" and lap["distance"] > 20.0
     assert "| Method |" in out                                     # the table is printed at the end
@@ -225,13 +256,9 @@ def test_a_crashed_metrics_node_leaves_a_readable_partial_record(roslaunch_files
     holds the lap in progress as of the last periodic write (every 2 s wall)."""
     import rosgraph
 
-    roslaunch_files(METRICS_LAUNCH, circuit="simple_circuit", results_dir=str(tmp_path), run_id="crash",
-                    brain="fake", backend="fake")
-    metrics_ready(str(tmp_path / "crash"))
-    brain = fake("--role", "brain", "--speed", "10")
-    sim = fake("--role", "sim", "--speed", "10", "--rtf", "4")
+    folder, brain, sim = fake_lap(roslaunch_files, tmp_path, "crash")
     try:
-        wait_for_status(str(tmp_path / "crash"), ("running",), timeout=30, min_distance=30.0)
+        wait_for_status(folder, ("running",), timeout=30, min_distance=30.0)
         import xmlrpc.client
 
         uri = rosgraph.Master("/pytest").lookupNode("/lap_metrics")
@@ -250,16 +277,12 @@ def test_a_crashed_metrics_node_leaves_a_readable_partial_record(roslaunch_files
 
 def test_a_hung_brain_is_dnf_brain_died_after_the_brain_timeout(roslaunch_files, sim_time, tmp_path):
     """SIGSTOP: the brain process lives but answers nothing; after brain_timeout wall s -> brain_died."""
-    roslaunch_files(METRICS_LAUNCH, circuit="simple_circuit", results_dir=str(tmp_path), run_id="hung",
-                    brain="fake", backend="fake", brain_timeout="2.0")
-    metrics_ready(str(tmp_path / "hung"))
-    brain = fake("--role", "brain", "--speed", "10")
-    sim = fake("--role", "sim", "--speed", "10", "--rtf", "4")
+    folder, brain, sim = fake_lap(roslaunch_files, tmp_path, "hung", brain_timeout="2.0")
     try:
-        wait_for_status(str(tmp_path / "hung"), ("running",), timeout=30, min_distance=20.0)
+        wait_for_status(folder, ("running",), timeout=30, min_distance=20.0)
         brain.send_signal(signal.SIGSTOP)
         t0 = time.monotonic()
-        doc = wait_for_status(str(tmp_path / "hung"), ("done",), timeout=30)
+        doc = wait_for_status(folder, ("done",), timeout=30)
         waited = time.monotonic() - t0
     finally:
         brain.send_signal(signal.SIGCONT)
@@ -274,15 +297,11 @@ def test_a_simulator_that_dies_or_stops_is_dnf_sim_died_not_the_brain(roslaunch_
     """The brain answers every frame; when the simulator is killed (or frozen) the brain falls
     silent because no frame comes: the lap names the simulator, not the brain."""
     run = f"sim_{how.lower()}"
-    roslaunch_files(METRICS_LAUNCH, circuit="simple_circuit", results_dir=str(tmp_path), run_id=run,
-                    brain="fake", backend="fake", brain_timeout="2.0", sim_node="/fake_sim")
-    time.sleep(2.0)
-    brain = fake("--role", "brain", "--speed", "10")
-    sim = fake("--role", "sim", "--speed", "10", "--rtf", "4")
+    folder, brain, sim = fake_lap(roslaunch_files, tmp_path, run, brain_timeout="2.0", sim_node="/fake_sim")
     try:
-        wait_for_status(str(tmp_path / run), ("running",), timeout=30, min_distance=20.0)
+        wait_for_status(folder, ("running",), timeout=30, min_distance=20.0)
         sim.send_signal(getattr(signal, how))
-        doc = wait_for_status(str(tmp_path / run), ("done",), timeout=30)
+        doc = wait_for_status(folder, ("done",), timeout=30)
     finally:
         sim.send_signal(signal.SIGCONT)
         stop(sim, brain)
@@ -294,24 +313,8 @@ def test_a_simulator_that_dies_or_stops_is_dnf_sim_died_not_the_brain(roslaunch_
 def test_the_bag_of_a_ctrl_c_run_replays_alone_and_says_interrupted_as_live(ros_master, sim_time, tmp_path):
     """Ctrl-C mid-lap: metrics_from_bag needs no --circuit (the bag names its run) and labels the
     lap as the live node did (DNF interrupted), not 'in progress'."""
-    env = dict(os.environ, ROS_MASTER_URI=ros_master)
-    launch = subprocess.Popen(
-        ["roslaunch", os.path.join(ROOT, METRICS_LAUNCH), "circuit:=simple_circuit", f"results_dir:={tmp_path}",
-         "run_id:=ctrlc_bag", "brain:=fake", "backend:=fake", "record:=true", "record_camera_every:=0"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    brain = sim = None
-    try:
-        time.sleep(2.0)
-        brain = fake("--role", "brain", "--speed", "10")
-        sim = fake("--role", "sim", "--speed", "10", "--rtf", "4")
-        wait_for_status(str(tmp_path / "ctrlc_bag"), ("running",), timeout=30, min_distance=20.0)
-        launch.send_signal(signal.SIGINT)
-        launch.wait(timeout=60)
-    finally:
-        if launch.poll() is None:
-            launch.kill()
-        stop(*(p for p in (sim, brain) if p is not None))
-    live = wait_for_status(str(tmp_path / "ctrlc_bag"), ("interrupted",), timeout=5)["laps"][-1]
+    doc, _ = ctrl_c_mid_lap(ros_master, tmp_path, "ctrlc_bag", "record_camera_every:=0")
+    live = doc["laps"][-1]
     bag = str(tmp_path / "ctrlc_bag" / "run.bag")
     wait_closed(bag)
     proc = run_tool("metrics_from_bag", bag, "--json", "--no-progress", check=False, timeout=120)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import os
 import subprocess
+import tempfile
 
 import pytest
 from conftest import ROOT
@@ -31,13 +32,19 @@ def test_rostest_passes(name):
     assert "RESULT: SUCCESS" in proc.stdout
 
 
-def test_a_failing_rostest_exits_non_zero(tmp_path):
+def test_a_failing_rostest_exits_non_zero():
     # Guard for the exit-code check above: the same interface test expecting a wrong camera rate fails.
+    # The file lies inside the package (rostest refuses, with a traceback, a file outside any package).
     src = open(os.path.join(ROOT, "test", "rostest", "sim_rates.test")).read()
     bad = src.replace('<param name="hz" value="20.0"/>', '<param name="hz" value="5.0"/>', 1)
     bad = bad.replace("test_duration\" value=\"4.0\"", "test_duration\" value=\"1.0\"")
     assert bad != src
-    path = tmp_path / "sim_wrong_rate.test"
-    path.write_text(bad)
-    proc = _rostest(str(path))
+    os.makedirs(os.path.join(ROOT, ".build"), exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=os.path.join(ROOT, ".build")) as folder:
+        path = os.path.join(folder, "sim_wrong_rate.test")
+        with open(path, "w") as f:
+            f.write(bad)
+        proc = _rostest(path)
     assert proc.returncode != 0
+    assert "RESULT: FAIL" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "camera_20hz/test_hz][FAILURE]" in proc.stdout, proc.stdout[-3000:]    # failed for the rate

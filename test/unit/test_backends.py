@@ -29,17 +29,72 @@ EXPECTED_NAMES = {
     "torch_pruned_global", "torch_pruned_local", "torch_pruned_quant", "onnx_fp32", "onnx_int8", "tensorrt"}
 
 
-def test_table_names_every_backend():
+def test_table_names_every_backend(monkeypatch, tmp_path):
     assert set(BACKENDS) == EXPECTED_NAMES
+    monkeypatch.setenv("PILOTNET_MODELS_DIR", str(tmp_path))
     for name, spec in BACKENDS.items():
         assert spec.name == name
-        assert spec.default_path.startswith(os.path.join(os.path.dirname(spec.default_path)))
+        assert spec.default_path == str(tmp_path / spec.default)     # follows PILOTNET_MODELS_DIR
         if spec.method == "train":
             assert "build" not in spec.default
         else:
             assert spec.default == f"build/{name}{spec.suffix}"
         assert spec.devices and set(spec.devices) <= {"cpu", "gpu"}
         assert spec.parent in ("", "tf_keras", "torch")
+
+
+def test_a_backend_added_to_the_table_is_in_every_derived_list(monkeypatch):
+    """One row is all a new backend needs: the optimizer, the offline targets, the campaign targets,
+    the default benchmark list and the tests' CPU methods all follow from it."""
+    from pilotnet_brains import campaign as cp
+    from pilotnet_brains.backends import registry
+    from pilotnet_brains.cli import benchmark_brain
+    from pilotnet_brains.cli.optimize import list_methods
+    from pilotnet_brains.evaluate import check_targets
+    from pilotnet_brains.optimize import METHODS, get_method, method_names, register_method
+
+    name = "tflite_extra"
+    spec = BackendSpec(name=name, runtime="litert", impl="litert:LiteRTBackend", artifact_kind="TFLite (test)",
+                       suffix=".tflite", default=f"build/{name}.tflite", method=name, parent="tf_keras",
+                       needs="calibration", tolerance=0.05, quantized=True, pruned=True,
+                       size_reference="tflite_fp32", camera_bound=False, benchmark=True)
+    assert name not in BACKENDS and name not in METHODS
+    monkeypatch.setitem(BACKENDS, name, spec)      # undone at teardown: the key was absent
+    monkeypatch.setitem(METHODS, name, None)       # the same for what register_method puts there
+    register_method(name, calibration_frames=10)(lambda ctx: {})
+
+    assert name in registry.post_training_cpu_methods() and name in registry.quantized_backends()
+    assert name in registry.benchmark_backends()
+    # conftest's CPU_METHODS and benchmark_brain's default list are these helpers' lists at import time
+    assert CPU_METHODS + (name,) == tuple(registry.post_training_cpu_methods())
+    assert benchmark_brain.DEFAULT_BACKENDS == [n for n in registry.benchmark_backends() if n != name] + ["explicit"]
+
+    method = get_method(name)
+    assert method.spec is spec and (method.parent, method.needs, method.defaults) == (
+        "tf_keras", "calibration", {"calibration_frames": 10})
+    assert method_names()[-1] == name                             # the table's order: the new row is last
+    (line,) = [ln for ln in list_methods().splitlines() if ln.startswith(name + " ")]
+    assert line.split()[1:4] == ["tf_keras", "calibration", "missing"]
+
+    rows = [{"method": n, "accuracy": {"overall": {"mse": mse}}, "size_bytes": size, "parent": {"mse": 0.1},
+             "sparsity": 0.5} for n, mse, size in (("tflite_fp32", 0.1, 4000), (name, 0.2, 1000))]
+    check_targets(rows)
+    fp32, extra = rows
+    assert fp32["target"] == "" and "size_ratio_vs_fp32" not in fp32
+    assert extra["size_ratio_vs_fp32"] == 4.0
+    assert extra["target"].startswith("MISS: MSE +100.0%") and "pruned weights" in extra["target"]
+
+    lap = {"lap": 1, "completed": True, "dnf_reason": "", "lap_time": 50.0, "distance": 463.0, "percentage": 100.0,
+           "average_speed": 9.0, "deviation_mae": 0.1, "deviation_max": 0.4, "brain_frequency_wall": 20.0,
+           "brain_frequency_sim": 20.0, "brain_frequency_bm": 300.0, "camera_fps_sim": 20.0,
+           "inference_time_mean": 0.002, "inference_time_p99": 0.004, "real_time_factor": 1.0, "skipped_frames": 0}
+    runs = [{"circuit": "c", "method": n, "brain": "pilotnet", "backend": n, "model": "", "laps": [lap]}
+            for n in (name, "tflite_int8")]
+    campaign = cp.parse_campaign({"circuits": ["simple_circuit"]}, source="test.yaml")
+    items = {t["method"]: {i["what"] for i in t["items"]} for t in cp.targets(cp.summarize(runs), campaign)}
+    assert "brain frequency, 1/iteration time (it/s)" in items[name]
+    assert "camera-bound: frames answered" in items["tflite_int8"]
+    assert not any("camera-bound" in what for what in items[name])
 
 
 def test_import_is_lazy():

@@ -119,7 +119,6 @@ def _tflite(keras_model) -> bytes:
 @pytest.fixture(scope="module")
 def tflite_models(tmp_path_factory):
     """{'good': path, 'nan': path}: random-weight PilotNets as .tflite files with sidecars."""
-    pytest.importorskip("pilotnet_brains.backends", reason="backends not built yet")
     from pilotnet_brains.models import build_tf_pilotnet
 
     folder = tmp_path_factory.mktemp("tflite")
@@ -166,7 +165,6 @@ def test_nan_output_commands_a_stop_and_is_counted(tflite_models):
 
 
 def test_missing_model_names_backend_and_path(tmp_path):
-    pytest.importorskip("pilotnet_brains.backends", reason="backends not built yet")
     missing = str(tmp_path / "nowhere.tflite")
     with pytest.raises(BrainStartError) as e:
         make_brain("pilotnet", backend="tflite_int8", model=missing)
@@ -174,7 +172,6 @@ def test_missing_model_names_backend_and_path(tmp_path):
 
 
 def test_corrupt_model_and_missing_sidecar_are_clear(tmp_path):
-    pytest.importorskip("pilotnet_brains.backends", reason="backends not built yet")
     corrupt = tmp_path / "corrupt.tflite"
     corrupt.write_bytes(b"not a flatbuffer" * 10)
     write_meta(str(corrupt), ModelMeta(framework="tflite", method="tflite_fp32"))

@@ -190,6 +190,7 @@ def test_bad_parameters_are_clear_errors(setup, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)   # clustering the full model takes minutes on 2 cores
 @pytest.mark.parametrize("name", [n for n in sorted(TOLERANCE) if n.startswith("tflite_")])
 def test_tfmot_methods_on_the_full_pilotnet(tmp_path, name):
     """The real architecture (1152x1164 fc1): every tfmot method builds, loads and stays finite and

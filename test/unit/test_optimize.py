@@ -23,7 +23,24 @@ def test_every_method_is_a_backend():
     assert set(METHODS) <= set(BACKENDS)
     assert set(CPU_METHODS) <= set(METHODS)
     for name, m in METHODS.items():
-        assert m.parent == BACKENDS[name].parent and m.needs == BACKENDS[name].needs
+        assert m.spec is BACKENDS[name] and m.name == name
+
+
+def test_method_modules_import_the_registry_not_the_package():
+    """No import cycle: the package imports the method modules, they import optimize.registry."""
+    import ast
+    import glob
+
+    import pilotnet_brains.optimize as package
+
+    modules = glob.glob(os.path.join(os.path.dirname(package.__file__), "*.py"))
+    assert len(modules) > 5
+    for path in modules:
+        if os.path.basename(path) != "__init__.py":
+            with open(path) as f:
+                tree = ast.parse(f.read())
+            imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+            assert "pilotnet_brains.optimize" not in imported, path
 
 
 @pytest.mark.parametrize("name", method_params(CPU_METHODS))

@@ -9,20 +9,19 @@ Importing this package imports neither TensorFlow nor torch nor any other runtim
 """
 from __future__ import annotations
 
-from pilotnet_brains.backends.base import (
-    ArtifactCorrupt,
-    ArtifactMissing,
-    Backend,
-    BackendError,
-    RuntimeMissing,
-    UnknownBackend,
-    Unsupported,
-)
+# the error classes and Backend (backends/base.py) come through the registry, which raises them
 from pilotnet_brains.backends.registry import (
     BACKENDS,
     BASE_MODELS,
     RUNTIMES,
+    ArtifactCorrupt,
+    ArtifactMissing,
+    Backend,
+    BackendError,
     BackendSpec,
+    RuntimeMissing,
+    UnknownBackend,
+    Unsupported,
     base_model_path,
     build_hint,
     get_spec,

@@ -38,7 +38,8 @@ RUNTIMES: dict[str, tuple[tuple[str, ...], str]] = {
 
 @dataclass(frozen=True)
 class BackendSpec:
-    """One row of the backend table.
+    """One row of the backend table: every fact about a backend that the brain, the optimizer, the
+    evaluator, the benchmarks and the tests use (they derive their lists from these fields).
 
     name: the backend/launch-arg name, also the name of the optimize method that builds it.
     runtime: key of :data:`RUNTIMES`. impl: ``module:Class`` under pilotnet_brains.backends.
@@ -52,6 +53,15 @@ class BackendSpec:
     int8 variants 0.05 (measured <= 0.035 on random-weight PilotNet); None for fine-tuned methods,
     whose weights differ from the parent's.
     unsupported: () -> "" or the reason this machine cannot run it.
+    quantized: reduced-precision weights or activations; the offline evaluation checks its MSE against
+    its fp32 reference (``fp32_sibling`` if evaluated, else the parent base model).
+    pruned: weights pruned before any quantization. qat: quantization-aware trained (fine-tuned
+    weights, so they differ from the parent's).
+    fp32_sibling: the fine-tuned fp32 artifact a quantized variant shares its fine-tuning with ("" none).
+    size_reference: the fp32 artifact this one should be about 4x smaller than ("" no size target).
+    camera_bound: the brain answers every camera frame in time, so its lap target is the share of
+    frames answered; False (the keras base model): its target is 1/iteration time instead.
+    benchmark: in the default backend list of ``scripts/benchmark_brain``.
     """
 
     name: str
@@ -66,6 +76,13 @@ class BackendSpec:
     needs: str = ""
     tolerance: float | None = None
     unsupported: Callable[[], str] | None = None
+    quantized: bool = False
+    pruned: bool = False
+    qat: bool = False
+    fp32_sibling: str = ""
+    size_reference: str = ""
+    camera_bound: bool = True
+    benchmark: bool = False
 
     @property
     def default_path(self) -> str:
@@ -91,58 +108,98 @@ class BackendSpec:
                 "tolerance": self.tolerance, "pip": self.pip}
 
 
-def _tflite(name: str, kind: str, needs: str = "", tol: float | None = None) -> BackendSpec:
-    return BackendSpec(name, "litert", "litert:LiteRTBackend", f"TFLite flatbuffer ({kind})", ".tflite",
-                       f"build/{name}.tflite", ("cpu",), name, "tf_keras", needs, tol)
+def _tflite(name: str, kind: str, **facts: Any) -> BackendSpec:
+    return BackendSpec(name=name, runtime="litert", impl="litert:LiteRTBackend",
+                       artifact_kind=f"TFLite flatbuffer ({kind})", suffix=".tflite", default=f"build/{name}.tflite",
+                       method=name, parent="tf_keras", **facts)
 
 
-def _torch(name: str, kind: str, needs: str = "", tol: float | None = None) -> BackendSpec:
-    return BackendSpec(name, "torch", "torch_backend:TorchScriptBackend", f"TorchScript ({kind})", ".pt",
-                       f"build/{name}.pt", ("cpu",), name, "torch", needs, tol)
+def _torch(name: str, kind: str, **facts: Any) -> BackendSpec:
+    return BackendSpec(name=name, runtime="torch", impl="torch_backend:TorchScriptBackend",
+                       artifact_kind=f"TorchScript ({kind})", suffix=".pt", default=f"build/{name}.pt",
+                       method=name, parent="torch", **facts)
+
+
+def _onnx(name: str, kind: str, **facts: Any) -> BackendSpec:
+    return BackendSpec(name=name, runtime="onnxruntime", impl="onnx_backend:OnnxBackend", artifact_kind=kind,
+                       suffix=".onnx", default=f"build/{name}.onnx", devices=("cpu", "gpu"), method=name,
+                       parent="torch", **facts)
 
 
 def _tftrt(name: str, precision: str) -> BackendSpec:
-    return BackendSpec(name, "tftrt", "tftrt:TFTRTBackend", f"TF-TRT SavedModel folder ({precision})", "",
-                       f"build/{name}", ("gpu",), name, "tf_keras", "calibration" if precision == "INT8" else "",
-                       0.05 if precision == "INT8" else (1e-3 if precision == "FP16" else 1e-4),
-                       machine.tftrt_missing)
+    return BackendSpec(name=name, runtime="tftrt", impl="tftrt:TFTRTBackend",
+                       artifact_kind=f"TF-TRT SavedModel folder ({precision})", suffix="", default=f"build/{name}",
+                       devices=("gpu",), method=name, parent="tf_keras",
+                       needs="calibration" if precision == "INT8" else "",
+                       tolerance=0.05 if precision == "INT8" else (1e-3 if precision == "FP16" else 1e-4),
+                       unsupported=machine.tftrt_missing, quantized=precision != "FP32")
 
 
 _SPECS: list[BackendSpec] = [
-    BackendSpec("keras", "tf_keras", "keras_backend:KerasBackend", "tf_keras model (.keras/.h5/SavedModel)",
-                ".keras", TF_BASE_NAME, ("cpu", "gpu"), "train", "", "", 1e-5),
-    _tflite("tflite_fp32", "float32", tol=1e-5),
-    _tflite("tflite_dynamic", "dynamic-range int8 weights", tol=0.05),
-    _tflite("tflite_fp16", "float16 weights", tol=1e-3),
-    _tflite("tflite_int8", "full integer, integer I/O", "calibration", 0.05),
-    _tflite("tflite_int8_fallback", "int8 with float fallback and float I/O", "calibration", 0.05),
-    _tflite("tflite_pruned", "magnitude-pruned, stripped", "training"),
-    _tflite("tflite_pruned_dynamic", "pruned + dynamic-range", "training"),
-    _tflite("tflite_qat", "quantization-aware trained int8", "training"),
-    _tflite("tflite_cqat", "cluster-preserving QAT", "training"),
-    _tflite("tflite_pqat", "sparsity-preserving QAT", "training"),
-    _tflite("tflite_pcqat", "pruning+clustering-preserving QAT", "training"),
+    BackendSpec(name="keras", runtime="tf_keras", impl="keras_backend:KerasBackend",
+                artifact_kind="tf_keras model (.keras/.h5/SavedModel)", suffix=".keras", default=TF_BASE_NAME,
+                devices=("cpu", "gpu"), method="train", tolerance=1e-5, camera_bound=False, benchmark=True),
+    _tflite("tflite_fp32", "float32", tolerance=1e-5, benchmark=True),
+    _tflite("tflite_dynamic", "dynamic-range int8 weights", tolerance=0.05, quantized=True,
+            size_reference="tflite_fp32", benchmark=True),
+    _tflite("tflite_fp16", "float16 weights", tolerance=1e-3, quantized=True),
+    _tflite("tflite_int8", "full integer, integer I/O", needs="calibration", tolerance=0.05, quantized=True,
+            size_reference="tflite_fp32", benchmark=True),
+    _tflite("tflite_int8_fallback", "int8 with float fallback and float I/O", needs="calibration", tolerance=0.05,
+            quantized=True, size_reference="tflite_fp32", benchmark=True),
+    _tflite("tflite_pruned", "magnitude-pruned, stripped", needs="training", pruned=True),
+    _tflite("tflite_pruned_dynamic", "pruned + dynamic-range", needs="training", quantized=True, pruned=True,
+            fp32_sibling="tflite_pruned", size_reference="tflite_fp32"),
+    _tflite("tflite_qat", "quantization-aware trained int8", needs="training", quantized=True, qat=True),
+    _tflite("tflite_cqat", "cluster-preserving QAT", needs="training", quantized=True, qat=True),
+    _tflite("tflite_pqat", "sparsity-preserving QAT", needs="training", quantized=True, pruned=True, qat=True),
+    _tflite("tflite_pcqat", "pruning+clustering-preserving QAT", needs="training", quantized=True, pruned=True,
+            qat=True),
     _tftrt("tftrt_fp32", "FP32"),
     _tftrt("tftrt_fp16", "FP16"),
     _tftrt("tftrt_int8", "INT8"),
-    _torch("torchscript", "float32", tol=1e-5),
-    _torch("torch_dynamic", "dynamic int8 Linear", tol=0.05),
-    _torch("torch_static", "static int8, fused, fbgemm/x86", "calibration", 0.05),
-    _torch("torch_qat", "quantization-aware trained int8", "training"),
-    _torch("torch_pruned_global", "global L1 pruning", "training"),
-    _torch("torch_pruned_local", "local L1 pruning", "training"),
-    _torch("torch_pruned_quant", "pruned + quantized", "training"),
-    BackendSpec("onnx_fp32", "onnxruntime", "onnx_backend:OnnxBackend", "ONNX float32", ".onnx",
-                "build/onnx_fp32.onnx", ("cpu", "gpu"), "onnx_fp32", "torch", "", 1e-5),
-    BackendSpec("onnx_int8", "onnxruntime", "onnx_backend:OnnxBackend", "ONNX static int8 (QDQ)", ".onnx",
-                "build/onnx_int8.onnx", ("cpu", "gpu"), "onnx_int8", "torch", "calibration", 0.05),
-    BackendSpec("tensorrt", "tensorrt", "tensorrt_backend:TensorRTBackend",
-                "TensorRT serialized engine (built from ONNX)", ".engine", "build/tensorrt.engine", ("gpu",),
-                "tensorrt", "torch", "", 1e-3, machine.tensorrt_missing),
+    _torch("torchscript", "float32", tolerance=1e-5, benchmark=True),
+    _torch("torch_dynamic", "dynamic int8 Linear", tolerance=0.05, quantized=True, size_reference="torchscript"),
+    _torch("torch_static", "static int8, fused, fbgemm/x86", needs="calibration", tolerance=0.05, quantized=True,
+           size_reference="torchscript", benchmark=True),
+    _torch("torch_qat", "quantization-aware trained int8", needs="training", quantized=True, qat=True),
+    _torch("torch_pruned_global", "global L1 pruning", needs="training", pruned=True),
+    _torch("torch_pruned_local", "local L1 pruning", needs="training", pruned=True),
+    _torch("torch_pruned_quant", "pruned + quantized", needs="training", quantized=True, pruned=True, qat=True),
+    _onnx("onnx_fp32", "ONNX float32", tolerance=1e-5, benchmark=True),
+    _onnx("onnx_int8", "ONNX static int8 (QDQ)", needs="calibration", tolerance=0.05, quantized=True,
+          size_reference="onnx_fp32", benchmark=True),
+    BackendSpec(name="tensorrt", runtime="tensorrt", impl="tensorrt_backend:TensorRTBackend",
+                artifact_kind="TensorRT serialized engine (built from ONNX)", suffix=".engine",
+                default="build/tensorrt.engine", devices=("gpu",), method="tensorrt", parent="torch",
+                tolerance=1e-3, unsupported=machine.tensorrt_missing, quantized=True),
 ]
 
 #: name -> BackendSpec: every backend of the package.
 BACKENDS: dict[str, BackendSpec] = {s.name: s for s in _SPECS}
+
+
+def post_training_cpu_methods() -> list[str]:
+    """Backends an optimize method builds on a CPU without fine-tuning (table order)."""
+    return [n for n, s in BACKENDS.items() if s.method == n and "cpu" in s.devices and s.needs != "training"]
+
+
+def quantized_backends() -> list[str]:
+    """Backends whose MSE is checked against their fp32 reference (table order)."""
+    return [n for n, s in BACKENDS.items() if s.quantized]
+
+
+def benchmark_backends() -> list[str]:
+    """The default backends of ``scripts/benchmark_brain`` (table order)."""
+    return [n for n, s in BACKENDS.items() if s.benchmark]
+
+
+def camera_bound(name: str) -> bool:
+    """Is a brain running ``name`` judged by the share of camera frames it answers? Names that are
+    not backends (the explicit brain) are."""
+    spec = BACKENDS.get(name)
+    return spec is None or spec.camera_bound
+
 
 #: The base models (what the optimize methods start from), by framework.
 BASE_MODELS: dict[str, str] = {"tf_keras": TF_BASE_NAME, "torch": TORCH_BASE_NAME}

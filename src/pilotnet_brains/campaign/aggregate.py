@@ -8,6 +8,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from pilotnet_brains.backends.registry import camera_bound
 from pilotnet_brains.campaign.matrix import RunSpec, circuit_name
 from pilotnet_brains.campaign.runner import OUTCOMES, RUN_RECORD, read_json, run_folder
 from pilotnet_brains.campaign.spec import Campaign
@@ -160,7 +161,7 @@ def targets(rows: Sequence[Mapping[str, Any]], campaign: Campaign) -> list[dict[
         mae = r["deviation_mae"]["mean"]
         items.append(("position deviation MAE (m)", "-" if mae is None else f"{mae:.3f}", f"<= {TARGET_MAE_M}",
                       None if mae is None else mae <= TARGET_MAE_M))
-        if r["backend"] == "keras":
+        if not camera_bound(r["backend"]):
             f = r["brain_frequency_bm"]["mean"]
             items.append(("brain frequency, 1/iteration time (it/s)", "-" if f is None else f"{f:.1f}",
                           f">= {TARGET_KERAS_IT_S:.0f}", None if f is None else f >= TARGET_KERAS_IT_S))

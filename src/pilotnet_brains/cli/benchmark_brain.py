@@ -28,12 +28,12 @@ from typing import Any
 import numpy as np
 
 from pilotnet_brains import hostinfo, results_root, timing
+from pilotnet_brains.backends.registry import benchmark_backends
 from pilotnet_brains.helptext import HelpFormatter
 from pilotnet_brains.reporting import md_table
 from pilotnet_brains.util import atomic_write_text
 
-DEFAULT_BACKENDS = ["tflite_int8", "tflite_int8_fallback", "tflite_dynamic", "tflite_fp32", "onnx_fp32",
-                    "onnx_int8", "torch_static", "torchscript", "keras", "explicit"]
+DEFAULT_BACKENDS = benchmark_backends() + ["explicit"]
 RESULTS_DIR = os.path.join(results_root(), "benchmarks", "brain")
 
 

@@ -3,136 +3,58 @@
     from pilotnet_brains.optimize import build, METHODS
     path = build("tflite_int8", base=None, data="dataset/", out=None)   # defaults from the backend table
 
-A method is a function ``fn(ctx: BuildContext) -> dict`` that writes its artifact to ``ctx.out``
-(a temporary path with the right suffix) and returns the parameters it used. :func:`build` resolves
-the base model and output path from :data:`pilotnet_brains.backends.BACKENDS`, moves the artifact
-into place only when the method succeeded and writes its sidecar (method, parameters, parent sha256)
--- nothing half-written is left on error.
+:func:`build` resolves the base model and output path from :data:`pilotnet_brains.backends.BACKENDS`,
+runs the method (:mod:`pilotnet_brains.optimize.registry`: :data:`METHODS`, :func:`register_method`,
+:class:`BuildContext`), moves the artifact into place only when the method succeeded and writes its
+sidecar (method, parameters, parent sha256) -- nothing half-written is left on error.
 
-Registry: :data:`METHODS` (name -> :class:`Method`), filled with :func:`register_method`. This module
-registers every method that needs no fine-tuning; the fine-tuning methods (tfmot pruning, QAT,
-clustering; torch QAT and pruning) are added by registering more functions the same way -- their
-backend rows already exist (``needs == "training"``) and ``ctx.training_arrays()`` gives them the
-training set.
+Importing this package registers every method: post-training conversions (tflite, torch_methods,
+onnx_methods, tftrt, tensorrt_method) and fine-tuning ones (tfmot_methods, torch_finetune; their
+backend rows say ``needs == "training"``). The method modules import frameworks lazily, inside the
+functions.
 """
 from __future__ import annotations
 
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-import numpy as np
+from pilotnet_brains.backends.registry import base_model_path, get_spec
 
-from pilotnet_brains.backends.registry import BACKENDS, base_model_path, get_spec
-from pilotnet_brains.optimize.calibration import CalibrationError, check_source, load_representative
+# the method modules register themselves in METHODS when imported
+from pilotnet_brains.optimize import (  # noqa: F401
+    onnx_methods,
+    tensorrt_method,
+    tflite,
+    tfmot_methods,
+    tftrt,
+    torch_finetune,
+    torch_methods,
+)
+from pilotnet_brains.optimize.calibration import CalibrationError, check_source
+from pilotnet_brains.optimize.registry import (
+    METHODS,
+    BuildContext,
+    Method,
+    MethodRefused,
+    OptimizeError,
+    get_method,
+    method_names,
+    register_method,
+)
+
+__all__ = ["METHODS", "BuildContext", "CalibrationError", "Method", "MethodRefused", "OptimizeError", "build",
+           "get_method", "is_up_to_date", "method_names", "register_method"]
 
 #: Sidecar ``framework`` of each runtime's artifacts.
 FRAMEWORKS = {"tf_keras": "tf_keras", "litert": "tflite", "torch": "torchscript", "onnxruntime": "onnx",
               "tftrt": "tftrt", "tensorrt": "tensorrt"}
 
 
-class OptimizeError(RuntimeError):
-    """A method that cannot run; the message names the method, the path and what to do."""
-
-
-class MethodRefused(OptimizeError):
-    """This machine cannot run the method (no GPU / TensorRT / TF-TRT)."""
-
-
-@dataclass
-class Method:
-    name: str                                   # == the backend name it builds
-    func: Callable[[BuildContext], dict[str, Any]]
-    parent: str                                 # base framework: "tf_keras" or "torch"
-    needs: str = ""                             # "", "calibration" or "training"
-    defaults: dict[str, Any] = field(default_factory=dict)
-    unsupported: Callable[[], str] | None = None
-    doc: str = ""
-
-    def missing(self) -> str:
-        return self.unsupported() if self.unsupported else ""
-
-
-#: method name -> Method. Every name is also a backend name (BACKENDS).
-METHODS: dict[str, Method] = {}
-
-
-def register_method(name: str, needs: str | None = None, **defaults: Any):
-    """Decorator: register ``fn(ctx) -> params`` as the builder of backend ``name``.
-
-    ``needs`` defaults to the backend row's ``needs``; ``defaults`` are the method's parameters
-    (overridable from :func:`build`'s ``params``)."""
-    spec = get_spec(name)
-
-    def deco(fn):
-        METHODS[name] = Method(name, fn, spec.parent, spec.needs if needs is None else needs, dict(defaults),
-                               spec.unsupported, (fn.__doc__ or "").strip().split("\n")[0])
-        return fn
-
-    return deco
-
-
-@dataclass
-class BuildContext:
-    """What a method gets: base model path, temporary output path, data source and parameters."""
-
-    method: str
-    base: str
-    out: str
-    data: str | None
-    params: dict[str, Any]
-    progress: bool = True
-    notes: list[str] = field(default_factory=list)
-    _calibration: np.ndarray | None = None
-
-    def calibration(self, n: int | None = None) -> np.ndarray:
-        """Representative preprocessed frames float32 (n, 66, 200, 3) from ``data`` (cached)."""
-        n = int(n or self.params.get("calibration_frames", 100))
-        if self._calibration is None or len(self._calibration) < n:
-            self._calibration = load_representative(self.data, n, seed=int(self.params.get("seed", 0)),
-                                                     progress=self.progress, prep=self.preprocessing())
-            if self.data is None or str(self.data).startswith("synthetic"):
-                self.notes.append("smoke build: calibrated on synthetic frames, not on driving data")
-        return self._calibration[:n]
-
-    def preprocessing(self):
-        """The base model's preprocessing (its sidecar), default if it has none."""
-        from pilotnet_brains.preprocess import DEFAULT, read_meta
-
-        try:
-            return read_meta(self.base).preprocessing
-        except (OSError, ValueError):
-            return DEFAULT
-
-    def training_arrays(self):
-        """(X, Y) of the training data folder, for the fine-tuning methods."""
-        from pilotnet_brains.dataset import load_arrays, read_dataset
-
-        if not self.data or not os.path.isdir(self.data):
-            raise OptimizeError(f"method {self.method!r} fine-tunes the model: pass --data DIR, a dataset "
-                                f"in the DeepLearningStudio layout")
-        return load_arrays(read_dataset(self.data), prep=self.preprocessing(), progress=self.progress)
-
-
 def artifact_path(name: str) -> str:
     """Default output path of method ``name`` (the backend's default artifact)."""
     return get_spec(name).default_path
-
-
-def method_names() -> list[str]:
-    """Registered methods in the backend table's order."""
-    return [n for n in BACKENDS if n in METHODS] + [n for n in METHODS if n not in BACKENDS]
-
-
-def get_method(name: str) -> Method:
-    if name in METHODS:
-        return METHODS[name]
-    if name in BACKENDS:
-        raise OptimizeError(f"backend {name!r} has no build method registered yet (its method needs "
-                            f"{BACKENDS[name].needs or 'nothing'}); registered methods: {', '.join(method_names())}")
-    raise OptimizeError(f"unknown method {name!r}; valid methods: {', '.join(method_names())}")
 
 
 def _remove(path: str) -> None:
@@ -185,7 +107,7 @@ def build(name: str, base: str | None = None, data: str | None = None, out: str 
     reason = method.missing()
     if reason:
         raise MethodRefused(f"method {name!r} cannot run on this machine; missing: {reason}")
-    spec = get_spec(name)
+    spec = method.spec
     base = os.path.abspath(base or base_model_path(method.parent))
     if not os.path.exists(base):
         raise OptimizeError(f"method {name!r}: base model {base} does not exist; train it (make models) or "
@@ -248,15 +170,3 @@ def build(name: str, base: str | None = None, data: str | None = None, out: str 
         _remove(sidecar_path(tmp))
     return out
 
-
-# Register the methods (their modules import frameworks lazily, inside the functions).
-# Fine-tuning methods (need the training data): tfmot_methods, torch_finetune.
-from pilotnet_brains.optimize import (  # noqa: E402,F401
-    onnx_methods,
-    tensorrt_method,
-    tflite,
-    tfmot_methods,
-    tftrt,
-    torch_finetune,
-    torch_methods,
-)

@@ -7,16 +7,18 @@
   than :data:`SMOKE_FRAMES` frames also make a smoke build; both are recorded in the sidecar notes.
 - :func:`batch_stream`: shuffled, augmented batches (the trainer's :func:`pilotnet_brains.train.augment`).
 - :func:`sparsity`, :func:`gzip_size`: the figures pruned artifacts report in their sidecars.
+- :class:`FinetuneRun`: what every fine-tuning method's run starts and ends with (its frames,
+  schedule and recorded parameters; the gzip size of a pruned artifact).
 """
 from __future__ import annotations
 
 import gzip
 import os
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from pilotnet_brains.optimize import BuildContext, OptimizeError
+from pilotnet_brains.optimize.registry import BuildContext, OptimizeError
 
 #: Below this many training frames a fine-tuned artifact is a smoke build (as for training).
 SMOKE_FRAMES = 2000
@@ -155,3 +157,25 @@ def progress_bar(ctx: BuildContext, total: int, desc: str):
             pass
 
     return _Null()
+
+
+class FinetuneRun:
+    """Base of one fine-tuning method's run (tfmot and torch): the frames it fine-tunes on
+    (:func:`finetune_arrays`; ``parent_predict`` labels synthetic ones), its schedule (``epochs``,
+    ``steps`` per epoch, ``batch``) and ``params``, the parameters recorded in the sidecar."""
+
+    def __init__(self, ctx: BuildContext, parent_predict: Callable[[np.ndarray], np.ndarray]):
+        self.ctx = ctx
+        self.x, self.y, info = finetune_arrays(ctx, parent_predict)
+        self.epochs, self.steps, self.batch = schedule(len(self.x), ctx)
+        self.params: dict[str, Any] = data_params(info, self.epochs, self.steps, self.batch, ctx)
+
+    def batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """A new endless stream of shuffled batches (augmented unless ``augment`` is off), seeded."""
+        return batch_stream(self.x, self.y, self.batch, int(self.ctx.params["seed"]), bool(self.ctx.params["augment"]))
+
+    def finish(self) -> dict[str, Any]:
+        """The recorded parameters, with ``gzip_bytes`` of the written artifact when it is pruned."""
+        if "sparsity" in self.params:
+            self.params["gzip_bytes"] = gzip_size(self.ctx.out)
+        return self.params

@@ -10,7 +10,7 @@ import tempfile
 from typing import Any
 
 from pilotnet_brains.models import INPUT_SHAPE
-from pilotnet_brains.optimize import BuildContext, register_method
+from pilotnet_brains.optimize.registry import BuildContext, register_method
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "outputs"

@@ -9,8 +9,8 @@ import tempfile
 from typing import Any
 
 from pilotnet_brains.models import INPUT_SHAPE
-from pilotnet_brains.optimize import BuildContext, OptimizeError, register_method
 from pilotnet_brains.optimize.onnx_methods import INPUT_NAME, export_onnx
+from pilotnet_brains.optimize.registry import BuildContext, OptimizeError, register_method
 from pilotnet_brains.util import atomic_write_bytes
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pilotnet_brains.optimize import BuildContext, OptimizeError, register_method
+from pilotnet_brains.optimize.registry import BuildContext, OptimizeError, register_method
 from pilotnet_brains.util import atomic_write_bytes
 
 

@@ -25,16 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from pilotnet_brains.optimize import BuildContext, register_method
-from pilotnet_brains.optimize.finetune import (
-    batch_stream,
-    data_params,
-    finetune_arrays,
-    gzip_size,
-    progress_bar,
-    schedule,
-    sparsity,
-)
+from pilotnet_brains.optimize.finetune import FinetuneRun, progress_bar, sparsity
+from pilotnet_brains.optimize.registry import BuildContext, register_method
 from pilotnet_brains.util import atomic_write_bytes
 
 #: Layer types wrapped by pruning, clustering and QAT (the input BatchNormalization is left float).
@@ -49,13 +41,14 @@ WRAPPED = ("Conv2D", "Dense")
 #: pruned, 0.137 kept; base 0.051).
 COMMON = {"skip_layers": ["outputs"], "freeze_norm": True, "epochs": 2, "batch_size": 64, "learning_rate": 1e-4, "seed": 0, "augment": True,
           "max_frames": 10000, "max_steps": 0, "fraction": 1.0}
-#: 80 % pruning fine-tunes twice as long: after 2 epochs (the first half ramping 50 -> 80 %) the
-#: pruned model of the trained base touched Montmeló's inner wall twice (lap MAE 0.216 m, parent
-#: 0.072); after 4 it drove every evaluation circuit without a contact (Montmeló 0.072 m).
-PRUNING = {**COMMON, "epochs": 4}
+#: Magnitude pruning (tflite_pruned, tflite_pruned_dynamic): PolynomialDecay 50% -> 80% over the
+#: first half of the steps. 80 % pruning fine-tunes twice as long: after 2 epochs (the first half
+#: ramping 50 -> 80 %) the pruned model of the trained base touched Montmeló's inner wall twice (lap
+#: MAE 0.216 m, parent 0.072); after 4 it drove every evaluation circuit without a contact (Montmeló 0.072 m).
+PRUNING = {**COMMON, "epochs": 4, "initial_sparsity": 0.5, "final_sparsity": 0.8, "schedule_end": 0.5}
 
 
-class _Run:
+class _Run(FinetuneRun):
     """One method's tf/tfmot handles, the base model and the fine-tuning data."""
 
     def __init__(self, ctx: BuildContext):
@@ -71,16 +64,14 @@ class _Run:
 
         from pilotnet_brains.models.tf_pilotnet import load
 
-        self.ctx, self.tf, self.tfmot, self.keras = ctx, tf, tfmot, keras
+        self.tf, self.tfmot, self.keras = tf, tfmot, keras
         keras.utils.set_random_seed(int(ctx.params.get("seed", 0)))
         self.base = load(ctx.base)
         if bool(ctx.params.get("freeze_norm", True)):
             # BatchNormalization with trainable=False runs in inference mode (Keras 2): fine-tuning
             # adjusts the weights, not the input normalization statistics.
             self._set_norm_trainable(self.base, False)
-        self.x, self.y, self.info = finetune_arrays(ctx, self._predict_base)
-        self.epochs, self.steps, self.batch = schedule(len(self.x), ctx)
-        self.params: dict[str, Any] = data_params(self.info, self.epochs, self.steps, self.batch, ctx)
+        super().__init__(ctx, self._predict_base)
         self.params["wrapped_layers"] = list(WRAPPED)
         #: layers pruning leaves alone (``skip_layers``)
         self.skip = set(ctx.params.get("skip_layers") or ())
@@ -122,8 +113,7 @@ class _Run:
                 if logs and "loss" in logs:
                     bar.set_postfix(loss=f"{logs['loss']:.4f}")
 
-        stream = batch_stream(self.x, self.y, self.batch, int(self.ctx.params["seed"]),
-                              bool(self.ctx.params["augment"]))
+        stream = self.batches()
         try:
             hist = model.fit(stream, steps_per_epoch=self.steps, epochs=epochs, verbose=0,
                              callbacks=list(callbacks) + [Bar()])
@@ -264,11 +254,6 @@ class _Run:
         self.params["optimizations"] = ["DEFAULT"] if quantize else []
         atomic_write_bytes(self.ctx.out, conv.convert())
 
-    def finish(self) -> dict[str, Any]:
-        if "sparsity" in self.params:
-            self.params["gzip_bytes"] = gzip_size(self.ctx.out)
-        return self.params
-
 
 def _kernels(model, skip=()) -> list[np.ndarray]:
     return [layer.get_weights()[0] for layer in model.layers
@@ -290,22 +275,23 @@ def max_unique_per_channel(model) -> int:
     return int(out)
 
 
-@register_method("tflite_pruned", initial_sparsity=0.5, final_sparsity=0.8, schedule_end=0.5, **PRUNING)
+def _magnitude_pruned(ctx: BuildContext, quantize: bool) -> dict[str, Any]:
+    run = _Run(ctx)
+    model = run.prune(run.base, float(ctx.params["initial_sparsity"]), float(ctx.params["final_sparsity"]))
+    run.convert(model, quantize=quantize)
+    return run.finish()
+
+
+@register_method("tflite_pruned", **PRUNING)
 def tflite_pruned(ctx: BuildContext) -> dict[str, Any]:
     """Magnitude pruning (PolynomialDecay 50% -> 80%), fine-tuned, stripped; float32 TFLite."""
-    run = _Run(ctx)
-    model = run.prune(run.base, float(ctx.params["initial_sparsity"]), float(ctx.params["final_sparsity"]))
-    run.convert(model, quantize=False)
-    return run.finish()
+    return _magnitude_pruned(ctx, quantize=False)
 
 
-@register_method("tflite_pruned_dynamic", initial_sparsity=0.5, final_sparsity=0.8, schedule_end=0.5, **PRUNING)
+@register_method("tflite_pruned_dynamic", **PRUNING)
 def tflite_pruned_dynamic(ctx: BuildContext) -> dict[str, Any]:
     """Magnitude pruning (50% -> 80%) then dynamic-range quantization (int8 weights)."""
-    run = _Run(ctx)
-    model = run.prune(run.base, float(ctx.params["initial_sparsity"]), float(ctx.params["final_sparsity"]))
-    run.convert(model, quantize=True)
-    return run.finish()
+    return _magnitude_pruned(ctx, quantize=True)
 
 
 @register_method("tflite_qat", **COMMON)

@@ -12,7 +12,7 @@ import os
 import tempfile
 from typing import Any
 
-from pilotnet_brains.optimize import BuildContext, register_method
+from pilotnet_brains.optimize.registry import BuildContext, register_method
 
 
 def _convert(ctx: BuildContext, precision: str) -> dict[str, Any]:

@@ -22,17 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from pilotnet_brains.optimize import BuildContext, register_method
-from pilotnet_brains.optimize.finetune import (
-    batch_stream,
-    data_params,
-    finetune_arrays,
-    gzip_size,
-    progress_bar,
-    schedule,
-    sparsity,
-)
-from pilotnet_brains.optimize.torch_methods import _base, _engine, _save_script
+from pilotnet_brains.optimize.finetune import FinetuneRun, progress_bar, sparsity
+from pilotnet_brains.optimize.registry import BuildContext, register_method
+from pilotnet_brains.optimize.torch_methods import load_base, quantized_engine, save_script
 
 #: ``skip_layers``: the 2-unit output layer is not pruned (saves nothing, costs accuracy).
 COMMON = {"skip_layers": ["outputs"], "freeze_norm": True, "epochs": 2, "batch_size": 64, "learning_rate": 1e-4, "seed": 0, "augment": True,
@@ -41,17 +33,14 @@ COMMON = {"skip_layers": ["outputs"], "freeze_norm": True, "epochs": 2, "batch_s
 QAT = dict(COMMON, fraction=0.1, max_frames=5000, engine="x86")
 
 
-class _Run:
+class _Run(FinetuneRun):
     def __init__(self, ctx: BuildContext):
         import torch
 
-        self.ctx = ctx
-        self.torch, self.model = _base(ctx)
+        self.torch, self.model = load_base(ctx)
         torch.manual_seed(int(ctx.params.get("seed", 0)))
-        self.x, self.y, self.info = finetune_arrays(ctx, self._predict)
-        self.epochs, self.steps, self.batch = schedule(len(self.x), ctx)
-        self.params: dict[str, Any] = data_params(self.info, self.epochs, self.steps, self.batch, ctx)
-        self._stream = batch_stream(self.x, self.y, self.batch, int(ctx.params["seed"]), bool(ctx.params["augment"]))
+        super().__init__(ctx, self._predict)
+        self._stream = self.batches()
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
         with self.torch.inference_mode():
@@ -147,7 +136,7 @@ class _Run:
 
         torch = self.torch
         aq = torch.ao.quantization
-        engine = _engine(torch, self.ctx)
+        engine = quantized_engine(torch, self.ctx)
         model = self.model.train()
         fused = aq.fuse_modules_qat(model, FUSE_PAIRS)
         fused.qconfig = aq.get_default_qat_qconfig(engine)
@@ -181,10 +170,8 @@ class _Run:
         return q
 
     def save(self, module, freeze: bool) -> dict[str, Any]:
-        _save_script(self.torch, module, self.ctx, freeze=freeze)
-        if "sparsity" in self.params:
-            self.params["gzip_bytes"] = gzip_size(self.ctx.out)
-        return self.params
+        save_script(self.torch, module, self.ctx, freeze=freeze)
+        return self.finish()
 
 
 @register_method("torch_qat", **QAT)
