@@ -13,6 +13,7 @@ import textwrap
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, TypeVar
 
+import pilotnet_brains.topics as names
 from pilotnet_brains.sim import CameraConfig, SimConfig
 
 T = TypeVar("T")
@@ -38,6 +39,8 @@ def _convert(name: str, default: Any, value: Any) -> Any:
         return bool(value)
     if isinstance(default, str):
         return "" if value is None else str(value)
+    if isinstance(default, tuple):
+        return tuple(value)
     return type(default)(value)
 
 
@@ -62,6 +65,8 @@ def ros_params(name: str, default: Any) -> Any:
 def _shown(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
+    if isinstance(value, tuple):
+        return ", ".join(value)
     return '""' if value == "" else str(value)
 
 
@@ -72,7 +77,8 @@ def params_help(*defaults: Any) -> str:
     for d in defaults:
         for f in fields(d):
             default = getattr(d, f.name)
-            head = f"~{f.name} ({type(default).__name__}, default {_shown(default)}): "
+            kind = "list" if isinstance(default, tuple) else type(default).__name__
+            head = f"~{f.name} ({kind}, default {_shown(default)}): "
             lines += textwrap.wrap(head + f.metadata["help"], 100, initial_indent="  ", subsequent_indent="    ")
     return "\n".join(lines)
 
@@ -179,3 +185,29 @@ class MetricsParams:
     run_token: str = param("", "copied into ~run so the recorder of the same launch finds it")
     partial_period: float = param(2.0, "wall s: how often laps.json is rewritten during a lap")
     plots: bool = param(True, "write trajectory.png and profile.png at the end")
+
+
+@dataclass(frozen=True)
+class LiveViewParams:
+    """live_view's ~params."""
+
+    circuit: str = param(DEFAULT_CIRCUIT, "circuit name or .yaml path (as the simulator's)")
+    reverse: bool = param(False, "the circuit driven the other way round")
+    window: bool = param(True, "open the window (needs a display: without DISPLAY only the topic is published)")
+    rate: float = param(10.0, "wall Hz: pictures per wall second (window and topic)")
+
+
+@dataclass(frozen=True)
+class RecorderParams:
+    """record_run's ~params."""
+
+    bag: str = param("", "bag path; empty = <run folder>/<~bag_name> with the run folder read from ~run_param")
+    bag_name: str = param("run.bag", "file name inside the run folder")
+    run_param: str = param("/lap_metrics/run", "parameter {dir, token} set by lap_metrics")
+    run_token: str = param("", "the token that parameter must carry (this launch's)")
+    wait: float = param(60.0, "wall s: how long to wait for that parameter")
+    topics: tuple = param((names.ODOM, names.CLOCK, names.CMD_VEL, names.BRAIN_STATS, names.LAP_RESULTS,
+                           names.CAMERA_INFO), "the topics recorded whole")
+    camera_topic: str = param(names.CAMERA_IMAGE, "the camera, recorded every ~camera_every frames")
+    camera_every: int = param(10, "keep every Nth camera frame; 0 = no camera")
+    compression: str = param("lz4", "none | lz4 | bz2")
