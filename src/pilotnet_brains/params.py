@@ -2,8 +2,8 @@
 
 A node reads every field of its dataclass from ``~<field>`` (:func:`read_params`) and its
 ``--help`` lists them (:func:`params_help`); the launch files are the only other place a default
-is written, and test/unit/test_launch.py checks that they agree. The simulator's take their
-defaults from :class:`pilotnet_brains.sim.SimConfig` and its camera's; the lap metrics node also
+is written, and test/unit/test_launch.py checks that they agree. The simulator node's params
+take their defaults from :class:`pilotnet_brains.sim.SimConfig` and its camera's; the lap metrics node also
 reads :class:`pilotnet_brains.metrics.LapLimits` this way. No ROS import: the pre-launch checks
 (:mod:`pilotnet_brains.preflight`) read the launch arguments with the same dataclasses.
 """

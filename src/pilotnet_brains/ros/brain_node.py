@@ -64,7 +64,6 @@ class BrainNode:
     def __init__(self, pipeline: Pipeline, params: BrainParams):
         self.pipeline = pipeline
         self.watchdog_timeout = params.watchdog_timeout
-        wait_for_stats_subscriber = params.wait_for_stats_subscriber
         self.slot = FrameSlot()
         # The command is published synchronously (queue_size=None): written to the socket on the
         # worker thread instead of handed to rospy's queue thread (0.09 vs 0.19 ms p50 measured here);
@@ -82,11 +81,11 @@ class BrainNode:
         self._stopped_by_watchdog = True
         self._worker = threading.Thread(target=self._run, name="brain_worker", daemon=True)
         self._worker.start()
-        if wait_for_stats_subscriber > 0:
+        if params.wait_for_stats_subscriber > 0:
             # Subscribe the camera only once the metrics node listens to the stats: a lockstep
             # simulator (which waits for this subscription) then cannot run frames whose stats are lost,
             # so a run starts at the same frame every time.
-            deadline = time.monotonic() + wait_for_stats_subscriber
+            deadline = time.monotonic() + params.wait_for_stats_subscriber
             while self.stats_pub.get_num_connections() == 0 and time.monotonic() < deadline \
                     and not rospy.is_shutdown():
                 time.sleep(0.01)
