@@ -8,7 +8,7 @@ import inspect
 import os
 import re
 import sys
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 _ROLE = re.compile(r":(?:func|class|mod|meth|attr|data|obj|exc|ref):`~?([^`<]*?)(?:\s*<[^>]*>)?`")
 _LITERAL = re.compile(r"``([^`]+)``")
@@ -41,15 +41,19 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return plain(super().format_help())
 
 
-def node_help(main: Callable, argv: Sequence[str] | None = None) -> None:
+def node_help(main: Callable, *params: Any, argv: Sequence[str] | None = None) -> None:
     """For a ROS node's ``main``: when the command line asks for ``-h``/``--help``, print how to run
-    the node and its ``~params`` (``main``'s docstring) and exit 0, before any node is started (so
+    the node (``main``'s docstring) and its ``~params`` (the fields of the ``params`` dataclasses or
+    instances, :func:`pilotnet_brains.params.params_help`) and exit 0, before any node is started (so
     ``rosrun pilotnet_brains f1_sim --help`` never takes a name on a running master)."""
     args = [a for a in (sys.argv[1:] if argv is None else argv) if ":=" not in a]
     if "-h" not in args and "--help" not in args:
         return
+    from pilotnet_brains.params import params_help
+
     prog = os.path.basename(sys.argv[0]) or "node"
+    text = inspect.cleandoc(main.__doc__ or "") + ("\n\n" + params_help(*params) if params else "")
     sys.stdout.write(f"usage: rosrun pilotnet_brains {prog} [_param:=value ...] [name:=remapped ...]\n\n"
-                     + plain(inspect.cleandoc(main.__doc__ or "")) + "\n")
+                     + plain(text) + "\n")
     sys.stdout.flush()
     raise SystemExit(0)

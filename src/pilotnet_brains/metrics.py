@@ -44,6 +44,8 @@ from typing import Sequence
 
 import numpy as np
 
+from pilotnet_brains.params import param
+
 #: Reasons a lap does not finish, in the order they are checked on one odometry sample.
 ODOM_REASONS: tuple[str, ...] = ("reset", "off_track", "crashed", "stuck", "timeout")
 #: Reasons decided on the wall clock by the node (the bag replays them from recorded LapResults).
@@ -56,17 +58,17 @@ BM_DEVIATION_BASE = 1000.0
 
 @dataclass
 class LapLimits:
-    """When a run ends. Lengths in m, times in sim s."""
+    """When a run ends. Lengths in m, times in sim s. Also the lap metrics node's ~params of the same names."""
 
-    laps: int = 1                   # laps to drive; the run ends after them or at the first DNF
-    timeout: float = 0.0            # sim s per lap; <= 0: length / timeout_speed
-    timeout_speed: float = 2.0      # m/s that defines the default timeout
-    off_track_margin: float = 1.0   # m beyond the road half-width
-    stuck_distance: float = 0.5     # m
-    stuck_time: float = 10.0        # sim s
-    max_speed: float = 50.0         # m/s; a faster pose change (+ 1 m) is a reset/teleport, not driving
-    crash_distance: float = 0.2     # m: touching a wall and moving less than this ...
-    crash_time: float = 1.0         # sim s: ... over this long is a crash
+    laps: int = param(1, "laps to drive; the run ends after them or at the first DNF")
+    timeout: float = param(0.0, "sim s per lap before DNF timeout; <= 0 = circuit length / ~timeout_speed")
+    timeout_speed: float = param(2.0, "m/s that defines the default timeout")
+    off_track_margin: float = param(1.0, "m beyond the road half-width before DNF off_track")
+    stuck_distance: float = param(0.5, "m: DNF stuck when the car moved less than this (straight line) ...")
+    stuck_time: float = param(10.0, "sim s: ... over the last this long")
+    max_speed: float = param(50.0, "m/s: a faster pose change (+ 1 m) is a reset/teleport (DNF reset), not driving")
+    crash_distance: float = param(0.2, "m: touching a wall and moving less than this ...")
+    crash_time: float = param(1.0, "sim s: ... over this long is a crash")
 
     def lap_timeout(self, length: float) -> float:
         """Sim seconds allowed per lap on a circuit of ``length`` m."""
@@ -82,7 +84,7 @@ class LapLimits:
             raise ValueError(f"off_track_margin must be >= 0 m, got {self.off_track_margin}")
 
 
-def default_timeout(length: float, speed: float = 2.0) -> float:
+def default_timeout(length: float, speed: float = LapLimits.timeout_speed) -> float:
     """Default lap timeout (sim s): the lap driven at ``speed`` m/s."""
     return float(length) / float(speed)
 

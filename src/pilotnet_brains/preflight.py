@@ -16,6 +16,7 @@ import time
 from typing import Any, Callable, Mapping
 
 from pilotnet_brains import hostinfo
+from pilotnet_brains.params import BrainParams, SimParams, read_params
 from pilotnet_brains.results import (
     RunFolderError,
     RunWriter,
@@ -45,34 +46,28 @@ def _circuit(a: Mapping[str, Any]):
     from pilotnet_brains.circuits import load_circuit
 
     c = load_circuit(str(a["circuit"]))
-    check_start_s(c, float(a.get("start_s", -1)))
+    check_start_s(c, read_params(SimParams(), a.get).start_s)
     return c
 
 
 def _sim(a: Mapping[str, Any]) -> None:
     if a.get("sim", "builtin") == "builtin":
-        from pilotnet_brains.ros.sim_node import check_mode
-
-        check_mode(str(a.get("mode", "realtime")), float(a.get("rtf", 1.0)))
+        read_params(SimParams(), a.get).check()
 
 
 def _metrics(a: Mapping[str, Any]) -> None:
     from pilotnet_brains.metrics import LapLimits
 
-    LapLimits(laps=int(a.get("laps", 1)), timeout=float(a.get("timeout", 0.0))).check()
+    read_params(LapLimits(), a.get).check()
 
 
 def _brain(a: Mapping[str, Any]) -> None:
     from pilotnet_brains.brain import BRAINS, make_brain
 
-    name = str(a.get("brain", "pilotnet"))
-    if name not in BRAINS:
-        raise ValueError(f"unknown brain {name!r}; choose one of {sorted(BRAINS)}")
-    kwargs = {"backend": str(a.get("backend", "tflite_int8")), "model": str(a.get("model", "") or ""),
-              "threads": int(a.get("threads", 1))}
-    if str(a.get("camera_height", "")) not in ("", "None"):
-        kwargs["camera_height"] = float(a["camera_height"])
-    make_brain(name, **kwargs)
+    p = read_params(BrainParams(), a.get)
+    if p.brain not in BRAINS:
+        raise ValueError(f"unknown brain {p.brain!r}; choose one of {sorted(BRAINS)}")
+    make_brain(p.brain, **p.brain_kwargs())
 
 
 def _results_dir(a: Mapping[str, Any]) -> str:

@@ -1,6 +1,8 @@
 """ROS names of the Gazebo F1 interface: the one place they are spelled out.
 
-Nodes use them as defaults for relative, remappable names.
+They are absolute (global) names, as Gazebo's F1 car publishes them: a launch ``ns`` does not move
+them, so one ROS master holds one run (``make demo`` and the benchmark campaign give each run a
+private master). A node's name can still be remapped (``/F1ROS/cmd_vel:=/other``).
 """
 from __future__ import annotations
 

@@ -31,10 +31,8 @@ import rospy
 from std_msgs.msg import String
 
 from pilotnet_brains import topics
+from pilotnet_brains.params import RecorderParams, read_params, ros_params
 
-#: Topics recorded by default (the camera is added, throttled, when camera_every > 0).
-DEFAULT_TOPICS = (topics.ODOM, topics.CLOCK, topics.CMD_VEL, topics.BRAIN_STATS, topics.LAP_RESULTS,
-                  topics.CAMERA_INFO)
 #: Messages kept in memory while the run folder is not known yet.
 MAX_BUFFERED = 5000
 #: Wall seconds a message waits before it is written (see the module docstring).
@@ -68,15 +66,15 @@ class _Definition:
 class BagRecorder:
     """See :func:`main`."""
 
-    def __init__(self, bag_path: str, run_param: str, run_token: str, topic_names, camera_topic: str,
-                 camera_every: int, compression: str, wait: float):
+    def __init__(self, params: RecorderParams):
         self.lock = threading.Lock()
         self.bag = None
-        self.path = bag_path
-        self.compression = compression
+        self.path = params.bag
+        self.bag_name = params.bag_name
+        self.compression = params.compression
         self.buffer: list = []
         self.closed = False
-        self.camera_every = int(camera_every)
+        self.camera_every = params.camera_every
         self.camera_count = 0
         self.count = 0
         self.held: collections.deque = collections.deque()   # (wall s, item) not written yet
@@ -85,14 +83,16 @@ class BagRecorder:
         from pilotnet_brains.msg import LapResult
 
         self.subs.append(rospy.Subscriber(topics.LAP_RESULTS, LapResult, self._lap_cb, queue_size=50))
-        for name in topic_names:
+        for name in params.topics:
             self.subs.append(rospy.Subscriber(name, rospy.AnyMsg, self._cb, callback_args=name, queue_size=500))
-        if self.camera_every > 0 and camera_topic:
-            self.subs.append(rospy.Subscriber(camera_topic, rospy.AnyMsg, self._camera_cb, callback_args=camera_topic,
+        camera = params.camera_topic
+        if self.camera_every > 0 and camera:
+            self.subs.append(rospy.Subscriber(camera, rospy.AnyMsg, self._camera_cb, callback_args=camera,
                                               queue_size=2, buff_size=2 ** 24))
         rospy.on_shutdown(self.close)
         if not self.path:
-            threading.Thread(target=self._wait_for_folder, args=(run_param, run_token, wait), daemon=True).start()
+            threading.Thread(target=self._wait_for_folder, args=(params.run_param, params.run_token, params.wait),
+                             daemon=True).start()
         else:
             self._open()
         threading.Thread(target=self._writer, daemon=True).start()
@@ -127,7 +127,7 @@ class BagRecorder:
         while not rospy.is_shutdown() and time.monotonic() < deadline:
             run = rospy.get_param(param, {})
             if isinstance(run, dict) and run.get("dir") and str(run.get("token", "")) == token:
-                self.path = os.path.join(run["dir"], rospy.get_param("~bag_name", "run.bag"))
+                self.path = os.path.join(run["dir"], self.bag_name)
                 self._open(str(run.get("identity", "")))
                 return
             time.sleep(0.05)
@@ -209,30 +209,18 @@ class BagRecorder:
 
 
 def main() -> None:
-    """Record a run to a bag (``scripts/record_run``, node name ``record_run``).
-
-    ~params:
-      ~bag (str, default ""): bag path; empty = ``<run folder>/<~bag_name>`` with the run folder read
-        from ``~run_param``.
-      ~bag_name (str, default run.bag): file name inside the run folder.
-      ~run_param (str, default /lap_metrics/run): parameter {dir, token} set by lap_metrics.
-      ~run_token (str, default ""): the token that parameter must carry (this launch's).
-      ~wait (float wall s, default 60): how long to wait for that parameter.
-      ~topics (list of str, default odom, clock, cmd_vel, /brain/stats, /lap_metrics/laps, camera_info).
-      ~camera_topic (str, default /F1ROS/cameraL/image_raw), ~camera_every (int, default 10): keep
-        every Nth camera frame; 0 = no camera.
-      ~compression (str, default lz4): none | lz4 | bz2.
-    """
+    """Record a run to a bag (``scripts/record_run``, node name ``record_run``)."""
     from pilotnet_brains.helptext import node_help
 
-    node_help(main)   # --help: the ~params, and no node started
+    node_help(main, RecorderParams)   # --help: the ~params, and no node started
     rospy.init_node("record_run")
-    topic_names = rospy.get_param("~topics", list(DEFAULT_TOPICS))
-    compression = str(rospy.get_param("~compression", "lz4"))
-    if compression not in ("none", "lz4", "bz2"):
-        rospy.logfatal(f"record_run: ~compression must be none, lz4 or bz2, got {compression!r}")
+    try:
+        params = read_params(RecorderParams(), ros_params)
+    except ValueError as e:
+        rospy.logfatal(f"record_run: {e}")
+        raise SystemExit(1) from None
+    if params.compression not in ("none", "lz4", "bz2"):
+        rospy.logfatal(f"record_run: ~compression must be none, lz4 or bz2, got {params.compression!r}")
         raise SystemExit(1)
-    BagRecorder(str(rospy.get_param("~bag", "")), str(rospy.get_param("~run_param", "/lap_metrics/run")),
-                str(rospy.get_param("~run_token", "")), topic_names, str(rospy.get_param("~camera_topic", topics.CAMERA_IMAGE)),
-                int(rospy.get_param("~camera_every", 10)), compression, float(rospy.get_param("~wait", 60.0)))
+    BagRecorder(params)
     rospy.spin()

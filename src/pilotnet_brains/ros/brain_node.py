@@ -21,6 +21,7 @@ from sensor_msgs.msg import Image
 from pilotnet_brains import topics
 from pilotnet_brains.brain import BRAINS, BrainStartError, Pipeline, make_brain
 from pilotnet_brains.msg import BrainStats
+from pilotnet_brains.params import BrainParams, read_params, ros_params
 from pilotnet_brains.ros import startup
 
 #: Receive buffer for camera frames (a 640x480 rgb8 frame is 0.9 MB).
@@ -60,9 +61,9 @@ class FrameSlot:
 class BrainNode:
     """Subscribes the camera, publishes Twist commands and BrainStats. See :func:`main`."""
 
-    def __init__(self, pipeline: Pipeline, watchdog_timeout: float = 1.0, wait_for_stats_subscriber: float = 0.0):
+    def __init__(self, pipeline: Pipeline, params: BrainParams):
         self.pipeline = pipeline
-        self.watchdog_timeout = float(watchdog_timeout)
+        self.watchdog_timeout = params.watchdog_timeout
         self.slot = FrameSlot()
         # The command is published synchronously (queue_size=None): written to the socket on the
         # worker thread instead of handed to rospy's queue thread (0.09 vs 0.19 ms p50 measured here);
@@ -80,11 +81,11 @@ class BrainNode:
         self._stopped_by_watchdog = True
         self._worker = threading.Thread(target=self._run, name="brain_worker", daemon=True)
         self._worker.start()
-        if wait_for_stats_subscriber > 0:
+        if params.wait_for_stats_subscriber > 0:
             # Subscribe the camera only once the metrics node listens to the stats: a lockstep
             # simulator (which waits for this subscription) then cannot run frames whose stats are lost,
             # so a run starts at the same frame every time.
-            deadline = time.monotonic() + wait_for_stats_subscriber
+            deadline = time.monotonic() + params.wait_for_stats_subscriber
             while self.stats_pub.get_num_connections() == 0 and time.monotonic() < deadline \
                     and not rospy.is_shutdown():
                 time.sleep(0.01)
@@ -166,60 +167,36 @@ class BrainNode:
         self.stats_pub.publish(s)
 
 
-def main(default_brain: str = "pilotnet") -> None:
+def main(default_brain: str = BrainParams.brain) -> None:
     """Run a brain node (``brains/pilotnet_brain``, ``brains/explicit_brain``).
 
     Subscribes ``/F1ROS/cameraL/image_raw`` (sensor_msgs/Image; remap it), publishes
     ``/F1ROS/cmd_vel`` (geometry_msgs/Twist: linear.x = v m/s, angular.z = w rad/s) and
     ``/brain/stats`` (pilotnet_brains/BrainStats, one per processed frame).
 
-    ~params:
-      ~brain (str, default per executable: pilotnet | explicit): the policy, from brain.BRAINS.
-      ~backend (str, default tflite_int8): inference backend for the pilotnet brain.
-      ~model (str, default ""): model file; empty = the backend's default artifact under models/.
-      ~threads (int, default 1): inference threads.
-      ~camera_height (float m, default "" = the F1 camera's): explicit brain only, the camera's
-        height above the ground (match the simulator's camera_height).
-      ~watchdog_timeout (float s, default 1.0): wall seconds without a usable frame (after the
-        first one) before a stop command (0, 0) is published (logged once per stall), whether frames
-        stopped coming or keep coming unusable (bad frames, failed inference); 0 disables it.
-      ~stop_on_bad_output (bool, default true): a NaN/inf command stops the car (else holds the last).
-      ~wait_for_stats_subscriber (float s, default 0): wall seconds to wait, before subscribing the
-        camera, for a subscriber of /brain/stats (the metrics node), so no answered frame goes
-        unmeasured; 0 subscribes at once. circuit.launch sets it.
-      ~image_width, ~image_height (int px, default 640x480): the frame size the brain accepts;
-        0 accepts any size.
-
     Exits non-zero with one message naming the brain, backend, path and what to do when the brain
     cannot start (missing/corrupt model, runtime not installed, GPU backend without a GPU).
     """
     from pilotnet_brains.helptext import node_help
 
-    node_help(main)   # --help: the ~params, and no node started
+    defaults = BrainParams(brain=default_brain)
+    node_help(main, defaults)   # --help: the ~params, and no node started
     startup.guard()
     rospy.init_node("brain")
     # OpenCV's thread pool costs more to wake (~0.5 ms after an idle frame period) than the tiny
     # crop/resize/colour conversions of a frame take on one core.
     cv2.setNumThreads(1)
-    name = rospy.get_param("~brain", default_brain)
-    kwargs = {"backend": rospy.get_param("~backend", "tflite_int8"),
-              "model": rospy.get_param("~model", "") or "",
-              "threads": int(rospy.get_param("~threads", 1))}
-    camera_height = rospy.get_param("~camera_height", "")
-    if camera_height not in ("", None):
-        kwargs["camera_height"] = float(camera_height)
     try:
-        if name not in BRAINS:
-            raise BrainStartError(f"unknown brain {name!r} (~brain); choose one of {sorted(BRAINS)}")
-        policy = make_brain(name, **kwargs)
-    except BrainStartError as e:
+        params = read_params(defaults, ros_params)
+        if params.brain not in BRAINS:
+            raise BrainStartError(f"unknown brain {params.brain!r} (~brain); choose one of {sorted(BRAINS)}")
+        policy = make_brain(params.brain, **params.brain_kwargs())
+    except (BrainStartError, ValueError) as e:
         startup.refuse(str(e))
-    width = int(rospy.get_param("~image_width", 640))
-    height = int(rospy.get_param("~image_height", 480))
+    width, height = params.image_width, params.image_height
     pipeline = Pipeline(policy, expected_size=(width, height) if width > 0 and height > 0 else None,
-                        stop_on_bad_output=bool(rospy.get_param("~stop_on_bad_output", True)))
-    BrainNode(pipeline, watchdog_timeout=float(rospy.get_param("~watchdog_timeout", 1.0)),
-              wait_for_stats_subscriber=float(rospy.get_param("~wait_for_stats_subscriber", 0.0)))
+                        stop_on_bad_output=params.stop_on_bad_output)
+    BrainNode(pipeline, params)
     startup.started()
-    rospy.loginfo(f"brain: {name} ({pipeline.label}) ready on {topics.CAMERA_IMAGE} -> {topics.CMD_VEL}")
+    rospy.loginfo(f"brain: {params.brain} ({pipeline.label}) ready on {topics.CAMERA_IMAGE} -> {topics.CMD_VEL}")
     rospy.spin()

@@ -21,13 +21,14 @@ from pilotnet_brains import topics
 from pilotnet_brains.circuits import CircuitError, load_circuit
 from pilotnet_brains.liveview import PANEL_HEIGHT, Telemetry, compose
 from pilotnet_brains.msg import BrainStats, LapResult
+from pilotnet_brains.params import LiveViewParams, read_params, ros_params
 from pilotnet_brains.sim import render_top_view
 
 WINDOW = "pilotnet_brains live view"
 
 
 class LiveViewNode:
-    def __init__(self, circuit, rate: float = 10.0, window: bool = True, trail: int = 4000):
+    def __init__(self, circuit, rate: float, window: bool, trail: int = 4000):
         self.circuit = circuit
         self.period = 1.0 / max(0.5, float(rate))
         self.window = window
@@ -138,30 +139,23 @@ def main() -> None:
     on ~debug_image (sensor_msgs/Image rgb8) for any ROS image viewer (rqt_image_view).
 
     Subscribes /F1ROS/cameraL/image_raw, /F1ROS/cmd_vel, /F1ROS/odom, /brain/stats, /lap_metrics/laps.
-
-    ~params:
-      ~circuit (str, default simple_circuit): circuit name or .yaml path (as the simulator's).
-      ~reverse (bool, default false): the circuit driven the other way round.
-      ~window (bool, default true): open the window (needs a display: without DISPLAY only the
-        topic is published).
-      ~rate (float wall Hz, default 10): pictures per wall second (window and topic).
     """
     from pilotnet_brains.helptext import node_help
 
-    node_help(main)   # --help: the ~params, and no node started
+    node_help(main, LiveViewParams)   # --help: the ~params, and no node started
     rospy.init_node("live_view")
-    p = rospy.get_param
     cv2.setNumThreads(1)
     try:
-        circuit = load_circuit(str(p("~circuit", "simple_circuit")), reverse=bool(p("~reverse", False)))
-    except CircuitError as e:
+        params = read_params(LiveViewParams(), ros_params)
+        circuit = load_circuit(params.circuit, reverse=params.reverse)
+    except (CircuitError, ValueError) as e:
         rospy.logfatal(f"live_view: {e}")
         raise SystemExit(2) from None
-    window = bool(p("~window", True))
+    window = params.window
     if window and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         rospy.logwarn("live_view: no DISPLAY: no window; the view is on ~debug_image")
         window = False
-    LiveViewNode(circuit, rate=float(p("~rate", 10.0)), window=window)
+    LiveViewNode(circuit, rate=params.rate, window=window)
     rospy.loginfo(f"live_view: {circuit.name}" + (", window open" if window else "")
                   + f"; picture on {rospy.resolve_name('~debug_image')}")
     rospy.spin()

@@ -28,6 +28,7 @@ from pilotnet_brains import hostinfo, results_root, topics
 from pilotnet_brains.circuits import load_circuit
 from pilotnet_brains.metrics import LapLimits, LapSpan, RunTracker, limits_dict
 from pilotnet_brains.msg import BrainStats, LapResult
+from pilotnet_brains.params import MetricsParams, read_params, ros_params
 from pilotnet_brains.reporting import to_json
 from pilotnet_brains.results import (
     RunWriter,
@@ -143,39 +144,32 @@ class LapMetricsNode:
     """See :func:`main` for the topics and ~params."""
 
     def __init__(self):
-        p = rospy.get_param
-        self.circuit = load_circuit(str(p("~circuit", "simple_circuit")), reverse=bool(p("~reverse", False)))
-        self.limits = LapLimits(
-            laps=int(p("~laps", 1)), timeout=float(p("~timeout", 0.0)),
-            timeout_speed=float(p("~timeout_speed", 2.0)), off_track_margin=float(p("~off_track_margin", 1.0)),
-            stuck_distance=float(p("~stuck_distance", 0.5)), stuck_time=float(p("~stuck_time", 10.0)),
-            max_speed=float(p("~max_speed", 50.0)))
+        p = read_params(MetricsParams(), ros_params)
+        self.circuit = load_circuit(p.circuit, reverse=p.reverse)
+        self.limits = read_params(LapLimits(), ros_params)
         self.tracker = RunTracker(self.circuit, self.limits)
-        self.brain_timeout = float(p("~brain_timeout", 5.0))
-        self.startup_timeout = float(p("~startup_timeout", 300.0))
-        self.partial_period = float(p("~partial_period", 2.0))
-        self.plots = bool(p("~plots", True))
-        brain = str(p("~brain", ""))
-        backend = str(p("~backend", "")) if brain in ("", "pilotnet") else ""   # only model brains have one
-        method = method_label(brain, backend)
-        given_id = str(p("~run_id", "") or "")
-        results_dir = os.path.realpath(os.path.expanduser(str(p("~results_dir", "") or results_root())))
-        self.folder = claim_run_folder(results_dir, given_id or make_run_id(self.circuit.name, method),
-                                       unique=not given_id)
+        self.brain_timeout = p.brain_timeout
+        self.startup_timeout = p.startup_timeout
+        self.partial_period = p.partial_period
+        self.plots = p.plots
+        backend = p.backend if p.brain in ("", "pilotnet") else ""   # only model brains have one
+        method = method_label(p.brain, backend)
+        results_dir = os.path.realpath(os.path.expanduser(p.results_dir or results_root()))
+        self.folder = claim_run_folder(results_dir, p.run_id or make_run_id(self.circuit.name, method),
+                                       unique=not p.run_id)
         run_id = os.path.basename(self.folder)
         self.identity: dict[str, object] = {
             "run_id": run_id, "circuit": self.circuit.name, "circuit_source": self.circuit.source,
             "circuit_length": self.circuit.length, "reverse": self.circuit.reversed,
-            "brain": brain, "backend": backend, **model_identity(_model_path(brain, backend, str(p("~model", "") or ""))),
-            "sim": str(p("~sim", "")), "mode": str(p("~mode", "")), "threads": int(p("~threads", 1)),
-            "start_s": float(p("~start_s", -1.0)),
+            "brain": p.brain, "backend": backend, **model_identity(_model_path(p.brain, backend, p.model)),
+            "sim": p.sim, "mode": p.mode, "threads": p.threads, "start_s": p.start_s,
             "limits": {**limits_dict(self.limits), "lap_timeout": self.tracker.timeout,
                        "brain_timeout_wall": self.brain_timeout},
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "host": socket.gethostname(),
         }
-        self.writer = RunWriter(self.folder, self.identity, hostinfo.describe(int(p("~threads", 1))))
+        self.writer = RunWriter(self.folder, self.identity, hostinfo.describe(p.threads))
         # for the recorder; the token (unique per launch) tells this run's folder from a stale one
-        self.run_token = str(p("~run_token", "") or "")
+        self.run_token = p.run_token
         rospy.set_param("~run", {"dir": self.folder, "token": self.run_token, "identity": to_json(self.identity)})
 
         self.lock = threading.RLock()
@@ -186,8 +180,8 @@ class LapMetricsNode:
         self.next_refusal_check = self.t_start_wall
         self.last_brain_wall: float | None = None
         self.first_cmd: tuple | None = None     # (sim s, wall s) of the first command
-        self.watch = BrainWatch(str(p("~brain_node", "/brain")))
-        self.sim_watch = BrainWatch(str(p("~sim_node", "/f1_sim")))
+        self.watch = BrainWatch(p.brain_node)
+        self.sim_watch = BrainWatch(p.sim_node)
         self.last_odom_wall: float | None = None
         self.writer.write_json([], None, "waiting")
 
@@ -436,38 +430,10 @@ def main() -> None:
     on ``/lap_metrics/laps`` (latched) and sets ``~run`` = {dir: the run folder, token: ~run_token}
     for the recorder.
     Exits 0 when the laps are driven or a lap ends as DNF (a DNF ends the run).
-
-    ~params:
-      ~circuit (str, default simple_circuit): circuit name or .yaml path (same geometry as the sim).
-      ~reverse (bool, default false): drive the circuit the other way.
-      ~laps (int, default 1): laps to drive.
-      ~timeout (float sim s, default 0): per-lap timeout; 0 = circuit length / ~timeout_speed.
-      ~timeout_speed (float m/s, default 2.0): speed that defines the default timeout.
-      ~off_track_margin (float m, default 1.0): DNF off_track when |lateral| > road half-width + this.
-      ~stuck_distance (float m, default 0.5), ~stuck_time (float sim s, default 10): DNF stuck when
-        the car moved less than stuck_distance (straight line) over the last stuck_time.
-      ~max_speed (float m/s, default 50): a faster pose change is a reset/teleport: DNF reset.
-      ~brain_timeout (float wall s, default 5): DNF brain_died after this long without BrainStats or
-        commands (the brain process ending is detected within 50 ms).
-      ~startup_timeout (float wall s, default 300): DNF brain_died when no command ever comes.
-      ~brain_node (str, default /brain): the brain node to watch; empty = don't watch the process.
-      ~sim_node (str, default /f1_sim): the simulator node to watch; empty = don't. DNF sim_died when
-        its process ends or no odometry comes for ~brain_timeout wall s (the brain then has no
-        frame to answer: it is not blamed).
-      ~results_dir (str, default ""): parent of the run folder; empty = <package>/results, or
-        ~/.ros/pilotnet_brains/results when the package folder is not writable (an install).
-      ~run_id (str, default ""): run folder name, one plain name (letters, digits, . _ + -); empty =
-        <time>_<circuit>_<brain or backend> (-2, -3... when taken). The folder is created
-        exclusively: a run_id whose folder exists is refused, naming the run that owns it.
-      ~brain, ~backend, ~model, ~threads, ~sim, ~mode, ~start_s: the run's identity (model hashed if
-        a path; the backend only for the pilotnet brain).
-      ~run_token (str, default ""): copied into ~run so the recorder of the same launch finds it.
-      ~partial_period (float wall s, default 2): how often laps.json is rewritten during a lap.
-      ~plots (bool, default true): write trajectory.png and profile.png at the end.
     """
     from pilotnet_brains.helptext import node_help
 
-    node_help(main)   # --help: the ~params, and no node started
+    node_help(main, MetricsParams, LapLimits)   # --help: the ~params, and no node started
     startup.guard()
     rospy.init_node("lap_metrics")
     try:

@@ -34,20 +34,11 @@ from std_srvs.srv import Empty, EmptyResponse
 
 from pilotnet_brains import topics
 from pilotnet_brains.circuits import CircuitError, load_circuit
+from pilotnet_brains.params import SimParams, read_params, ros_params
 from pilotnet_brains.preflight import check_start_s
 from pilotnet_brains.ros import startup
 from pilotnet_brains.sim import CameraConfig, SimConfig, Simulator, render_top_view
 from pilotnet_brains.util import atomic_write_bytes
-
-MODES = ("realtime", "lockstep")
-
-
-def check_mode(mode: str, rtf: float) -> None:
-    """ValueError naming the parameter unless ``mode`` is one of :data:`MODES` and ``rtf`` > 0."""
-    if mode not in MODES:
-        raise ValueError(f"~mode {mode!r}: use one of {list(MODES)}")
-    if not rtf > 0:
-        raise ValueError(f"~rtf {rtf}: must be > 0")
 
 
 def _stamp(t_ns: int) -> rospy.Time:
@@ -55,21 +46,19 @@ def _stamp(t_ns: int) -> rospy.Time:
 
 
 class SimNode:
-    """ROS glue around :class:`pilotnet_brains.sim.Simulator`. See :func:`main` for the params."""
+    """ROS glue around :class:`pilotnet_brains.sim.Simulator`, run as ``params`` say (the ones
+    about the simulator itself are in ``sim``'s config)."""
 
-    def __init__(self, sim: Simulator, mode: str = "realtime", rtf: float = 1.0, odom_rate: float = 20.0,
-                 clock_rate: float = 100.0, lockstep_timeout: float = 1.0, lockstep_startup_timeout: float = 60.0,
-                 camera_frame: str = "cameraL", headless: bool = True, topdown_png: str = "",
-                 topdown_period: float = 2.0, wait_for_odom_subscriber: float = 0.0):
-        check_mode(mode, rtf)
+    def __init__(self, sim: Simulator, params: SimParams):
+        params.check()
         self.sim = sim
-        self.mode = mode
-        self.rtf = float(rtf)
-        self.lockstep_timeout = float(lockstep_timeout)
-        self.lockstep_startup_timeout = float(lockstep_startup_timeout)
-        self.wait_for_odom_subscriber = float(wait_for_odom_subscriber)
-        self.odom_period_ns = int(round(1e9 / odom_rate))
-        self.clock_period_ns = int(round(1e9 / clock_rate))
+        self.mode = params.mode
+        self.rtf = params.rtf
+        self.lockstep_timeout = params.lockstep_timeout
+        self.lockstep_startup_timeout = params.lockstep_startup_timeout
+        self.wait_for_odom_subscriber = params.wait_for_odom_subscriber
+        self.odom_period_ns = int(round(1e9 / params.odom_rate))
+        self.clock_period_ns = int(round(1e9 / params.clock_rate))
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
         self.paused = False
@@ -81,13 +70,13 @@ class SimNode:
         self.lockstep_timeouts = 0
         self.frames = 0
         self._trail: list[tuple[float, float]] = []
-        if not headless and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        self.headless = params.headless
+        if not self.headless and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             # OpenCV's Qt backend aborts the whole process without a display: refuse politely instead.
             rospy.logwarn("f1_sim: headless:=false but no DISPLAY: running headless (no viewer window)")
-            headless = True
-        self.headless = headless
-        self.topdown_png = topdown_png
-        self.topdown_period = float(topdown_period)
+            self.headless = True
+        self.topdown_png = os.path.expanduser(params.topdown_png)
+        self.topdown_period = params.topdown_period
         self._next_view = 0.0
         self._map = None
         self._map_scale = None
@@ -95,12 +84,12 @@ class SimNode:
         cam = sim.config.camera
         self._frame = np.empty((cam.height, cam.width, 3), np.uint8)
         self._image = Image(height=cam.height, width=cam.width, encoding="rgb8", is_bigendian=0, step=cam.width * 3)
-        self._image.header.frame_id = camera_frame
+        self._image.header.frame_id = params.camera_frame
         k = cam.intrinsics()
         self._info = CameraInfo(height=cam.height, width=cam.width, distortion_model="plumb_bob",
                                 D=[0.0] * 5, K=k.ravel().tolist(), R=[1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0],
                                 P=[k[0, 0], 0.0, k[0, 2], 0.0, 0.0, k[1, 1], k[1, 2], 0.0, 0.0, 0.0, 1.0, 0.0])
-        self._info.header.frame_id = camera_frame
+        self._info.header.frame_id = params.camera_frame
         self._odom = Odometry()
         self._odom.header.frame_id = topics.ODOM_FRAME
         self._odom.child_frame_id = topics.BASE_FRAME
@@ -113,7 +102,7 @@ class SimNode:
         self.image_pub = rospy.Publisher(topics.CAMERA_IMAGE, Image, queue_size=2)
         # lockstep: odometry and camera_info are written synchronously (queue_size=None), so a lagging
         # metrics node slows the run instead of losing samples
-        sync = mode == "lockstep"
+        sync = self.mode == "lockstep"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SyntaxWarning)   # rospy warns about queue_size=None
             self.info_pub = rospy.Publisher(topics.CAMERA_INFO, CameraInfo, queue_size=None if sync else 2)
@@ -327,64 +316,28 @@ class SimNode:
 
 
 def main() -> None:
-    """f1_sim: the embedded F1 simulator node.
-
-    ~circuit (str, simple_circuit): circuit name or path to a circuit .yaml (+ "_reverse": the other way round,
-        e.g. montreal_reverse; prefer this to ~reverse so the metrics node sees the same direction)
-    ~reverse (bool, false): drive the circuit the other way round
-    ~start_s (float, -1): start (and reset) on the centerline at this arc length (m, along the driving
-      direction, after ~reverse), heading along the lap; < 0 = the circuit's start pose
-    ~mode (str, realtime): realtime | lockstep
-    ~rtf (float, 1.0): realtime mode: target real-time factor (sim s per wall s; > 1 = faster)
-    ~seed (int, 0): seed of the visual variation and noise
-    ~physics_rate (float, 1000): Hz, kinematics integration (>= 100)
-    ~camera_rate (float, 20): Hz (sim time) of the camera
-    ~odom_rate (float, 20): Hz (sim time) of the odometry
-    ~clock_rate (float, 100): Hz (sim time) of /clock
-    ~lockstep_timeout (float, 1.0): wall s to wait for a command after each frame in lockstep mode
-    ~lockstep_startup_timeout (float, 60): wall s to wait for the first camera subscriber in lockstep mode
-    ~wait_for_odom_subscriber (float, 0): lockstep: then also wait up to this many wall s for subscribers of
-      odometry and camera_info (the lap metrics) before sim time starts; 0 = don't (circuit.launch sets it)
-    ~camera_height (float or "", ""): camera height above the road (m); "" = the circuit's (f1_renault's 0.10)
-    ~camera_forward (float, 0.45), ~camera_left (float, 0.04): camera position ahead of / left of the car origin (m)
-    ~camera_frame (str, cameraL): frame_id of image and camera_info
-    ~noise_std (float, 0): Gaussian pixel noise (grey levels)
-    ~variation (bool, false): seeded random colours/lighting per reset
-    ~render_threads (int, 1): OpenCV threads for rendering (1: leaves the other cores to the brain)
-    ~headless (bool, true): false opens a top-down viewer window
-    ~topdown_png (str, ""): path of a top-down PNG of the car on the map, rewritten every ~topdown_period wall s
-    ~topdown_period (float, 2.0): wall s between PNG updates
-    """
+    """f1_sim: the embedded F1 simulator node."""
     from pilotnet_brains.helptext import node_help
 
-    node_help(main)   # --help: the ~params, and no node started
+    node_help(main, SimParams)   # --help: the ~params, and no node started
     startup.guard()
     rospy.init_node("f1_sim")
-    p = rospy.get_param
-    cv2.setNumThreads(int(p("~render_threads", 1)))
     try:
-        circuit = load_circuit(str(p("~circuit", "simple_circuit")), reverse=bool(p("~reverse", False)))
-        height = p("~camera_height", "")
-        camera = CameraConfig.for_circuit(circuit, mount_forward=float(p("~camera_forward", 0.45)),
-                                          mount_left=float(p("~camera_left", 0.04)),
-                                          **({} if height in ("", None) else {"mount_height": float(height)}))
-        config = SimConfig(camera=camera, physics_rate=float(p("~physics_rate", 1000.0)),
-                           camera_rate=float(p("~camera_rate", 20.0)), seed=int(p("~seed", 0)),
-                           variation=bool(p("~variation", False)), noise_std=float(p("~noise_std", 0.0)))
-        start_s = float(p("~start_s", -1.0))
+        params = read_params(SimParams(), ros_params)
+        cv2.setNumThreads(params.render_threads)
+        circuit = load_circuit(params.circuit, reverse=params.reverse)
+        height = {} if params.camera_height == "" else {"mount_height": float(params.camera_height)}
+        camera = CameraConfig.for_circuit(circuit, mount_forward=params.camera_forward,
+                                          mount_left=params.camera_left, **height)
+        config = SimConfig(camera=camera, physics_rate=params.physics_rate, camera_rate=params.camera_rate,
+                           seed=params.seed, variation=params.variation, noise_std=params.noise_std)
         start_pose = None
-        check_start_s(circuit, start_s)
-        if start_s >= 0:   # a point on the centerline, heading along the (possibly reversed) lap
-            start_pose = (*(float(v) for v in circuit.point_at(start_s)[0]), float(circuit.heading_at(start_s)[0]))
+        check_start_s(circuit, params.start_s)
+        if params.start_s >= 0:   # a point on the centerline, heading along the (possibly reversed) lap
+            s = params.start_s
+            start_pose = (*(float(v) for v in circuit.point_at(s)[0]), float(circuit.heading_at(s)[0]))
         sim = Simulator(circuit, config, start_pose=start_pose)
-        node = SimNode(sim, mode=str(p("~mode", "realtime")), rtf=float(p("~rtf", 1.0)),
-                       odom_rate=float(p("~odom_rate", 20.0)), clock_rate=float(p("~clock_rate", 100.0)),
-                       lockstep_timeout=float(p("~lockstep_timeout", 1.0)),
-                       lockstep_startup_timeout=float(p("~lockstep_startup_timeout", 60.0)),
-                       camera_frame=str(p("~camera_frame", "cameraL")), headless=bool(p("~headless", True)),
-                       topdown_png=os.path.expanduser(str(p("~topdown_png", ""))),
-                       topdown_period=float(p("~topdown_period", 2.0)),
-                       wait_for_odom_subscriber=float(p("~wait_for_odom_subscriber", 0.0)))
+        node = SimNode(sim, params)
     except (CircuitError, ValueError) as e:
         startup.refuse(f"f1_sim: {e}", 2)
     startup.started()
