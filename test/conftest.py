@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -75,6 +76,17 @@ def run_tool(*argv: str, timeout: float = 300, check: bool = True, **kwargs) -> 
 CPU_METHODS = tuple(post_training_cpu_methods())
 #: torch is not installed in every lane (make test-py38 has none: see the torch marker).
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
+
+
+def wait_connected(pub, subs, what: str, timeout: float = 20.0) -> None:
+    """Wait until the publisher ``pub`` and every subscriber in ``subs`` have a peer; else fail
+    naming ``what`` did not connect."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pub.get_num_connections() > 0 and all(s.get_num_connections() > 0 for s in subs):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{what} did not connect within {timeout} s")
 
 
 def needs_torch(name: str) -> bool:

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ROOT, run_tool
+from conftest import ROOT, run_tool, wait_connected
 
 from pilotnet_brains import topics
 
@@ -48,13 +48,7 @@ class Listener:
         self.pub.unregister()
 
     def wait_connected(self, timeout=20.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.pub.get_num_connections() > 0 and all(s.get_num_connections() > 0 for s in self.subs):
-                return
-            time.sleep(0.05)
-        raise AssertionError("the brain node did not connect to the camera/command/stats topics within "
-                             f"{timeout} s")
+        wait_connected(self.pub, self.subs, "the brain node (camera/command/stats topics)", timeout)
 
     def send(self, img=None, stamp=1.0, encoding="rgb8", height=480, width=640, step=None, data=None):
         import rospy

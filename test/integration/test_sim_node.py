@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import open_circuit, run_tool
+from conftest import open_circuit, run_tool, wait_connected
 
 from pilotnet_brains import topics
 from pilotnet_brains.circuits import load_circuit
@@ -102,12 +102,7 @@ class Probe:
                 raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
     def wait_connected(self, timeout=20.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.pub.get_num_connections() > 0 and all(s.get_num_connections() > 0 for s in self.subs):
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"f1_sim did not connect within {timeout} s")
+        wait_connected(self.pub, self.subs, "f1_sim", timeout)
 
 
 def _service(name):

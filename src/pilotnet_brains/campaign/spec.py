@@ -8,13 +8,13 @@ from typing import Any, Callable, Mapping
 
 from pilotnet_brains import package_root
 from pilotnet_brains.circuits import CircuitError, load_circuit
+from pilotnet_brains.params import MODES, MetricsParams
 from pilotnet_brains.util import resolve_yaml
 
 #: Where campaign files live; a bare name resolves to ``<name>.yaml`` there.
 CAMPAIGNS_DIR = os.path.join(os.path.realpath(package_root()), "config", "benchmarks")
 #: The explicit (classical) brain's entry name: needs no model.
 EXPLICIT = "explicit"
-MODES = ("lockstep", "realtime")
 DIRECTIONS = ("forward", "reverse", "both")
 
 _KEYS = ("name", "description", "backends", "circuits", "laps", "repetitions", "mode", "rtf", "starts",
@@ -54,7 +54,7 @@ class Campaign:
     starts: dict[str, Any] = field(default_factory=lambda: {"random": 0, "seed": 0, "direction": "forward"})
     lap_timeout: float = 0.0              # sim s, 0 = circuit length / 2 m/s (the metrics default)
     run_timeout: float | None = None   # wall s, None = auto
-    brain_timeout: float = 5.0            # wall s
+    brain_timeout: float = MetricsParams.brain_timeout  # wall s
     record: bool = False
     record_camera_every: int = 10
     threads: int = 1
@@ -219,7 +219,8 @@ def parse_campaign(data: Any, source: str = "<dict>") -> Campaign:
         mode=mode, rtf=_num(data, "rtf", source, float, 0.0, 1.0, strict=True), starts=starts,
         lap_timeout=_num(timeouts, "lap", source + ": timeouts", float, 0.0, 0.0),
         run_timeout=run_timeout,
-        brain_timeout=_num(timeouts, "brain", source + ": timeouts", float, 0.0, 5.0, strict=True),
+        brain_timeout=_num(timeouts, "brain", source + ": timeouts", float, 0.0, MetricsParams.brain_timeout,
+                           strict=True),
         record=record, record_camera_every=_num(data, "record_camera_every", source, int, 0, 10),
         threads=_num(data, "threads", source, int, 1, 1), seed=_num(data, "seed", source, int, 0, 0),
         launch_args={str(k): arg_str(v) for k, v in launch_args.items()}, targets=with_targets, source=source)
