@@ -5,12 +5,14 @@ the last cmd_vel like Gazebo's planar-move plugin; serves the four /gazebo/* std
 services. Two time modes:
 
 - ``realtime``: sim time is paced to the wall clock x ``rtf`` (rtf > 1 runs faster than real
-  time). A command is applied at the sim time corresponding to its arrival (1 physics step
-  precision), like a simulator that runs on its own.
+  time), /clock at ``clock_rate``. A command is applied at the sim time corresponding to its
+  arrival (1 physics step precision), like a simulator that runs on its own.
 - ``lockstep``: after each camera frame the simulator waits (wall clock, at most
   ``lockstep_timeout`` s) for a cmd_vel received after that frame, applies it at the frame's
   time and only then advances. Runs are then independent of machine load: same seed and same
-  brain give a bit-identical trajectory, as fast as the brain answers.
+  brain give a bit-identical trajectory, as fast as the brain answers. The simulator runs from
+  one frame to the next without waiting for anything, so /clock is published only at the frame and
+  odometry instants (the stamps other nodes receive), not at ``clock_rate``.
 
 Unlike Gazebo's reset_simulation, resets never rewind /clock (a clock jumping backwards breaks
 other nodes' timers); both reset services put the car at the start pose and zero the command.
@@ -58,7 +60,8 @@ class SimNode:
         self.lockstep_startup_timeout = params.lockstep_startup_timeout
         self.wait_for_odom_subscriber = params.wait_for_odom_subscriber
         self.odom_period_ns = int(round(1e9 / params.odom_rate))
-        self.clock_period_ns = int(round(1e9 / params.clock_rate))
+        # realtime: /clock at its rate; lockstep: None, at the frame and odometry instants only
+        self.clock_period_ns = int(round(1e9 / params.clock_rate)) if self.mode == "realtime" else None
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
         self.paused = False
@@ -197,7 +200,7 @@ class SimNode:
                 sim.advance_to(max(t_cmd, sim.time_ns))
                 sim.set_command(v, w)
         sim.advance_to(t_ns)
-        if t_ns % self.clock_period_ns == 0:
+        if self.clock_period_ns is None or t_ns % self.clock_period_ns == 0:
             self._publish_clock(t_ns)
         if t_ns % self.odom_period_ns == 0:
             self._publish_odom(t_ns)
@@ -208,6 +211,8 @@ class SimNode:
         t = self.sim.time_ns
         nxt = [self.sim.next_frame_ns]
         for period in (self.clock_period_ns, self.odom_period_ns):
+            if period is None:
+                continue
             nxt.append((t // period + 1) * period)
         return min(nxt)
 
