@@ -101,13 +101,13 @@ class SimNode:
         cov[0], cov[7], cov[14], cov[21], cov[28], cov[35] = 1e-5, 1e-5, 1e12, 1e12, 1e12, 1e-3
         self._odom.pose.covariance = cov
 
-        self.clock_pub = rospy.Publisher(topics.CLOCK, Clock, queue_size=10)
-        self.image_pub = rospy.Publisher(topics.CAMERA_IMAGE, Image, queue_size=2)
-        # lockstep: odometry and camera_info are written synchronously (queue_size=None), so a lagging
-        # metrics node slows the run instead of losing samples
+        # lockstep: every publisher writes synchronously (queue_size=None): no hand-off to a queue
+        # thread per message, and a lagging metrics node slows the run instead of losing samples
         sync = self.mode == "lockstep"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SyntaxWarning)   # rospy warns about queue_size=None
+            self.clock_pub = rospy.Publisher(topics.CLOCK, Clock, queue_size=None if sync else 10)
+            self.image_pub = rospy.Publisher(topics.CAMERA_IMAGE, Image, queue_size=None if sync else 2)
             self.info_pub = rospy.Publisher(topics.CAMERA_INFO, CameraInfo, queue_size=None if sync else 2)
             self.odom_pub = rospy.Publisher(topics.ODOM, Odometry, queue_size=None if sync else 10)
         self.cmd_sub = rospy.Subscriber(topics.CMD_VEL, Twist, self._on_cmd, queue_size=10, tcp_nodelay=True)
