@@ -19,8 +19,10 @@ other nodes' timers); both reset services put the car at the start pose and zero
 """
 from __future__ import annotations
 
+import io
 import math
 import os
+import struct
 import threading
 import time
 import warnings
@@ -45,6 +47,22 @@ from pilotnet_brains.util import atomic_write_bytes
 
 def _stamp(t_ns: int) -> rospy.Time:
     return rospy.Time(int(t_ns // 1_000_000_000), int(t_ns % 1_000_000_000))
+
+
+class _FrameImage(Image):
+    """An Image whose ``data`` may be a C-contiguous uint8 numpy frame, serialized straight from
+    its buffer (a plain Image needs ``bytes``: a ``tobytes()`` copy, then another in ``struct.pack``)."""
+
+    def serialize(self, buff) -> None:
+        frame, self.data = self.data, b""
+        try:
+            super().serialize(buff)   # ends with the empty data's 4-byte length
+        finally:
+            self.data = frame
+        buff.seek(-4, io.SEEK_CUR)
+        view = memoryview(frame).cast("B")
+        buff.write(struct.pack("<I", view.nbytes))
+        buff.write(view)
 
 
 class SimNode:
@@ -86,8 +104,9 @@ class SimNode:
 
         cam = sim.config.camera
         self._frame = np.empty((cam.height, cam.width, 3), np.uint8)
-        self._image = Image(height=cam.height, width=cam.width, encoding="rgb8", is_bigendian=0, step=cam.width * 3)
+        self._image = _FrameImage(height=cam.height, width=cam.width, encoding="rgb8", is_bigendian=0, step=cam.width * 3)
         self._image.header.frame_id = params.camera_frame
+        self._image.data = self._frame   # rendered into in place, serialized from it
         k = cam.intrinsics()
         self._info = CameraInfo(height=cam.height, width=cam.width, distortion_model="plumb_bob",
                                 D=[0.0] * 5, K=k.ravel().tolist(), R=[1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0],
@@ -184,7 +203,6 @@ class SimNode:
         self.sim.take_frame(self._frame)
         stamp = _stamp(self.sim.time_ns)
         self._image.header.stamp = stamp
-        self._image.data = self._frame.tobytes()
         self.image_pub.publish(self._image)
         self._info.header.stamp = stamp
         self.info_pub.publish(self._info)
