@@ -298,3 +298,16 @@ def test_bad_circuit_is_a_clear_error(ros_master):
     proc = run_tool("f1_sim", "_circuit:=nowhere", "__name:=f1_sim_bad", check=False, timeout=60)
     assert proc.returncode == 2
     assert "unknown circuit 'nowhere'" in proc.stdout + proc.stderr
+
+
+def test_benchmark_sim_ros_lockstep_reports_speed_and_cpu_per_frame(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = run_tool("benchmark_sim", "--circuits", "simple_circuit", "--frames", "1", "--min-time", "0",
+                    "--ros-seconds", "3", "--json", str(out), timeout=300)
+    assert "ROS lockstep (simple_circuit" in proc.stdout and "CPU per frame: f1_sim" in proc.stdout
+    import json
+
+    (r,) = json.loads(out.read_text())["ros"]
+    assert r["sim_s"] == pytest.approx(3.0)   # 60 frame periods from the 10th frame on
+    # the simulator renders and publishes every frame: it costs CPU, though less than a frame period
+    assert 0 < r["sim_cpu_ms_per_frame"] < 50 and r["driver_cpu_ms_per_frame"] > 0
