@@ -9,7 +9,7 @@
    expert driver node in this process answering each camera frame (deserializing the image and
    using the odometry stamped like it); sim s / wall s and frames per wall s over the run. This is
    the speed-up a brain as fast as the expert would see. The CPU ms per frame of the simulator
-   process and of the driver say what the loop costs even on a busy machine.
+   process and of the driver say what the loop costs, less swayed by other jobs than wall time.
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 lockstep mode, and an expert driver node in this process answering each camera frame (deserializing
 the image and using the odometry stamped like it); sim s / wall s over the run. This is the speed-up
 a brain as fast as the expert would see. Also the CPU time per frame of the simulator process and of
-this one (the driver): what the loop costs, whatever else the machine is running.
+this one (the driver): what the loop costs, less swayed by other jobs than wall time.
 """
 from __future__ import annotations
 
