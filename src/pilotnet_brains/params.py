@@ -99,7 +99,8 @@ class SimParams:
     physics_rate: float = param(SimConfig.physics_rate, "Hz, kinematics integration (>= 100)")
     camera_rate: float = param(SimConfig.camera_rate, "Hz (sim time) of the camera")
     odom_rate: float = param(20.0, "Hz (sim time) of the odometry")
-    clock_rate: float = param(100.0, "Hz (sim time) of /clock")
+    clock_rate: float = param(100.0, "realtime mode: Hz (sim time) of /clock (lockstep publishes it at the "
+                                     "frame and odometry instants only)")
     lockstep_timeout: float = param(1.0, "wall s to wait for a command after each frame in lockstep mode")
     lockstep_startup_timeout: float = param(60.0, "wall s to wait for the first camera subscriber in lockstep mode")
     wait_for_odom_subscriber: float = param(0.0, "lockstep: then also wait up to this many wall s for "

@@ -218,7 +218,8 @@ def test_constant_command_moves_as_the_kinematics_say_and_services_work(roslaunc
 
 
 def _lockstep_run(roslaunch_files, frames: int, circuit: str = "simple_circuit"):
-    """Drive with the expert in lockstep; return (odometry records of the first `frames` frames, wall s)."""
+    """Drive with the expert in lockstep; return (odometry records of the first `frames` frames, wall s,
+    /clock stamps up to the last of them)."""
     c = load_circuit(circuit)
     probe = Probe(PurePursuitExpert(c))
     try:
@@ -231,14 +232,18 @@ def _lockstep_run(roslaunch_files, frames: int, circuit: str = "simple_circuit")
         parent.shutdown()
         end = frames * 50_000_000
         odom = [o[:6] for o in probe.odom if 0 < o[0] <= end]
+        clock = [t for _, t in probe.clock if t <= end]
     finally:
         probe.close()
-    return odom, wall
+    return odom, wall, clock
 
 
 def test_lockstep_is_deterministic(roslaunch_files):
-    a, _ = _lockstep_run(roslaunch_files, 120)
-    b, _ = _lockstep_run(roslaunch_files, 120)
+    a, _, clock = _lockstep_run(roslaunch_files, 120)
+    b, _, _ = _lockstep_run(roslaunch_files, 120)
+    # /clock in lockstep: once per frame and odometry instant (both 20 Hz), in order, none between
+    # (from the probe's connection on: the first ticks may come before it)
+    assert set(np.diff(clock)) == {50_000_000} and clock[-1] == 120 * 50_000_000 and len(clock) >= 110
     # The drive starts with the first command that reaches the simulator (on a loaded runner the
     # driver's publisher may connect a frame later): from there on, bit-identical, sample for sample.
     def driven(run):
@@ -256,7 +261,7 @@ def test_lockstep_is_deterministic(roslaunch_files):
 def test_lockstep_expert_lap_of_simple_circuit(roslaunch_files):
     c = load_circuit("simple_circuit")
     frames = 1200   # 60 s of sim time: the expert laps in about 50 s
-    odom, wall = _lockstep_run(roslaunch_files, frames)
+    odom, wall, _ = _lockstep_run(roslaunch_files, frames)
     xy = np.array([o[1:3] for o in odom])
     s, lat = c.project(xy)
     progress = np.sum(wrap_signed(np.diff(s), c.length))
@@ -293,3 +298,16 @@ def test_bad_circuit_is_a_clear_error(ros_master):
     proc = run_tool("f1_sim", "_circuit:=nowhere", "__name:=f1_sim_bad", check=False, timeout=60)
     assert proc.returncode == 2
     assert "unknown circuit 'nowhere'" in proc.stdout + proc.stderr
+
+
+def test_benchmark_sim_ros_lockstep_reports_speed_and_cpu_per_frame(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = run_tool("benchmark_sim", "--circuits", "simple_circuit", "--frames", "1", "--min-time", "0",
+                    "--ros-seconds", "3", "--json", str(out), timeout=300)
+    assert "ROS lockstep (simple_circuit" in proc.stdout and "CPU per frame: f1_sim" in proc.stdout
+    import json
+
+    (r,) = json.loads(out.read_text())["ros"]
+    assert r["sim_s"] == pytest.approx(3.0)   # 60 frame periods from the 10th frame on
+    # the simulator renders and publishes every frame: it costs CPU, though less than a frame period
+    assert 0 < r["sim_cpu_ms_per_frame"] < 50 and r["driver_cpu_ms_per_frame"] > 0

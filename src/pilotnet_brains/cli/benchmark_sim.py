@@ -7,8 +7,9 @@
 2. Lockstep in the core (no ROS): expert lap with the camera in the loop; sim s / wall s.
 3. Lockstep through ROS (:mod:`pilotnet_brains.ros.sim_benchmark`): a private master, launch/include/sim.launch in lockstep mode, and an
    expert driver node in this process answering each camera frame (deserializing the image and
-   using the odometry stamped like it); sim s / wall s over the run. This is the speed-up a brain
-   as fast as the expert would see.
+   using the odometry stamped like it); sim s / wall s and frames per wall s over the run. This is
+   the speed-up a brain as fast as the expert would see. The CPU ms per frame of the simulator
+   process and of the driver say what the loop costs, less swayed by other jobs than wall time.
 """
 from __future__ import annotations
 
@@ -117,6 +118,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{env['cpu_count']} cores: on a busy machine the wall-clock tail is other processes' time)")
     for r in results["ros"]:
         print(f"\nROS lockstep ({r['circuit']}, expert driver in the benchmark process, answering every frame): {r['sim_s']:.1f} sim s in "
-              f"{r['wall_s']:.1f} wall s = x{r['ros_lockstep_speedup']:.1f} real time")
+              f"{r['wall_s']:.1f} wall s = x{r['ros_lockstep_speedup']:.1f} real time, {r['frames_per_s']:.0f} frames/s; "
+              f"CPU per frame: f1_sim {r['sim_cpu_ms_per_frame']:.2f} ms, driver {r['driver_cpu_ms_per_frame']:.2f} ms")
     if args.json:
         atomic_write_text(args.json, json.dumps(results, indent=2))

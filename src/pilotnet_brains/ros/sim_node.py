@@ -5,20 +5,25 @@ the last cmd_vel like Gazebo's planar-move plugin; serves the four /gazebo/* std
 services. Two time modes:
 
 - ``realtime``: sim time is paced to the wall clock x ``rtf`` (rtf > 1 runs faster than real
-  time). A command is applied at the sim time corresponding to its arrival (1 physics step
-  precision), like a simulator that runs on its own.
+  time), /clock at ``clock_rate``. A command is applied at the sim time corresponding to its
+  arrival (1 physics step precision), like a simulator that runs on its own.
 - ``lockstep``: after each camera frame the simulator waits (wall clock, at most
   ``lockstep_timeout`` s) for a cmd_vel received after that frame, applies it at the frame's
   time and only then advances. Runs are then independent of machine load: same seed and same
-  brain give a bit-identical trajectory, as fast as the brain answers.
+  brain give a bit-identical trajectory, as fast as the brain answers. The simulator runs from
+  one frame to the next without waiting for anything, so /clock is published only at the frame and
+  odometry instants (the stamps other nodes receive), not at ``clock_rate``.
 
 Unlike Gazebo's reset_simulation, resets never rewind /clock (a clock jumping backwards breaks
 other nodes' timers); both reset services put the car at the start pose and zero the command.
 """
 from __future__ import annotations
 
+import ctypes
+import io
 import math
 import os
+import struct
 import threading
 import time
 import warnings
@@ -45,6 +50,34 @@ def _stamp(t_ns: int) -> rospy.Time:
     return rospy.Time(int(t_ns // 1_000_000_000), int(t_ns % 1_000_000_000))
 
 
+def _keep_large_buffers_on_the_heap() -> None:
+    """rospy serializes each message into one buffer it truncates afterwards. With glibc's defaults a
+    buffer of a camera frame (~1 MB) is then mmapped afresh for every message, its pages faulted in
+    again (~0.4 ms a frame); kept on the heap (not trimmed back) it is reused. No-op without glibc."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(-3, 8 << 20)    # M_MMAP_THRESHOLD: blocks below 8 MB come from the heap
+    mallopt(-1, 16 << 20)   # M_TRIM_THRESHOLD: keep up to 16 MB of free heap top
+
+
+class _FrameImage(Image):
+    """An Image whose ``data`` may be a C-contiguous uint8 numpy frame, serialized straight from
+    its buffer (a plain Image needs ``bytes``: a ``tobytes()`` copy, then another in ``struct.pack``)."""
+
+    def serialize(self, buff) -> None:
+        frame, self.data = self.data, b""
+        try:
+            super().serialize(buff)   # ends with the empty data's 4-byte length
+        finally:
+            self.data = frame
+        buff.seek(-4, io.SEEK_CUR)
+        view = memoryview(frame).cast("B")
+        buff.write(struct.pack("<I", view.nbytes))
+        buff.write(view)
+
+
 class SimNode:
     """ROS glue around :class:`pilotnet_brains.sim.Simulator`, run as ``params`` say (the ones
     about the simulator itself are in ``sim``'s config)."""
@@ -58,7 +91,8 @@ class SimNode:
         self.lockstep_startup_timeout = params.lockstep_startup_timeout
         self.wait_for_odom_subscriber = params.wait_for_odom_subscriber
         self.odom_period_ns = int(round(1e9 / params.odom_rate))
-        self.clock_period_ns = int(round(1e9 / params.clock_rate))
+        # realtime: /clock at its rate; lockstep: None, at the frame and odometry instants only
+        self.clock_period_ns = int(round(1e9 / params.clock_rate)) if self.mode == "realtime" else None
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
         self.paused = False
@@ -83,8 +117,9 @@ class SimNode:
 
         cam = sim.config.camera
         self._frame = np.empty((cam.height, cam.width, 3), np.uint8)
-        self._image = Image(height=cam.height, width=cam.width, encoding="rgb8", is_bigendian=0, step=cam.width * 3)
+        self._image = _FrameImage(height=cam.height, width=cam.width, encoding="rgb8", is_bigendian=0, step=cam.width * 3)
         self._image.header.frame_id = params.camera_frame
+        self._image.data = self._frame   # rendered into in place, serialized from it
         k = cam.intrinsics()
         self._info = CameraInfo(height=cam.height, width=cam.width, distortion_model="plumb_bob",
                                 D=[0.0] * 5, K=k.ravel().tolist(), R=[1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0],
@@ -98,13 +133,13 @@ class SimNode:
         cov[0], cov[7], cov[14], cov[21], cov[28], cov[35] = 1e-5, 1e-5, 1e12, 1e12, 1e12, 1e-3
         self._odom.pose.covariance = cov
 
-        self.clock_pub = rospy.Publisher(topics.CLOCK, Clock, queue_size=10)
-        self.image_pub = rospy.Publisher(topics.CAMERA_IMAGE, Image, queue_size=2)
-        # lockstep: odometry and camera_info are written synchronously (queue_size=None), so a lagging
-        # metrics node slows the run instead of losing samples
+        # lockstep: every publisher writes synchronously (queue_size=None): no hand-off to a queue
+        # thread per message, and a lagging metrics node slows the run instead of losing samples
         sync = self.mode == "lockstep"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SyntaxWarning)   # rospy warns about queue_size=None
+            self.clock_pub = rospy.Publisher(topics.CLOCK, Clock, queue_size=None if sync else 10)
+            self.image_pub = rospy.Publisher(topics.CAMERA_IMAGE, Image, queue_size=None if sync else 2)
             self.info_pub = rospy.Publisher(topics.CAMERA_INFO, CameraInfo, queue_size=None if sync else 2)
             self.odom_pub = rospy.Publisher(topics.ODOM, Odometry, queue_size=None if sync else 10)
         self.cmd_sub = rospy.Subscriber(topics.CMD_VEL, Twist, self._on_cmd, queue_size=10, tcp_nodelay=True)
@@ -181,7 +216,6 @@ class SimNode:
         self.sim.take_frame(self._frame)
         stamp = _stamp(self.sim.time_ns)
         self._image.header.stamp = stamp
-        self._image.data = self._frame.tobytes()
         self.image_pub.publish(self._image)
         self._info.header.stamp = stamp
         self.info_pub.publish(self._info)
@@ -197,7 +231,7 @@ class SimNode:
                 sim.advance_to(max(t_cmd, sim.time_ns))
                 sim.set_command(v, w)
         sim.advance_to(t_ns)
-        if t_ns % self.clock_period_ns == 0:
+        if self.clock_period_ns is None or t_ns % self.clock_period_ns == 0:
             self._publish_clock(t_ns)
         if t_ns % self.odom_period_ns == 0:
             self._publish_odom(t_ns)
@@ -208,6 +242,8 @@ class SimNode:
         t = self.sim.time_ns
         nxt = [self.sim.next_frame_ns]
         for period in (self.clock_period_ns, self.odom_period_ns):
+            if period is None:
+                continue
             nxt.append((t // period + 1) * period)
         return min(nxt)
 
@@ -321,6 +357,7 @@ def main() -> None:
 
     node_help(main, SimParams)   # --help: the ~params, and no node started
     startup.guard()
+    _keep_large_buffers_on_the_heap()
     rospy.init_node("f1_sim")
     try:
         params = read_params(SimParams(), ros_params)
