@@ -1,4 +1,4 @@
-"""What this machine can run: NVIDIA GPU, TensorRT, TF-TRT. Cheap checks, no framework imports.
+"""What this machine can run: NVIDIA GPU, TensorRT, TF-TRT, AMX-BF16. Cheap checks, no framework imports.
 
 Each ``*_missing()`` returns "" when the requirement is met, else a sentence naming what is missing.
 """
@@ -79,3 +79,13 @@ def tftrt_missing() -> str:
         missing.append("an NVIDIA GPU with its driver (no /dev/nvidia0 on this machine)")
     return "; ".join(missing)
 
+
+
+def amx_bf16_missing() -> str:
+    """bfloat16 inference (OpenVINO's bf16 precision hint) pays off only on AMX-BF16 CPUs."""
+    from pilotnet_brains.hostinfo import cpu_model, isa_flags
+
+    if "amx_bf16" in isa_flags():
+        return ""
+    return (f"a CPU with AMX-BF16 (the amx_bf16 flag, Intel Xeon 4th gen and later); this {cpu_model()} has "
+            f"none, so bfloat16 would be emulated and slower than float32")
