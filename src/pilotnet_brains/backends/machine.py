@@ -82,10 +82,11 @@ def tftrt_missing() -> str:
 
 
 def amx_bf16_missing() -> str:
-    """bfloat16 inference (OpenVINO's bf16 precision hint) pays off only on AMX-BF16 CPUs."""
+    """The bfloat16 backend (OpenVINO's bf16 precision hint) is offered only on AMX-BF16 CPUs, the
+    ones with bf16 matrix units."""
     from pilotnet_brains.hostinfo import cpu_model, isa_flags
 
     if "amx_bf16" in isa_flags():
         return ""
-    return (f"a CPU with AMX-BF16 (the amx_bf16 flag, Intel Xeon 4th gen and later); this {cpu_model()} has "
-            f"none, so bfloat16 would be emulated and slower than float32")
+    return (f"a CPU with AMX-BF16 (the amx_bf16 flag, e.g. Intel Xeon 4th generation and later); this "
+            f"{cpu_model()} has none")
