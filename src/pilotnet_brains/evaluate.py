@@ -500,7 +500,9 @@ def default_markdown(result: dict[str, Any]) -> str:
     s, ranked = result["settings"], rank_default(result["rows"])
     chosen = next((r["method"] for r in ranked if r["ok"]), None)
     lines = [f"# Default backend for this machine ({result['run_id']})", "",
-             f"Machine: {hostinfo.text(result['environment'], libraries=False)}; {s['threads']} thread(s).",
+             f"Machine: {hostinfo.text(result['environment'], libraries=False)}; {s['threads']} thread(s)."
+             + (" **The machine was busy (load > cores): close ranks can swap on a re-run.**"
+                if hostinfo.busy(result["environment"]) else ""),
              f"Batch-1 p50/p99 of every artifact timed side by side (round-robin, {s['rounds']} rounds, "
              f"≥ {s['min_count']} calls and ≥ {s['min_seconds']} s each); MSE on `{result['test']['root']}` "
              f"({result['test']['frames']} frames) against the fp32 parent base model's; budget: MSE ≤ "
