@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import CPU_METHODS, method_params
+from conftest import CPU_METHODS, method_params, needs_openvino
 
 from pilotnet_brains.backends import (
     BACKENDS,
@@ -151,6 +151,7 @@ def test_corrupt_file(name, suffix, tmp_path):
 
 
 @pytest.mark.torch   # the IR is converted from the torch model's ONNX export
+@needs_openvino
 def test_openvino_ir_needs_its_weights(pilotnet_artifacts, tmp_path):
     """An OpenVINO IR is two files: its size counts both, a missing .bin is ArtifactMissing and a
     corrupt .xml or .bin ArtifactCorrupt, each naming the file."""
