@@ -51,7 +51,8 @@ class BackendSpec:
     needs: data the method needs: "" (none), "calibration" (representative frames) or "training"
     (fine-tuning on the training set). tolerance: max |output - parent output| in normalized
     units (label range = 1) expected from the conversion alone (tested): fp32 1e-5, fp16 1e-3,
-    int8 variants 0.05 (measured <= 0.035 on random-weight PilotNet); None for fine-tuned methods,
+    int8 variants 0.05 (measured <= 0.035 on random-weight PilotNet), bf16 0.02 (stated from bf16's
+    8-bit mantissa; tested only on an AMX-BF16 machine); None for fine-tuned methods,
     whose weights differ from the parent's.
     unsupported: () -> "" or the reason this machine cannot run it.
     quantized: reduced-precision weights or activations; the offline evaluation checks its MSE against
