@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from pilotnet_brains.backends.registry import post_training_cpu_methods
+from pilotnet_brains.backends.registry import BACKENDS, missing_module, post_training_cpu_methods
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -91,15 +91,24 @@ def wait_connected(pub, subs, what: str, timeout: float = 20.0) -> None:
 
 def needs_torch(name: str) -> bool:
     """Does the backend/method ``name`` need torch (its runtime or its parent model)?"""
-    from pilotnet_brains.backends import BACKENDS
-
     spec = BACKENDS[name]
     return spec.runtime == "torch" or spec.parent == "torch"
 
 
+def runtime_installed(name: str) -> bool:
+    """Is the runtime of backend ``name`` installed here (openvino has no Python 3.8 wheel)?"""
+    return not missing_module(BACKENDS[name])
+
+
+needs_openvino = pytest.mark.skipif(not runtime_installed("openvino_fp32"),
+                                    reason="openvino is not installed (no Python 3.8 wheel)")
+
+
 def method_params(names):
-    """``names`` for parametrize, those that need torch marked ``torch``."""
-    return [pytest.param(n, marks=pytest.mark.torch) if needs_torch(n) else n for n in names]
+    """``names`` for parametrize, those that need torch marked ``torch``, those whose runtime is not
+    installed here skipped."""
+    return [pytest.param(n, marks=[pytest.mark.torch] * needs_torch(n) + [pytest.mark.skipif(
+        not runtime_installed(n), reason=f"{BACKENDS[n].runtime} is not installed")]) for n in names]
 
 
 @pytest.fixture(scope="session")
@@ -116,9 +125,7 @@ def pilotnet_artifacts(tmp_path_factory):
     folder = str(tmp_path_factory.mktemp("pilotnet_models"))
     base = save_random_base_models(folder, seed=0, frameworks=("tf_keras", "torch") if HAVE_TORCH else ("tf_keras",))
     paths = {}
-    for name in (m for m in CPU_METHODS if HAVE_TORCH or not needs_torch(m)):
-        from pilotnet_brains.backends import BACKENDS
-
+    for name in (m for m in CPU_METHODS if (HAVE_TORCH or not needs_torch(m)) and runtime_installed(m)):
         spec = BACKENDS[name]
         out = os.path.join(folder, "build", name + spec.suffix)
         paths[name] = build(name, base=base[spec.parent], data="synthetic:64", out=out, progress=False)

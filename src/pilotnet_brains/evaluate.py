@@ -471,6 +471,53 @@ def check_targets(rows: list[dict[str, Any]]) -> None:
         r["target"] = f"MISS: MSE {100 * (ratio - 1):+.1f}% vs {r['target_reference']} ({'; '.join(why)})"
 
 
+# -- the default backend ------------------------------------------------------------------------------
+
+def rank_default(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every evaluated artifact ranked by batch-1 p50, with its overall MSE, its fp32 parent's (a base
+    model is its own) and ``ok``: MSE within :data:`MSE_TARGET` of the parent's. The default backend
+    for this machine is the first ``ok`` one."""
+    ranked = []
+    for r in sorted(rows, key=lambda r: r["latency_s"]["p50"]):
+        mse = r["accuracy"]["overall"]["mse"]
+        parent = (r.get("parent") or {}).get("mse")
+        ref = mse if parent is None else parent
+        ratio = mse / ref if ref > 0 else float("inf")
+        ranked.append({"method": r["method"], "runtime": f"{r['runtime']} {r['runtime_version']}",
+                       "p50_s": r["latency_s"]["p50"], "p99_s": r["latency_s"]["p99"], "mse": mse,
+                       "parent_mse": ref, "mse_ratio": ratio, "ok": ratio <= MSE_TARGET})
+    return ranked
+
+
+def default_markdown(result: dict[str, Any]) -> str:
+    """The ranked table of :func:`rank_default`, the machine, and the chosen backend. The choice is
+    reported, never written into the launch files: their default (the brain's) runs everywhere."""
+    from pilotnet_brains import hostinfo
+    from pilotnet_brains.params import BrainParams
+
+    launch_default = BrainParams().backend
+
+    s, ranked = result["settings"], rank_default(result["rows"])
+    chosen = next((r["method"] for r in ranked if r["ok"]), None)
+    lines = [f"# Default backend for this machine ({result['run_id']})", "",
+             f"Machine: {hostinfo.text(result['environment'], libraries=False)}; {s['threads']} thread(s)."
+             + (" **The machine was busy (load > cores): close ranks can swap on a re-run.**"
+                if hostinfo.busy(result["environment"]) else ""),
+             f"Batch-1 p50/p99 of every artifact timed side by side (round-robin, {s['rounds']} rounds, "
+             f"≥ {s['min_count']} calls and ≥ {s['min_seconds']} s each); MSE on `{result['test']['root']}` "
+             f"({result['test']['frames']} frames) against the fp32 parent base model's; budget: MSE ≤ "
+             f"{MSE_TARGET:.2f}× the parent's.", ""]
+    lines += md_table(["rank", "backend", "runtime", "p50 ms", "p99 ms", "MSE", "parent MSE", "Δ MSE", "within budget"],
+                      [[str(i), r["method"], r["runtime"], f"{r['p50_s'] * 1e3:.3f}", f"{r['p99_s'] * 1e3:.3f}",
+                        f"{r['mse']:.5f}", f"{r['parent_mse']:.5f}", f"{100 * (r['mse_ratio'] - 1):+.1f}%",
+                        "yes" if r["ok"] else "no"] for i, r in enumerate(ranked, 1)])
+    lines += ["", f"**Chosen: {chosen}** (the fastest within the budget)." if chosen else
+              "**Chosen: none**: no artifact is within the budget.",
+              f"The launch files keep `backend:={launch_default}` (it runs everywhere); pass "
+              f"`backend:={chosen or launch_default}` to drive with the choice."]
+    return "\n".join(lines) + "\n"
+
+
 # -- reports ------------------------------------------------------------------------------------------
 
 CSV_COLUMNS = ["method", "scope", "frames", "mse", "mse_v", "mse_w", "rmse_v_mps", "rmse_w_radps", "size_mb",
@@ -562,6 +609,9 @@ def to_markdown(result: dict[str, Any]) -> str:
         p50 = fastest["latency_s"]["p50"]
         lines.append(f"- fastest batch-1 p50: {fastest['method']} {p50 * 1e3:.3f} ms — target ≤ "
                      f"{LATENCY_TARGET_S * 1e3:.1f} ms: {'met' if p50 <= LATENCY_TARGET_S else 'missed'}")
+        best = max(rows, key=lambda r: r["throughput_fps"])
+        lines.append(f"- fastest batch runtime here: {best['runtime']} {best['runtime_version']} "
+                     f"({best['method']}, {best['throughput_fps']:.0f} fps at batch {s['batch']})")
     misses = [r for r in rows if str(r.get("target", "")).startswith("MISS")]
     lines.append(f"- MSE within 5% of the fp32 parent: {sum(r.get('target') == 'ok' for r in rows)} quantized "
                  f"variant(s) ok, {len(misses)} miss" + (":" if misses else "."))

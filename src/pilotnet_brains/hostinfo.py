@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 #: Python distributions whose versions describe a run (those installed are listed).
 LIBRARIES: Sequence[str] = (
-    "numpy", "scipy", "opencv-python", "tensorflow", "tensorflow-cpu", "tf_keras", "torch", "onnxruntime",
+    "numpy", "scipy", "opencv-python", "tensorflow", "tensorflow-cpu", "tf_keras", "torch", "onnxruntime", "openvino",
     "ai-edge-litert", "tflite-runtime", "tensorrt", "matplotlib", "rosbags")
 #: /proc/cpuinfo flags reported in ``isa``: the vector extensions the runtimes' kernels choose from.
 ISA_FLAGS: Sequence[str] = (

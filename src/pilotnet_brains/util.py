@@ -28,8 +28,21 @@ def atomic_write_text(path: str, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+#: Files stored next to an artifact file and part of it, by the artifact's suffix: an OpenVINO IR
+#: is ``model.xml`` (the graph) + ``model.bin`` (the weights).
+COMPANION_SUFFIXES = {".xml": (".bin",)}
+
+
+def companions(path: str) -> list[str]:
+    """The files that belong to the artifact file ``path`` besides itself (see
+    :data:`COMPANION_SUFFIXES`), whether they exist or not."""
+    stem, suffix = os.path.splitext(path)
+    return [stem + s for s in COMPANION_SUFFIXES.get(suffix, ())]
+
+
 def sha256_path(path: str) -> str:
-    """sha256 of a file, or of a directory's files (names and contents, sorted)."""
+    """sha256 of a file (with its :func:`companions`), or of a directory's files (names and
+    contents, sorted)."""
     h = hashlib.sha256()
     if os.path.isdir(path):
         for dirpath, dirnames, filenames in os.walk(path):
@@ -41,17 +54,18 @@ def sha256_path(path: str) -> str:
                     for chunk in iter(lambda: f.read(1 << 20), b""):
                         h.update(chunk)
     else:
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
+        for name in [path] + [c for c in companions(path) if os.path.exists(c)]:
+            with open(name, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
     return h.hexdigest()
 
 
 def path_size(path: str) -> int:
-    """Bytes of a file, or of all files under a directory."""
+    """Bytes of a file (with its :func:`companions`), or of all files under a directory."""
     if os.path.isdir(path):
         return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
-    return os.path.getsize(path)
+    return sum(os.path.getsize(p) for p in [path] + companions(path) if os.path.exists(p))
 
 
 def yaml_names(folder: str) -> list[str]:

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import CPU_METHODS, method_params
+from conftest import CPU_METHODS, method_params, needs_openvino
 
 from pilotnet_brains.backends import (
     BACKENDS,
@@ -21,12 +21,13 @@ from pilotnet_brains.backends import (
     load_backend,
     register_backend,
 )
+from pilotnet_brains.util import companions, path_size
 
 EXPECTED_NAMES = {
     "keras", "tflite_fp32", "tflite_dynamic", "tflite_fp16", "tflite_int8", "tflite_int8_fallback",
     "tflite_pruned", "tflite_pruned_dynamic", "tflite_qat", "tflite_cqat", "tflite_pqat", "tflite_pcqat",
     "tftrt_fp32", "tftrt_fp16", "tftrt_int8", "torchscript", "torch_dynamic", "torch_static", "torch_qat",
-    "torch_pruned_global", "torch_pruned_local", "torch_pruned_quant", "onnx_fp32", "onnx_int8", "tensorrt"}
+    "torch_pruned_global", "torch_pruned_local", "torch_pruned_quant", "onnx_fp32", "onnx_int8", "openvino_fp32", "openvino_int8", "openvino_bf16", "tensorrt"}
 
 
 def test_table_names_every_backend(monkeypatch, tmp_path):
@@ -149,6 +150,50 @@ def test_corrupt_file(name, suffix, tmp_path):
     assert name in str(e.value) and str(p) in str(e.value)
 
 
+@pytest.mark.torch   # the IR is converted from the torch model's ONNX export
+@needs_openvino
+def test_openvino_ir_needs_its_weights(pilotnet_artifacts, tmp_path):
+    """An OpenVINO IR is two files: its size counts both, a missing .bin is ArtifactMissing and a
+    corrupt .xml or .bin ArtifactCorrupt, each naming the file."""
+    import shutil
+
+    xml = tmp_path / "m.xml"
+    shutil.copy(pilotnet_artifacts["paths"]["openvino_fp32"], xml)
+    (weights,) = companions(str(xml))
+    assert weights == str(tmp_path / "m.bin")
+    with pytest.raises(ArtifactMissing) as e:
+        load_backend("openvino_fp32", path=str(xml))
+    assert weights in str(e.value) and "scripts/optimize openvino_fp32" in str(e.value)
+    shutil.copy(companions(pilotnet_artifacts["paths"]["openvino_fp32"])[0], weights)
+    assert path_size(str(xml)) == os.path.getsize(xml) + os.path.getsize(weights) > 4 * os.path.getsize(xml)
+    assert load_backend("openvino_fp32", path=str(xml)).predict(pilotnet_artifacts["x"][:1]).shape == (1, 2)
+    with open(weights, "r+b") as f:
+        f.truncate(1000)
+    with pytest.raises(ArtifactCorrupt) as e:
+        load_backend("openvino_fp32", path=str(xml))
+    assert "openvino_fp32" in str(e.value) and str(xml) in str(e.value)
+    xml.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(ArtifactCorrupt) as e:
+        load_backend("openvino_fp32", path=str(xml))
+    assert "openvino_fp32" in str(e.value) and str(xml) in str(e.value)
+
+
+def test_bf16_needs_amx(monkeypatch, tmp_path):
+    """openvino_bf16 runs only where the CPU has AMX-BF16; elsewhere it is refused naming the flag, and
+    the tests' CPU methods leave it out."""
+    from pilotnet_brains import hostinfo
+    from pilotnet_brains.backends import registry
+
+    monkeypatch.setattr(hostinfo, "isa_flags", lambda: ["avx2", "fma"])
+    with pytest.raises(Unsupported) as e:
+        load_backend("openvino_bf16", path=str(tmp_path))
+    assert "openvino_bf16" in str(e.value) and "amx_bf16" in str(e.value)
+    assert "openvino_bf16" not in registry.post_training_cpu_methods()
+    monkeypatch.setattr(hostinfo, "isa_flags", lambda: ["avx512f", "amx_tile", "amx_bf16"])
+    assert BACKENDS["openvino_bf16"].missing() == ""
+    assert "openvino_bf16" in registry.post_training_cpu_methods()
+
+
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="tensorrt is installed here")
 def test_missing_runtime_names_pip_package(tmp_path):
     # a backend row whose runtime really is absent here (the tensorrt package), without the GPU check
@@ -206,7 +251,7 @@ def test_backend_matches_reference(name, pilotnet_artifacts):
     assert np.ptp(ref, axis=0).min() > 0.05
     d = b.describe()
     assert d["backend"] == name and d["threads"] == 1 and d["path"] == os.path.abspath(art["paths"][name])
-    assert d["size_bytes"] == os.path.getsize(art["paths"][name]) and d["runtime_version"]
+    assert d["size_bytes"] == path_size(art["paths"][name]) and d["runtime_version"]
 
 
 def test_int8_has_integer_io(pilotnet_artifacts):

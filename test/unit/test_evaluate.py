@@ -122,8 +122,54 @@ def test_evaluate_offline_writes_the_table(built, tmp_path):
     assert "## MSE per evaluation circuit" in md and "| montmelo | montreal | simple_circuit | overall |" in md
     assert "tftrt_fp16: cannot run on this machine" in md
     assert "fastest batch-1 p50" in md and "Smoke build" in md
+    best = max(by.values(), key=lambda r: r["throughput_fps"])
+    assert (f"- fastest batch runtime here: {best['runtime']} {best['runtime_version']} ({best['method']}, "
+            f"{best['throughput_fps']:.0f} fps at batch 4)") in md
     assert "montreal (10)" in md and "Throughput (fps @4)" in md
     assert "evaluate_offline" in proc.stdout or "wrote" in proc.stdout
+
+
+def _timed(method, mse, parent_mse, p50, runtime="litert"):
+    return {"method": method, "runtime": runtime, "runtime_version": "1", "accuracy": {"overall": {"mse": mse}},
+            "parent": None if parent_mse is None else {"mse": parent_mse},
+            "latency_s": {"p50": p50, "p99": 2 * p50}}
+
+
+def test_rank_default_picks_the_fastest_within_the_mse_budget():
+    rows = [_timed("tflite_int8", 0.0230, 0.0225, 3.7e-4), _timed("onnx_int8", 0.0240, 0.0225, 2.0e-4),
+            _timed("keras", 0.0225, None, 2e-3), _timed("openvino_int8", 0.0236, 0.0225, 2.5e-4)]
+    ranked = ev.rank_default(rows)
+    assert [r["method"] for r in ranked] == ["onnx_int8", "openvino_int8", "tflite_int8", "keras"]
+    ok = {r["method"]: r["ok"] for r in ranked}
+    assert ok == {"onnx_int8": False, "openvino_int8": True, "tflite_int8": True, "keras": True}  # +6.7 %, +4.9 %
+    assert ranked[-1]["parent_mse"] == 0.0225 and ranked[-1]["mse_ratio"] == 1.0    # a base model is its own fp32
+    result = {"run_id": "r", "settings": {"threads": 1, "rounds": 5, "min_count": 200, "min_seconds": 2.0},
+              "environment": {"cpu": "Test CPU", "cpu_count": 2, "python": "3.11", "platform": "Linux"},
+              "test": {"root": "data/test", "frames": 100}, "rows": rows}
+    md = ev.default_markdown(result)
+    assert "Test CPU (2 cores)" in md and "**Chosen: openvino_int8**" in md and "backend:=tflite_int8" in md
+    assert "| 1 | onnx_int8 | litert 1 | 0.200 | 0.400 | 0.02400 | 0.02250 | +6.7% | no |" in md
+    result["rows"] = [_timed("tflite_int8", 0.03, 0.0225, 3.7e-4), _timed("onnx_int8", 0.03, 0.0225, 2.0e-4)]
+    assert "**Chosen: none**" in ev.default_markdown(result)
+
+
+def test_evaluate_offline_pick_default(built, tmp_path):
+    """--pick-default ranks what it evaluated (side by side) and writes default.md; the launch default stays."""
+    out_root = tmp_path / "results"
+    proc = run_tool("evaluate_offline", "torchscript", "torch_dynamic", "tflite_dynamic", "--pick-default",
+                    "--models", built["models"], "--test", built["test"], "--out-dir", str(out_root), "--run-id",
+                    "p", "--batch", "4", "--min-count", "20", "--min-seconds", "0.2", "--warmup", "0.1",
+                    "--quiet", timeout=300)
+    md = (out_root / "p" / "default.md").read_text()
+    assert md in proc.stdout + "\n" and "Machine: " in md
+    result = json.loads((out_root / "p" / "offline.json").read_text())
+    ranked = ev.rank_default(result["rows"])
+    chosen = next(r["method"] for r in ranked if r["ok"])      # torchscript is its parent: always within
+    assert f"**Chosen: {chosen}**" in md and [r["p50_s"] for r in ranked] == sorted(r["p50_s"] for r in ranked)
+    bad = run_tool("evaluate_offline", "--pick-default", "--speed", check=False)
+    assert bad.returncode == 2 and "--pick-default needs --test" in bad.stderr
+    bad = run_tool("benchmark_backends", "--pick-default", check=False)
+    assert bad.returncode == 2 and "--pick-default needs --test" in bad.stderr
 
 
 @pytest.mark.torch

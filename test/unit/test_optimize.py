@@ -6,13 +6,13 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import CPU_METHODS, method_params, run_tool
+from conftest import CPU_METHODS, method_params, needs_openvino, run_tool, runtime_installed
 
 from pilotnet_brains.backends import BACKENDS
 from pilotnet_brains.optimize import METHODS, MethodRefused, OptimizeError, build, is_up_to_date
 from pilotnet_brains.optimize.calibration import CalibrationError, load_representative, synthetic_frames
 from pilotnet_brains.preprocess import read_meta
-from pilotnet_brains.util import sha256_path
+from pilotnet_brains.util import path_size, sha256_path
 
 
 def _leftovers(folder):
@@ -61,10 +61,12 @@ def test_int8_parameters_and_sizes(pilotnet_artifacts):
     p = pilotnet_artifacts["paths"]
     assert read_meta(p["tflite_int8"]).extra["parameters"]["io_type"] == "uint8"
     assert read_meta(p["torch_static"]).extra["quantized_engine"] == "x86"
-    size = {k: os.path.getsize(v) for k, v in p.items()}
+    size = {k: path_size(v) for k, v in p.items()}
     for small, big in (("tflite_dynamic", "tflite_fp32"), ("tflite_int8", "tflite_fp32"),
                        ("tflite_int8_fallback", "tflite_fp32"), ("onnx_int8", "onnx_fp32"),
-                       ("torch_static", "torchscript")):
+                       ("torch_static", "torchscript"), ("openvino_int8", "openvino_fp32")):
+        if big.startswith("openvino") and not runtime_installed(big):
+            continue
         assert size[big] / size[small] > 3.5, (small, size[small], big, size[big])
     assert 1.8 < size["tflite_fp32"] / size["tflite_fp16"] < 2.2
 
@@ -139,6 +141,35 @@ def test_calibration_sources(pilotnet_artifacts, tmp_path):
     path = build("torch_static", base=base, data=str(tmp_path / "dls"), out=str(out), progress=False)
     meta = read_meta(path)
     assert meta.extra["parameters"]["calibration_frames"] == 5 and "smoke" not in meta.extra
+
+
+@pytest.mark.torch
+@needs_openvino
+def test_openvino_int8_converts_our_calibrated_qdq_model(pilotnet_artifacts):
+    """openvino_int8's int8 scales are onnx_int8's (our calibration frames), and the IR keeps the
+    fp32 weights uncompressed: the fp32 IR is as large as the fp32 ONNX export."""
+    p = pilotnet_artifacts["paths"]
+    params = read_meta(p["openvino_int8"]).extra["parameters"]
+    onnx_params = read_meta(p["onnx_int8"]).extra["parameters"]
+    assert params["converted_from"] == "onnx_int8 QDQ model"
+    assert {k: params[k] for k in onnx_params} == onnx_params
+    assert 0.95 < path_size(p["openvino_fp32"]) / os.path.getsize(p["onnx_fp32"]) < 1.05
+    assert read_meta(p["openvino_fp32"]).framework == "openvino"
+
+
+@pytest.mark.torch
+@needs_openvino
+def test_openvino_ir_built_and_rebuilt_as_one(pilotnet_artifacts, tmp_path):
+    """build moves the .bin with the .xml, a rebuild replaces both, a failed build leaves neither."""
+    out = tmp_path / "ov.xml"
+    for _ in range(2):
+        build("openvino_fp32", base=pilotnet_artifacts["base"]["torch"], out=str(out), progress=False)
+        assert sorted(os.listdir(tmp_path)) == ["ov.bin", "ov.xml", "ov.xml.meta.json"]
+    corrupt = tmp_path / "bad.pt"
+    corrupt.write_bytes(b"not a state dict")
+    with pytest.raises(OptimizeError):
+        build("openvino_fp32", base=str(corrupt), out=str(tmp_path / "b" / "x.xml"))
+    assert not os.listdir(tmp_path / "b")
 
 
 @pytest.mark.torch

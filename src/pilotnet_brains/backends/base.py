@@ -32,7 +32,7 @@ class RuntimeMissing(BackendError, ImportError):
 
 
 class Unsupported(BackendError):
-    """The machine lacks what the backend needs (GPU, TensorRT, TF-TRT)."""
+    """The machine lacks what the backend needs (GPU, TensorRT, TF-TRT, AMX-BF16)."""
 
 
 class Backend:

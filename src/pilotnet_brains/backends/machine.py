@@ -1,4 +1,4 @@
-"""What this machine can run: NVIDIA GPU, TensorRT, TF-TRT. Cheap checks, no framework imports.
+"""What this machine can run: NVIDIA GPU, TensorRT, TF-TRT, AMX-BF16. Cheap checks, no framework imports.
 
 Each ``*_missing()`` returns "" when the requirement is met, else a sentence naming what is missing.
 """
@@ -79,3 +79,14 @@ def tftrt_missing() -> str:
         missing.append("an NVIDIA GPU with its driver (no /dev/nvidia0 on this machine)")
     return "; ".join(missing)
 
+
+
+def amx_bf16_missing() -> str:
+    """The bfloat16 backend (OpenVINO's bf16 precision hint) is offered only on AMX-BF16 CPUs, the
+    ones with bf16 matrix units."""
+    from pilotnet_brains.hostinfo import cpu_model, isa_flags
+
+    if "amx_bf16" in isa_flags():
+        return ""
+    return (f"a CPU with AMX-BF16 (the amx_bf16 flag, e.g. Intel Xeon 4th generation and later); this "
+            f"{cpu_model()} has none")

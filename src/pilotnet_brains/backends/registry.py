@@ -33,6 +33,7 @@ RUNTIMES: dict[str, tuple[tuple[str, ...], str]] = {
     "onnxruntime": (("onnxruntime",), "onnxruntime (or onnxruntime-gpu for CUDA/TensorRT providers)"),
     "tftrt": (("tensorflow",), "a GPU tensorflow <= 2.17 built with TensorRT"),
     "tensorrt": (("tensorrt",), "tensorrt (NVIDIA; needs an NVIDIA GPU)"),
+    "openvino": (("openvino",), "openvino (Python >= 3.10: no wheel of the pinned 2026.x for Python 3.8)"),
 }
 
 
@@ -50,7 +51,8 @@ class BackendSpec:
     needs: data the method needs: "" (none), "calibration" (representative frames) or "training"
     (fine-tuning on the training set). tolerance: max |output - parent output| in normalized
     units (label range = 1) expected from the conversion alone (tested): fp32 1e-5, fp16 1e-3,
-    int8 variants 0.05 (measured <= 0.035 on random-weight PilotNet); None for fine-tuned methods,
+    int8 variants 0.05 (measured <= 0.035 on random-weight PilotNet), bf16 0.02 (stated from bf16's
+    8-bit mantissa; tested only on an AMX-BF16 machine); None for fine-tuned methods,
     whose weights differ from the parent's.
     unsupported: () -> "" or the reason this machine cannot run it.
     quantized: reduced-precision weights or activations; the offline evaluation checks its MSE against
@@ -126,6 +128,12 @@ def _onnx(name: str, kind: str, **facts: Any) -> BackendSpec:
                        parent="torch", **facts)
 
 
+def _openvino(name: str, kind: str, **facts: Any) -> BackendSpec:
+    return BackendSpec(name=name, runtime="openvino", impl="openvino_backend:OpenVinoBackend",
+                       artifact_kind=f"OpenVINO IR .xml + .bin ({kind})", suffix=".xml", default=f"build/{name}.xml",
+                       method=name, parent="torch", **facts)
+
+
 def _tftrt(name: str, precision: str) -> BackendSpec:
     return BackendSpec(name=name, runtime="tftrt", impl="tftrt:TFTRTBackend",
                        artifact_kind=f"TF-TRT SavedModel folder ({precision})", suffix="", default=f"build/{name}",
@@ -169,6 +177,11 @@ _SPECS: list[BackendSpec] = [
     _onnx("onnx_fp32", "ONNX float32", tolerance=1e-5, benchmark=True),
     _onnx("onnx_int8", "ONNX static int8 (QDQ)", needs="calibration", tolerance=0.05, quantized=True,
           size_reference="onnx_fp32", benchmark=True),
+    _openvino("openvino_fp32", "float32, from onnx_fp32", tolerance=1e-5, benchmark=True),
+    _openvino("openvino_int8", "int8, from onnx_int8's calibrated QDQ model", needs="calibration", tolerance=0.05,
+              quantized=True, size_reference="openvino_fp32", benchmark=True),
+    _openvino("openvino_bf16", "float32 weights run in bfloat16 on AMX", tolerance=0.02, quantized=True,
+              unsupported=machine.amx_bf16_missing),
     BackendSpec(name="tensorrt", runtime="tensorrt", impl="tensorrt_backend:TensorRTBackend",
                 artifact_kind="TensorRT serialized engine (built from ONNX)", suffix=".engine",
                 default="build/tensorrt.engine", devices=("gpu",), method="tensorrt", parent="torch",
@@ -180,8 +193,9 @@ BACKENDS: dict[str, BackendSpec] = {s.name: s for s in _SPECS}
 
 
 def post_training_cpu_methods() -> list[str]:
-    """Backends an optimize method builds on a CPU without fine-tuning (table order)."""
-    return [n for n, s in BACKENDS.items() if s.method == n and "cpu" in s.devices and s.needs != "training"]
+    """Backends an optimize method builds on a CPU without fine-tuning and this machine runs (table order)."""
+    return [n for n, s in BACKENDS.items()
+            if s.method == n and "cpu" in s.devices and s.needs != "training" and not s.missing()]
 
 
 def quantized_backends() -> list[str]:

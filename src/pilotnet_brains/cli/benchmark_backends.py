@@ -12,6 +12,11 @@ By default the models are random-weight PilotNets (seed 0) built into a temporar
 CPU method (calibrated on synthetic frames); --use-models measures the artifacts under models/
 instead. Results: a table on stdout, JSON (with the raw timings) and Markdown under
 results/benchmarks/backends/<timestamp>/speed.{json,md}.
+
+--pick-default --test DIR: the default backend for this machine instead (``evaluate_offline
+--pick-default``): every built artifact under --models timed side by side with its MSE on the test
+set, ranked, the fastest within 5 % MSE of its fp32 parent chosen; written to
+<out>/<timestamp>/default.md with the offline table.
 """
 from __future__ import annotations
 
@@ -32,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--use-models", action="store_true",
                         help="measure the artifacts under models/ (default: random-weight models built "
                              "into a temporary folder)")
+    parser.add_argument("--pick-default", action="store_true",
+                        help="rank the built artifacts by batch-1 p50 and pick the fastest within 5%% MSE of "
+                             "its fp32 parent on --test")
+    parser.add_argument("--test", metavar="DIR", help="with --pick-default: the test set")
+    parser.add_argument("--models", metavar="DIR", help="with --pick-default: the models folder (default: models/)")
     timing.add_arguments(parser, min_count=2000, min_seconds=3.0, warmup_seconds=1.0)
     parser.add_argument("--batch", type=int, default=32, help="throughput batch size N")
     parser.add_argument("--seed", type=int, default=0, help="seed of the inputs (default 0)")
@@ -41,8 +51,16 @@ def main(argv: list[str] | None = None) -> int:
     from pilotnet_brains.cli import evaluate_offline
 
     names = [n.strip() for n in args.backends.split(",") if n.strip()]
+    if args.pick_default:
+        if not args.test:
+            parser.error("--pick-default needs --test DIR")
+        mode = ["--pick-default", "--test", args.test, *(["--models", args.models] if args.models else [])]
+    elif args.test or args.models:
+        parser.error("--test and --models go with --pick-default (--use-models measures models/)")
+    else:
+        mode = ["--speed", *([] if args.use_models else ["--random"])]
     return evaluate_offline.main(
-        ["--speed", *names, *([] if args.use_models else ["--random"]), "--threads", str(args.threads),
+        [*mode, *names, "--threads", str(args.threads),
          "--batch", str(args.batch), "--min-count", str(args.min_count), "--min-seconds", str(args.min_seconds),
          "--warmup-seconds", str(args.warmup_seconds), "--seed", str(args.seed),
          "--out-dir", args.out])

@@ -22,6 +22,11 @@ fresh interpreter and the max |output - parent output|. Default artifacts: every
 machine can run that is built (with --random: built with random weights in a temporary folder,
 the fine-tuned methods left out, they need training data). Output: results/benchmarks/backends/
 <run-id>/ with speed.json (raw timings included) and speed.md; the table on stdout.
+
+--pick-default (with --test): the default backend for this machine, the fastest artifact whose MSE
+is within 5 % of its fp32 parent's: the evaluated artifacts ranked by their side-by-side batch-1
+p50, written to default.md next to the offline table and printed. The launch files' default
+(tflite_int8, which runs everywhere) is left as it is.
 """
 from __future__ import annotations
 
@@ -49,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed", action="store_true",
                         help="speed mode: synthetic frames instead of a test set, no accuracy; adds import/load "
                              "time and RSS in a fresh interpreter")
+    parser.add_argument("--pick-default", action="store_true",
+                        help="rank the artifacts by batch-1 p50 and pick the fastest within 5%% MSE of its fp32 "
+                             "parent (needs --test); writes default.md")
     parser.add_argument("--random", action="store_true",
                         help="with --speed: random-weight artifacts built in a temporary folder instead of "
                              "--models")
@@ -73,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--test DIR is required (or --speed)")
     if args.random and not args.speed:
         parser.error("--random needs --speed (accuracy from random weights says nothing)")
+    if args.pick_default and (args.speed or not args.test):
+        parser.error("--pick-default needs --test DIR (the accuracy budget) and no --speed")
     if args.models and not os.path.isdir(args.models):
         print(f"evaluate_offline: models folder {args.models} does not exist", file=sys.stderr)
         return 2
@@ -163,6 +173,8 @@ def _run(args, argv: list[str] | None, tmp: str) -> int:
     else:
         files = {"offline.json": json.dumps(result, indent=1, default=float) + "\n",
                  "offline.csv": ev.to_csv(result), "offline.md": ev.to_markdown(result)}
+        if args.pick_default:
+            files["default.md"] = ev.default_markdown(result)
     out_dir = os.path.abspath(args.out_dir or os.path.join(
         results_root(), *(("benchmarks", "backends") if args.speed else ("offline",))))
     final = os.path.join(out_dir, run_id)
@@ -183,8 +195,9 @@ def _run(args, argv: list[str] | None, tmp: str) -> int:
         print(ev.speed_table(rows))
         print(f"wrote {final}/speed.{{json,md}}")
     else:
-        print(ev.to_markdown(result))
-        print(f"wrote {final}/offline.{{csv,json,md}}, scatter.png, bars.png")
+        print(files.get("default.md") or ev.to_markdown(result))
+        print(f"wrote {final}/offline.{{csv,json,md}}, scatter.png, bars.png"
+              + (", default.md" if args.pick_default else ""))
     return 0
 
 

@@ -9,7 +9,7 @@ runs the method (:mod:`pilotnet_brains.optimize.registry`: :data:`METHODS`, :fun
 sidecar (method, parameters, parent sha256) -- nothing half-written is left on error.
 
 Importing this package registers every method: post-training conversions (tflite, torch_methods,
-onnx_methods, tftrt, tensorrt_method) and fine-tuning ones (tfmot_methods, torch_finetune; their
+onnx_methods, openvino_methods, tftrt, tensorrt_method) and fine-tuning ones (tfmot_methods, torch_finetune; their
 backend rows say ``needs == "training"``). The method modules import frameworks lazily, inside the
 functions.
 """
@@ -25,6 +25,7 @@ from pilotnet_brains.backends.registry import base_model_path, get_spec
 # the method modules register themselves in METHODS when imported
 from pilotnet_brains.optimize import (  # noqa: F401
     onnx_methods,
+    openvino_methods,
     tensorrt_method,
     tflite,
     tfmot_methods,
@@ -43,13 +44,14 @@ from pilotnet_brains.optimize.registry import (
     method_names,
     register_method,
 )
+from pilotnet_brains.util import companions
 
 __all__ = ["METHODS", "BuildContext", "CalibrationError", "Method", "MethodRefused", "OptimizeError", "build",
            "get_method", "is_up_to_date", "method_names", "register_method"]
 
 #: Sidecar ``framework`` of each runtime's artifacts.
 FRAMEWORKS = {"tf_keras": "tf_keras", "litert": "tflite", "torch": "torchscript", "onnxruntime": "onnx",
-              "tftrt": "tftrt", "tensorrt": "tensorrt"}
+              "tftrt": "tftrt", "tensorrt": "tensorrt", "openvino": "openvino"}
 
 
 def artifact_path(name: str) -> str:
@@ -60,15 +62,17 @@ def artifact_path(name: str) -> str:
 def _remove(path: str) -> None:
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, ignore_errors=True)
-    elif os.path.lexists(path):
-        os.unlink(path)
+        return
+    for p in [path] + companions(path):
+        if os.path.lexists(p):
+            os.unlink(p)
 
 
 def _versions() -> dict[str, str]:
     import sys
 
     out = {"python": sys.version.split()[0]}
-    for mod in ("tensorflow", "tf_keras", "torch", "onnxruntime", "onnx", "ai_edge_litert"):
+    for mod in ("tensorflow", "tf_keras", "torch", "onnxruntime", "onnx", "openvino", "ai_edge_litert"):
         m = sys.modules.get(mod)
         if m is not None:
             out[mod] = str(getattr(m, "__version__", ""))
@@ -160,6 +164,8 @@ def build(name: str, base: str | None = None, data: str | None = None, out: str 
         if os.path.isdir(out) and not os.path.islink(out):
             shutil.rmtree(out)
         os.replace(tmp, out)
+        for part, final in zip(companions(tmp), companions(out)):
+            os.replace(part, final)
         from pilotnet_brains.preprocess import sidecar_path
 
         os.replace(tmp_meta, sidecar_path(out))

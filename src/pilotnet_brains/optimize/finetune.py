@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from pilotnet_brains.optimize.registry import BuildContext, OptimizeError
+from pilotnet_brains.util import companions
 
 #: Below this many training frames a fine-tuned artifact is a smoke build (as for training).
 SMOKE_FRAMES = 2000
@@ -121,11 +122,13 @@ def sparsity(weights: list[np.ndarray]) -> float:
 
 
 def gzip_size(path: str) -> int:
-    """Bytes of the artifact gzip-compressed (level 9; a folder: the sum over its files)."""
+    """Bytes of the artifact gzip-compressed (level 9; a folder or a file with :func:`companions`:
+    the sum over its files)."""
     if os.path.isdir(path):
         return sum(gzip_size(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+    parts = [c for c in companions(path) if os.path.exists(c)]
     with open(path, "rb") as f:
-        return len(gzip.compress(f.read(), compresslevel=9))
+        return len(gzip.compress(f.read(), compresslevel=9)) + sum(gzip_size(c) for c in parts)
 
 
 def data_params(info: dict, epochs: int, steps: int, batch: int, ctx: BuildContext) -> dict:
