@@ -4,12 +4,15 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 
-from pilotnet_brains.ros.sim_node import _FrameImage
+pytestmark = pytest.mark.ros   # the simulator node imports rospy and the message classes
 
 
 def test_frame_image_serializes_like_an_image_of_the_frame_bytes():
     from sensor_msgs.msg import Image
+
+    from pilotnet_brains.ros.sim_node import _FrameImage
 
     frame = np.random.default_rng(0).integers(0, 256, (480, 640, 3), np.uint8)
     fields = dict(height=480, width=640, encoding="rgb8", is_bigendian=0, step=640 * 3)
