@@ -153,6 +153,7 @@ def test_rank_default_picks_the_fastest_within_the_mse_budget():
     assert "**Chosen: none**" in ev.default_markdown(result)
 
 
+@pytest.mark.torch
 def test_evaluate_offline_pick_default(built, tmp_path):
     """--pick-default ranks what it evaluated (side by side) and writes default.md; the launch default stays."""
     out_root = tmp_path / "results"
