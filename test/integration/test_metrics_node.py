@@ -289,7 +289,9 @@ def test_a_hung_brain_is_dnf_brain_died_after_the_brain_timeout(roslaunch_files,
         stop(sim, brain)
     (lap,) = doc["laps"]
     assert lap["dnf_reason"] == "brain_died" and "no brain stats" in lap["dnf_detail"], lap
-    assert 2.0 <= waited < 10.0
+    # not before the 2 s timeout; the upper bound only says it does come (a starved 2-core runner
+    # took 10.3 s to write the record)
+    assert 2.0 <= waited < 25.0
 
 
 @pytest.mark.parametrize("how", ["SIGKILL", "SIGSTOP"])
