@@ -19,6 +19,7 @@ other nodes' timers); both reset services put the car at the start pose and zero
 """
 from __future__ import annotations
 
+import copy
 import ctypes
 import io
 import math
@@ -119,7 +120,7 @@ class SimNode:
         self._frame = np.empty((cam.height, cam.width, 3), np.uint8)
         self._image = _FrameImage(height=cam.height, width=cam.width, encoding="rgb8", is_bigendian=0, step=cam.width * 3)
         self._image.header.frame_id = params.camera_frame
-        self._image.data = self._frame   # rendered into in place, serialized from it
+        self._image.data = self._frame   # lockstep: rendered into in place, serialized from it
         k = cam.intrinsics()
         self._info = CameraInfo(height=cam.height, width=cam.width, distortion_model="plumb_bob",
                                 D=[0.0] * 5, K=k.ravel().tolist(), R=[1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0],
@@ -135,7 +136,7 @@ class SimNode:
 
         # lockstep: every publisher writes synchronously (queue_size=None): no hand-off to a queue
         # thread per message, and a lagging metrics node slows the run instead of losing samples
-        sync = self.mode == "lockstep"
+        sync = self._sync = self.mode == "lockstep"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SyntaxWarning)   # rospy warns about queue_size=None
             self.clock_pub = rospy.Publisher(topics.CLOCK, Clock, queue_size=None if sync else 10)
@@ -215,8 +216,14 @@ class SimNode:
     def _publish_frame(self) -> None:
         self.sim.take_frame(self._frame)
         stamp = _stamp(self.sim.time_ns)
-        self._image.header.stamp = stamp
-        self.image_pub.publish(self._image)
+        image = self._image
+        if not self._sync:
+            # realtime: the publisher's queue thread serializes later, while the next frame may be
+            # rendered into the buffer: the message carries a copy of its own
+            image = Image(header=copy.copy(image.header), height=image.height, width=image.width,
+                          encoding=image.encoding, is_bigendian=0, step=image.step, data=self._frame.tobytes())
+        image.header.stamp = stamp
+        self.image_pub.publish(image)
         self._info.header.stamp = stamp
         self.info_pub.publish(self._info)
         self.frames += 1
