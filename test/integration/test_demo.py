@@ -29,6 +29,10 @@ def test_make_demo_uses_the_private_launcher():
 def test_a_finished_run_ends_cleanly_on_its_own_master(ros_master, tmp_path):
     import rosgraph
 
+    master = rosgraph.Master("/test_demo")
+    for name in ("/lap_metrics/run", "/f1_sim/circuit"):   # left by earlier launches on the shared master
+        if master.hasParam(name):
+            master.deleteParam(name)
     out = _launch(ros_master, "brain:=explicit", "mode:=lockstep", f"results_dir:={tmp_path}", "run_id:=demo")
     text = out.stdout + out.stderr
     assert out.returncode == 0, text[-3000:]
@@ -37,7 +41,6 @@ def test_a_finished_run_ends_cleanly_on_its_own_master(ros_master, tmp_path):
     with open(tmp_path / "demo" / "laps.json") as f:
         assert json.load(f)["status"] == "done"
     # the run never touched the master at ROS_MASTER_URI: its parameters were set on its own
-    master = rosgraph.Master("/test_demo")
     assert not master.hasParam("/lap_metrics/run") and not master.hasParam("/f1_sim/circuit")
     assert "private ROS master: http://127.0.0.1:" in out.stdout and ros_master not in out.stdout
 

@@ -69,7 +69,11 @@ def check_offline_equals_live(olap: dict, lap: dict) -> None:
     for key in SAME_OFFLINE:
         if complete:
             assert olap[key] == pytest.approx(lap[key], rel=1e-12), key
-        elif key in ("brain_iterations", "camera_frames", "skipped_frames"):
+        elif key == "camera_frames":
+            # the live node may also miss one: a camera_info stamped just before the lap's end that
+            # arrives after the odometry that ended the lap (two connections, no order between them)
+            assert lap[key] - 5 <= olap[key] <= lap[key] + 1, key
+        elif key in ("brain_iterations", "skipped_frames"):
             assert lap[key] - 5 <= olap[key] <= lap[key], key
         else:
             assert olap[key] == pytest.approx(lap[key], rel=0.02), key
