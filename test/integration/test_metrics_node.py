@@ -202,10 +202,10 @@ def test_drifting_off_the_road_is_dnf_off_track(roslaunch_files, sim_time, tmp_p
 def test_brain_killed_mid_lap_is_dnf_brain_died_and_files_are_intact(roslaunch_files, sim_time, tmp_path):
     folder, brain, sim = fake_lap(roslaunch_files, tmp_path, "died")
     try:
-        running = wait_for_status(folder, ("running",), timeout=30, min_distance=20.0)
+        running = wait_for_status(folder, ("running",), timeout=90, min_distance=20.0)
         assert running["in_progress"]["in_progress"] and running["laps"] == []
         brain.send_signal(signal.SIGKILL)
-        doc = wait_for_status(folder, ("done",), timeout=30)
+        doc = wait_for_status(folder, ("done",), timeout=90)
     finally:
         stop(sim, brain)
     (lap,) = doc["laps"]
@@ -231,7 +231,7 @@ def ctrl_c_mid_lap(ros_master, tmp_path, run_id: str, *args: str) -> tuple[dict,
         metrics_ready(folder)
         brain = fake("--role", "brain", "--speed", "10")
         sim = fake("--role", "sim", "--speed", "10", "--rtf", "4")
-        wait_for_status(folder, ("running",), timeout=30, min_distance=20.0)
+        wait_for_status(folder, ("running",), timeout=90, min_distance=20.0)
         launch.send_signal(signal.SIGINT)
         out, _ = launch.communicate(timeout=60)
     finally:
@@ -260,7 +260,7 @@ def test_a_crashed_metrics_node_leaves_a_readable_partial_record(roslaunch_files
 
     folder, brain, sim = fake_lap(roslaunch_files, tmp_path, "crash")
     try:
-        wait_for_status(folder, ("running",), timeout=30, min_distance=30.0)
+        wait_for_status(folder, ("running",), timeout=90, min_distance=30.0)
         import xmlrpc.client
 
         uri = rosgraph.Master("/pytest").lookupNode("/lap_metrics")
@@ -281,10 +281,10 @@ def test_a_hung_brain_is_dnf_brain_died_after_the_brain_timeout(roslaunch_files,
     """SIGSTOP: the brain process lives but answers nothing; after brain_timeout wall s -> brain_died."""
     folder, brain, sim = fake_lap(roslaunch_files, tmp_path, "hung", brain_timeout="2.0")
     try:
-        wait_for_status(folder, ("running",), timeout=30, min_distance=20.0)
+        wait_for_status(folder, ("running",), timeout=90, min_distance=20.0)
         brain.send_signal(signal.SIGSTOP)
         t0 = time.monotonic()
-        doc = wait_for_status(folder, ("done",), timeout=30)
+        doc = wait_for_status(folder, ("done",), timeout=90)
         waited = time.monotonic() - t0
     finally:
         brain.send_signal(signal.SIGCONT)
@@ -303,9 +303,9 @@ def test_a_simulator_that_dies_or_stops_is_dnf_sim_died_not_the_brain(roslaunch_
     run = f"sim_{how.lower()}"
     folder, brain, sim = fake_lap(roslaunch_files, tmp_path, run, brain_timeout="2.0", sim_node="/fake_sim")
     try:
-        wait_for_status(folder, ("running",), timeout=30, min_distance=20.0)
+        wait_for_status(folder, ("running",), timeout=90, min_distance=20.0)
         sim.send_signal(getattr(signal, how))
-        doc = wait_for_status(folder, ("done",), timeout=30)
+        doc = wait_for_status(folder, ("done",), timeout=90)
     finally:
         sim.send_signal(signal.SIGCONT)
         stop(sim, brain)
