@@ -164,10 +164,11 @@ def test_tiny_campaign_report_then_killed_and_resumed_gives_the_same(random_tfli
 
 
 def test_a_run_past_its_wall_timeout_is_dnf_hung_and_the_campaign_goes_on(tmp_path):
-    # lap timeout 231 s sim (the default): the explicit brain would drive for ~60 s wall; 6 s is too short.
+    # No lap timeout, realtime at RTF 1: the explicit brain's lap takes ~42 s of wall time, far past the
+    # run's 6 s (in lockstep a fast machine finishes the lap in about 6 s, and the run is then not hung).
     # Two runs at once (--jobs 2), each with its own master: both end as hung, the report is written.
     spec_file = write_campaign(tmp_path / "hang.yaml", name="hang", backends=["explicit"], repetitions=2,
-                               timeouts={"lap": 0, "run": 6})
+                               mode="realtime", rtf=1.0, timeouts={"lap": 0, "run": 6})
     out = tmp_path / "out"
     proc = run_tool("benchmark", spec_file, "--out", str(out), "--no-progress", "--jobs", "2", timeout=200)
     cdir = out / "hang"
