@@ -1,9 +1,12 @@
-"""Small shared helpers: atomic file writes, hashing."""
+"""Small shared helpers: atomic file writes, hashing, free ports."""
 from __future__ import annotations
 
 import hashlib
 import os
+import random
+import socket
 import tempfile
+from typing import Collection
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:
@@ -87,3 +90,42 @@ def resolve_yaml(name_or_path: str, folder: str, kind: str, error: type) -> str:
         raise error(f"unknown {kind} {candidate!r}: no {path}; known: "
                     f"{', '.join(yaml_names(folder)) or '(none)'}; or give a path to a .yaml file")
     return path
+
+
+#: Used when the kernel's ephemeral port range cannot be read (Linux's default).
+DEFAULT_EPHEMERAL_PORTS = (32768, 60999)
+
+
+def ephemeral_ports() -> tuple[int, int]:
+    """The range the kernel draws from when a socket binds port 0 (first, last)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            first, last = (int(v) for v in f.read().split())
+        return first, last
+    except (OSError, ValueError):
+        return DEFAULT_EPHEMERAL_PORTS
+
+
+def free_port(taken: Collection[int] = ()) -> int:
+    """A TCP port free on 127.0.0.1 now, for a ROS master, drawn at random below the ephemeral range
+    and not in ``taken``.
+
+    Not a port the kernel gave out for port 0 and took back: the kernel hands such a port to the next
+    socket that binds port 0, and every ROS node binds port 0 for its XML-RPC and TCPROS servers, so
+    with other runs beside it a node's server could take the port before the master does (roslaunch
+    then finds a node where it expects a master: 'method "hasParam" is not supported'). Ports below
+    the ephemeral range are only ever taken by name. RuntimeError when none is free."""
+    first = ephemeral_ports()[0]
+    low = 10000 if first > 12000 else 1024
+    rng = random.SystemRandom()
+    for _ in range(2000):
+        port = rng.randrange(low, max(first, low + 1))
+        if port in taken:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free TCP port on 127.0.0.1 in {low}-{first - 1} (below the ephemeral range)")

@@ -15,7 +15,6 @@ import concurrent.futures as cf
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ from typing import Any
 from pilotnet_brains import campaign as cp
 from pilotnet_brains import results_root
 from pilotnet_brains.helptext import HelpFormatter
+from pilotnet_brains.util import free_port
 
 #: Child prologue: die with the campaign (SIGTERM when the parent thread ends), then exec roslaunch.
 _PDEATH = ("import ctypes, os, signal, sys\n"
@@ -86,13 +86,9 @@ class PortPool:
 
     def take(self) -> int:
         with self.lock:
-            while True:
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", 0))
-                    port = s.getsockname()[1]
-                if port not in self.used:
-                    self.used.add(port)
-                    return port
+            port = free_port(self.used)
+            self.used.add(port)
+            return port
 
 
 class Runner:

@@ -4,18 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import time
 from typing import Iterator
 
 from pilotnet_brains import package_root
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from pilotnet_brains.util import free_port
 
 
 @contextlib.contextmanager
