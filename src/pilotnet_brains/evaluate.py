@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from pilotnet_brains.reporting import md_table, pyplot, write_png
+from pilotnet_brains.reporting import md_table, pyplot, shown_path, write_png
 from pilotnet_brains.timing import measure, summary
 
 #: Quantized variants must keep their MSE within this factor of their fp32 parent's.
@@ -125,15 +125,6 @@ def synthetic_test_set(n: int = 32, seed: int = 0) -> TestSet:
 
     x = np.asarray(synthetic_frames(n, seed=seed), np.float32)
     return TestSet(x, None, np.full(n, "synthetic"), "synthetic", {"synthetic": []})
-
-
-def shown_path(path: str) -> str:
-    """``path`` as reports print it: relative to the package root when inside it (the same on every
-    machine), else as given."""
-    from pilotnet_brains import PACKAGE_ROOT
-
-    full = os.path.abspath(path)
-    return os.path.relpath(full, PACKAGE_ROOT) if full.startswith(PACKAGE_ROOT + os.sep) else path
 
 
 # -- measuring ----------------------------------------------------------------------------------------

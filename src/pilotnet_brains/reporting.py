@@ -75,3 +75,12 @@ def write_png(fig, path: str, dpi: int = 110, tight: bool = True) -> str:
     """Write the figure to ``path`` atomically (see :func:`png_bytes`); returns the file name."""
     atomic_write_bytes(path, png_bytes(fig, dpi, tight))
     return os.path.basename(path)
+
+
+def shown_path(path: str) -> str:
+    """``path`` as reports print it: relative to the package root when inside it (the same on every
+    machine), else as given."""
+    from pilotnet_brains import PACKAGE_ROOT
+
+    full = os.path.abspath(path)
+    return os.path.relpath(full, PACKAGE_ROOT) if full.startswith(PACKAGE_ROOT + os.sep) else path

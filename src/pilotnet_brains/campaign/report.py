@@ -23,7 +23,7 @@ from pilotnet_brains.campaign.matrix import RunSpec
 from pilotnet_brains.campaign.plots import plot_bars, plot_scatter, plot_trajectories
 from pilotnet_brains.campaign.reference import expert_references
 from pilotnet_brains.campaign.spec import Campaign
-from pilotnet_brains.reporting import csv_cell, md_table, to_json
+from pilotnet_brains.reporting import csv_cell, md_table, shown_path, to_json
 from pilotnet_brains.util import atomic_write_bytes, atomic_write_text
 
 
@@ -89,7 +89,7 @@ def report_markdown(campaign: Campaign, rows: Sequence[Mapping[str, Any]], runs:
               + (f"; wall time of the last invocation {wall_s:.0f} s" if wall_s else "")
               + (f"; the runs' own wall times add up to {sum(float(r.get('wall_s') or 0) for r in runs):.0f} s"
                  if runs else ""),
-              f"- Generated {_dt.datetime.now().isoformat(timespec='seconds')} from `{campaign.source}`", ""]
+              f"- Generated {_dt.datetime.now().isoformat(timespec='seconds')} from `{shown_path(campaign.source)}`", ""]
     if skipped:
         lines += ["## Skipped on this machine", ""] + md_table(("Method", "Reason"),
                                                             [(s["label"], s["reason"]) for s in skipped])
