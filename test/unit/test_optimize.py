@@ -152,7 +152,11 @@ def test_openvino_int8_converts_our_calibrated_qdq_model(pilotnet_artifacts):
     params = read_meta(p["openvino_int8"]).extra["parameters"]
     onnx_params = read_meta(p["onnx_int8"]).extra["parameters"]
     assert params["converted_from"] == "onnx_int8 QDQ model"
-    assert {k: params[k] for k in onnx_params} == onnx_params
+    # the same calibration and quantization; conv1's precision is chosen per runtime
+    same = [k for k in onnx_params if k not in ("float_conv1", "float_nodes")]
+    assert {k: params[k] for k in same} == {k: onnx_params[k] for k in same}
+    assert onnx_params["float_conv1"] is True and params["float_conv1"] is False
+    assert len(params["rewrites"]) == 2 and params["float_nodes"] == onnx_params["float_nodes"][:-1]
     assert 0.95 < path_size(p["openvino_fp32"]) / os.path.getsize(p["onnx_fp32"]) < 1.05
     assert read_meta(p["openvino_fp32"]).framework == "openvino"
 
