@@ -1,5 +1,6 @@
-"""The exact input rewrites of the ONNX exports (BatchNormalization folded into conv1, conv1 reading
-the NHWC frame) and the int8 models built from them: same outputs, no Transpose, conv1's precision."""
+"""The exact input rewrites: the ONNX exports' (BatchNormalization folded into conv1, conv1 reading the
+NHWC frame) and the int8 models built from them -- same outputs, no Transpose, conv1's precision --
+and the TFLite conversions' (the BatchNormalization folded into conv1 of the tf_keras model)."""
 from __future__ import annotations
 
 import math
@@ -7,10 +8,18 @@ import math
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.torch
 
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
+def _importorskip(name):
+    """The module, or None (the TFLite tests run without ONNX)."""
+    try:
+        return __import__(name)
+    except ImportError:
+        return None
+
+
+onnx = _importorskip("onnx")
+ort = _importorskip("onnxruntime")
+needs_onnx = pytest.mark.skipif(onnx is None or ort is None, reason="onnx or onnxruntime is not installed")
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +65,8 @@ def exports(request, tmp_path_factory):
     return plain, rewritten, done
 
 
+@pytest.mark.torch
+@needs_onnx
 def test_rewritten_export_gives_the_same_outputs(exports, camera_frames):
     plain, rewritten, done = exports
     assert len(done) == 2, done
@@ -64,6 +75,8 @@ def test_rewritten_export_gives_the_same_outputs(exports, camera_frames):
     assert np.abs(a - b).max() <= 1e-5
 
 
+@pytest.mark.torch
+@needs_onnx
 def test_rewritten_export_has_no_transpose_or_norm_before_conv1(exports):
     plain, rewritten, _ = exports
     ops = _ops(onnx.load(plain).graph)
@@ -72,6 +85,8 @@ def test_rewritten_export_has_no_transpose_or_norm_before_conv1(exports):
     assert ops[:2] == ["Reshape", "Conv"] and "Transpose" not in ops and "BatchNormalization" not in ops
 
 
+@pytest.mark.torch
+@needs_onnx
 def test_fold_is_refused_where_it_would_not_be_exact(exports):
     """A padded convolution after the BatchNormalization: the border zeros would miss the shift."""
     from pilotnet_brains.optimize.onnx_methods import fold_input_norm
@@ -85,6 +100,8 @@ def test_fold_is_refused_where_it_would_not_be_exact(exports):
     assert _ops(model.graph)[:3] == ["Transpose", "BatchNormalization", "Conv"]
 
 
+@pytest.mark.torch
+@needs_onnx
 @pytest.mark.parametrize("float_conv1", [True, False])
 def test_int8_model_keeps_conv1_in_the_chosen_precision(float_conv1, tmp_path, camera_frames):
     from pilotnet_brains.models import torch_base_path
@@ -99,3 +116,44 @@ def test_int8_model_keeps_conv1_in_the_chosen_precision(float_conv1, tmp_path, c
     assert "Transpose" not in [n.op_type for n in graph.node]
     y = _run(out, camera_frames)
     assert np.isfinite(y).all() and y.shape == (8, 2)
+
+
+def _trained_or_random_tf(kind, tmp_path):
+    """The packaged trained tf_keras base model, or a random-weight one whose input BatchNormalization
+    has non-trivial statistics (a fresh one is the identity)."""
+    from pilotnet_brains.models import tf_base_path
+    from pilotnet_brains.models.tf_pilotnet import build, save
+
+    if kind == "trained":
+        return tf_base_path()
+    model = build(seed=2)
+    norm = model.get_layer("input_norm")
+    rng = np.random.default_rng(0)
+    norm.set_weights([rng.uniform(0.5, 1.5, 3), rng.uniform(-0.2, 0.2, 3), rng.uniform(0.2, 0.5, 3),
+                      rng.uniform(0.01, 0.1, 3)])
+    return save(model, str(tmp_path / "random_tf.keras"))
+
+
+@pytest.mark.parametrize("kind", ["trained", "random"])
+def test_tflite_fold_gives_the_same_outputs(kind, tmp_path, camera_frames):
+    from pilotnet_brains.backends import load_backend
+    from pilotnet_brains.models.tf_pilotnet import load
+    from pilotnet_brains.optimize import build
+    from pilotnet_brains.optimize.tflite import fold_input_norm
+
+    base = _trained_or_random_tf(kind, tmp_path)
+    model = load(base)
+    reference = model(camera_frames, training=False).numpy()
+    folded = fold_input_norm(load(base))
+    assert [type(layer).__name__ for layer in folded.layers][:2] == ["InputLayer", "Conv2D"]
+    assert np.ptp(reference, axis=0).max() > 1e-3
+    assert np.abs(folded(camera_frames, training=False).numpy() - reference).max() <= 1e-5
+    if kind == "random":
+        return   # the conversions once, of the trained model
+    outs = {}
+    for fold in (True, False):
+        path = build("tflite_fp32", base=base, out=str(tmp_path / f"fold{fold}.tflite"), progress=False,
+                     fold_input_norm=fold)
+        backend = load_backend("tflite_fp32", path)
+        outs[fold] = np.concatenate([backend.predict(camera_frames[i:i + 1]).copy() for i in range(len(camera_frames))])
+    assert np.abs(outs[True] - outs[False]).max() <= 1e-5 and np.abs(outs[True] - reference).max() <= 1e-5
