@@ -230,7 +230,7 @@ class _Reader:
                  rewrite=True, float_conv1=True)
 def onnx_int8(ctx: BuildContext) -> dict[str, Any]:
     """Static int8 QDQ (uint8 activations, int8 per-channel weights) calibrated on representative frames,
-    of the rewritten export (``rewrite``). ``float_conv1``: conv1 (3 input channels, a quarter of
+    of the rewritten export (``rewrite``). ``float_conv1``: conv1 (3 input channels, a fifth of
     the network's multiply-adds) stays float32 -- ONNX Runtime's float kernel ran it faster than
     its int8 one on this CPU (see docs/backends.md)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
