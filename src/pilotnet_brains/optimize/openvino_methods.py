@@ -46,8 +46,8 @@ def openvino_bf16(ctx: BuildContext) -> dict[str, Any]:
 @register_method("openvino_int8", **dict(METHODS["onnx_int8"].defaults, float_conv1=False))
 def openvino_int8(ctx: BuildContext) -> dict[str, Any]:
     """int8 IR of the onnx_int8 QDQ model (its Q/DQ pairs become FakeQuantize with our scales). conv1
-    is int8 here (``float_conv1=False``): the CPU plugin's int8 convolution (AMX/VNNI) ran it no
-    slower than its float one on this CPU (see docs/backends.md)."""
+    is int8 here (``float_conv1=False``): with the CPU plugin's int8 convolutions (AMX/VNNI) the two
+    precisions of conv1 ran within a few per cent of each other (see docs/backends.md)."""
     with tempfile.TemporaryDirectory(prefix="openvino_int8_") as tmp:
         qdq = os.path.join(tmp, "int8.onnx")
         used = onnx_int8(dataclasses.replace(ctx, out=qdq))
