@@ -199,6 +199,29 @@ def test_rebuild_replaces_atomically_and_up_to_date(pilotnet_artifacts, tmp_path
     assert not is_up_to_date("onnx_fp32", base=pilotnet_artifacts["base"]["tf_keras"], out=out)
 
 
+@pytest.mark.torch
+def test_an_artifact_built_before_the_method_gained_a_parameter_is_stale(pilotnet_artifacts, tmp_path):
+    """The sidecar records the parameters the build was asked for; one the method has now and the
+    build did not know (here ``rewrite``, as in an artifact built before the input rewrites) makes
+    the artifact stale, so ``make artifact`` / ``make models`` rebuild it."""
+    import json
+
+    from pilotnet_brains.preprocess import sidecar_path
+
+    base = pilotnet_artifacts["base"]["torch"]
+    out = str(tmp_path / "o.onnx")
+    build("onnx_fp32", base=base, out=out, progress=False)
+    assert is_up_to_date("onnx_fp32", base=base, out=out)
+    with open(sidecar_path(out)) as f:
+        meta = json.load(f)
+    assert meta["extra"]["requested"] == METHODS["onnx_fp32"].defaults
+    del meta["extra"]["requested"]            # as an older build wrote it: only what the method returned
+    meta["extra"]["parameters"] = {"opset": 17, "exporter": "torch.onnx.export(dynamo=False)"}
+    with open(sidecar_path(out), "w") as f:
+        json.dump(meta, f)
+    assert not is_up_to_date("onnx_fp32", base=base, out=out)
+
+
 def test_cli_list_and_errors(pilotnet_artifacts, tmp_path):
     env = dict(os.environ, PILOTNET_MODELS_DIR=str(tmp_path))
     out = run_tool("optimize", "--list", env=env).stdout
