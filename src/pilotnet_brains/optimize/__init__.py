@@ -151,7 +151,9 @@ def build(name: str, base: str | None = None, data: str | None = None, out: str 
             parent_meta = read_meta(base)
         except (OSError, ValueError):
             parent_meta = ModelMeta(framework=method.parent, method="unknown")
-        extra = {"parameters": used, "requested": merged, "base": base, "seconds": round(time.time() - t0, 2),
+        requested = {k: v if isinstance(v, (str, int, float, bool, list, dict, type(None))) else str(v)
+                     for k, v in merged.items()}   # JSON as the sidecar is
+        extra = {"parameters": used, "requested": requested, "base": base, "seconds": round(time.time() - t0, 2),
                  "built_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "versions": _versions()}
         if ctx.notes:
             extra["notes"] = ctx.notes
