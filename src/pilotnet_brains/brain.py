@@ -109,9 +109,11 @@ class PilotNetPolicy:
         self.pre = preprocessing
         self.label = label
         self._x = np.zeros((1,) + preprocessing.input_shape, np.float32)
+        self._small = np.zeros(preprocessing.input_shape, np.uint8)   # the resized frame, reused
+        self._out = self._x[0]
 
     def preprocess(self, rgb: np.ndarray) -> np.ndarray:
-        self.pre.image(rgb, out=self._x[0])
+        self.pre.image(rgb, out=self._out, scratch=self._small)
         return self._x
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -121,8 +123,8 @@ class PilotNetPolicy:
         p = np.asarray(p).reshape(-1)
         if p.size < 2:
             return math.nan, math.nan
-        v, w = self.pre.outputs(p[:2])
-        return float(v), float(w)
+        pre = self.pre   # Preprocessing.outputs on two Python floats (float64, as it computes): no arrays
+        return float(p[0]) * pre.v_scale + pre.v_offset, float(p[1]) * pre.w_scale + pre.w_offset
 
     def describe(self) -> dict[str, Any]:
         d = {"brain": "pilotnet", "label": self.label, "preprocessing": self.pre.to_dict()}

@@ -365,41 +365,71 @@ def time_side_by_side(rows: list[dict[str, Any]], x: np.ndarray, settings: Setti
     side. The same preloaded inputs (frames of ``x`` picked with a fixed seed) for all. Fills latency_s, batch_latency_s,
     throughput_fps and raw_ns (per-call ns) in place."""
     backends = dict(backends or {})
-    for r in rows:
-        if "_backend" in r:
-            backends[r["method"]] = r.pop("_backend")
+    loaded = [r.pop("_backend") if "_backend" in r else backends[r["method"]] for r in rows]
     rng = np.random.default_rng(settings.seed)
     pick = rng.choice(len(x), size=min(settings.latency_inputs, len(x)), replace=False)
     singles = [np.ascontiguousarray(x[i:i + 1]) for i in pick]
     idx = rng.choice(len(x), size=settings.batch, replace=len(x) < settings.batch)
     big = [np.ascontiguousarray(x[idx])]
     rounds = max(1, int(settings.rounds))
-    times: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {r["method"]: ([], []) for r in rows}
-    steps = [(k, r) for k in range(rounds) for r in rows]
+    times: list[tuple[list[np.ndarray], list[np.ndarray]]] = [([], []) for _ in rows]
+    steps = [(k, i) for k in range(rounds) for i in range(len(rows))]
     if progress:
         import sys
 
         from tqdm import tqdm
 
         steps = tqdm(steps, desc="timing (round-robin)", unit="slot", file=sys.stderr)
-    for k, r in steps:
-        b = backends[r["method"]]
+    for k, i in steps:
+        b = loaded[i]
         warm = settings.warmup_seconds if k == 0 else settings.warmup_seconds / rounds
-        one, many = times[r["method"]]
+        one, many = times[i]
         one.append(measure(b.predict, singles, -(-settings.min_count // rounds), settings.min_seconds / rounds,
                               warm))
         many.append(measure(b.predict, big, -(-max(10, settings.min_count // 10) // rounds),
                                settings.min_seconds / rounds, warm / 2))
-    for r in rows:
-        one, many = times[r["method"]]
+    for r, (one, many) in zip(rows, times):
         ns1, nsb = np.concatenate(one), np.concatenate(many)
         r["latency_s"] = summary(ns1, "s")
         r["batch_latency_s"] = summary(nsb, "s")
         r["throughput_fps"] = settings.batch / r["batch_latency_s"]["p50"]
         r["raw_ns"] = {"batch1": ns1.tolist(), f"batch{settings.batch}": nsb.tolist()}
-    for b in backends.values():
+        r.update(compute_rate(r["latency_s"]["p50"], settings.threads))
+    for b in loaded:
         b.close()
 
+
+def compute_rate(p50_s: float, threads: int) -> dict[str, Any]:
+    """What a batch-1 p50 means in compute: ``gmacs`` (PilotNet's multiply-adds per frame, from its
+    layer plan, / p50, in 10^9 MAC/s) and its share of this CPU's int8 peak on ``threads`` cores
+    (:func:`pilotnet_brains.hostinfo.int8_peak`): ``vnni_pct`` and ``amx_pct`` (None where the CPU
+    has no such unit)."""
+    from pilotnet_brains import hostinfo
+    from pilotnet_brains.models import macs
+
+    rate = macs() / p50_s if p50_s > 0 else 0.0
+    peak = hostinfo.int8_peak(threads)
+    return {"gmacs": rate / 1e9,
+            **{f"{k}_pct": (100 * rate / peak[k] if peak[k] else None) for k in ("vnni", "amx")}}
+
+
+def label(row: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """A row's name in a table: its backend, and its artifact's file when another row has the same
+    backend (two builds of one method compared side by side)."""
+    if sum(r["method"] == row["method"] for r in rows) < 2:
+        return row["method"]
+    return f"{row['method']} ({os.path.basename(os.path.dirname(row['path']))}/{os.path.basename(row['path'])})"
+
+
+def peak_text(result: dict[str, Any]) -> str:
+    """The sentence that says what the GMAC/s and % peak columns are."""
+    from pilotnet_brains.models import macs
+
+    peak = result.get("int8_peak") or {}
+    parts = [f"{k.upper()} {peak[k] / 1e9:.0f} GMAC/s" for k in ("vnni", "amx") if peak.get(k)]
+    return (f"GMAC/s = PilotNet's {macs() / 1e6:.1f} M multiply-adds per frame (from its layer plan) / batch-1 "
+            f"p50; % VNNI / % AMX = share of this CPU's int8 peak on {peak.get('cores', '?')} core(s): "
+            f"{', '.join(parts) or 'no VNNI/AMX unit'} ({peak.get('method', 'unknown')}).")
 
 def _smoke_model(path: str) -> bool:
     """True if a (base) model's sidecar says it has random weights or is a smoke build."""
@@ -474,7 +504,9 @@ def rank_default(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         parent = (r.get("parent") or {}).get("mse")
         ref = mse if parent is None else parent
         ratio = mse / ref if ref > 0 else float("inf")
-        ranked.append({"method": r["method"], "runtime": f"{r['runtime']} {r['runtime_version']}",
+        ranked.append({"method": r["method"], "label": label(r, rows), "path": r.get("path", ""),
+                       "runtime": f"{r['runtime']} {r['runtime_version']}", "gmacs": r.get("gmacs"),
+                       "vnni_pct": r.get("vnni_pct"), "amx_pct": r.get("amx_pct"),
                        "p50_s": r["latency_s"]["p50"], "p99_s": r["latency_s"]["p99"], "mse": mse,
                        "parent_mse": ref, "mse_ratio": ratio, "ok": ratio <= MSE_TARGET})
     return ranked
@@ -489,7 +521,8 @@ def default_markdown(result: dict[str, Any]) -> str:
     launch_default = BrainParams().backend
 
     s, ranked = result["settings"], rank_default(result["rows"])
-    chosen = next((r["method"] for r in ranked if r["ok"]), None)
+    best = next((r for r in ranked if r["ok"]), None)
+    chosen = best["label"] if best else None
     lines = [f"# Default backend for this machine ({result['run_id']})", "",
              f"Machine: {hostinfo.text(result['environment'], libraries=False)}; {s['threads']} thread(s)."
              + (" **The machine was busy (load > cores): close ranks can swap on a re-run.**"
@@ -497,15 +530,19 @@ def default_markdown(result: dict[str, Any]) -> str:
              f"Batch-1 p50/p99 of every artifact timed side by side (round-robin, {s['rounds']} rounds, "
              f"≥ {s['min_count']} calls and ≥ {s['min_seconds']} s each); MSE on `{result['test']['root']}` "
              f"({result['test']['frames']} frames) against the fp32 parent base model's; budget: MSE ≤ "
-             f"{MSE_TARGET:.2f}× the parent's.", ""]
-    lines += md_table(["rank", "backend", "runtime", "p50 ms", "p99 ms", "MSE", "parent MSE", "Δ MSE", "within budget"],
-                      [[str(i), r["method"], r["runtime"], f"{r['p50_s'] * 1e3:.3f}", f"{r['p99_s'] * 1e3:.3f}",
+             f"{MSE_TARGET:.2f}× the parent's. " + peak_text(result), ""]
+    lines += md_table(["rank", "backend", "runtime", "p50 ms", "p99 ms", "GMAC/s", "% VNNI", "% AMX", "MSE",
+                       "parent MSE", "Δ MSE", "within budget"],
+                      [[str(i), r["label"], r["runtime"], f"{r['p50_s'] * 1e3:.3f}", f"{r['p99_s'] * 1e3:.3f}",
+                        _f(r["gmacs"], ".0f"), _f(r["vnni_pct"], ".0f"), _f(r["amx_pct"], ".1f"),
                         f"{r['mse']:.5f}", f"{r['parent_mse']:.5f}", f"{100 * (r['mse_ratio'] - 1):+.1f}%",
                         "yes" if r["ok"] else "no"] for i, r in enumerate(ranked, 1)])
     lines += ["", f"**Chosen: {chosen}** (the fastest within the budget)." if chosen else
               "**Chosen: none**: no artifact is within the budget.",
               f"The launch files keep `backend:={launch_default}` (it runs everywhere); pass "
-              f"`backend:={chosen or launch_default}` to drive with the choice."]
+              f"`backend:={best['method'] if best else launch_default}`"
+              + (f" `model:={best['path']}`" if best and best["label"] != best["method"] else "")
+              + " to drive with the choice."]
     return "\n".join(lines) + "\n"
 
 
@@ -569,18 +606,20 @@ def to_markdown(result: dict[str, Any]) -> str:
              f"preloaded test frames cycled, seed {s['seed']}. Throughput: batch N = {s['batch']}.",
              "MSE in normalized units (labels scaled to [0, 1], mean over v and w), as the published tables; "
              "v/w RMSE in m/s and rad/s. max abs Δ = largest absolute output difference from the parent base "
-             "model over the test set (normalized units).", ""]
+             "model over the test set (normalized units). " + peak_text(result), ""]
     if any(r.get("smoke") for r in rows):
         lines += ["**Smoke build**: rows marked * come from a random-weight parent or a smoke fine-tune; "
                   "their MSE is not a driving result.", ""]
-    head = ["Method", "Model size (MB)", "MSE", "Inference time (s)", "p99 (s)", f"Throughput (fps @{s['batch']})",
+    head = ["Method", "Model size (MB)", "MSE", "Inference time (s)", "p99 (s)", "GMAC/s", "% VNNI", "% AMX",
+            f"Throughput (fps @{s['batch']})",
             "v RMSE (m/s)", "w RMSE (rad/s)", "Sparsity", "gzip (MB)", "max abs Δ vs parent", "Target (MSE ≤ 1.05× fp32)"]
     cells = []
     for r in rows:
         acc = r["accuracy"]["overall"]
         cells.append([
-            r["method"] + ("*" if r.get("smoke") else ""), _f(_mb(r["size_bytes"]), ".2f"), _f(acc["mse"], ".4g"),
-            _f(r["latency_s"]["p50"], ".2e"), _f(r["latency_s"]["p99"], ".2e"), _f(r["throughput_fps"], ".0f"),
+            label(r, rows) + ("*" if r.get("smoke") else ""), _f(_mb(r["size_bytes"]), ".2f"), _f(acc["mse"], ".4g"),
+            _f(r["latency_s"]["p50"], ".2e"), _f(r["latency_s"]["p99"], ".2e"), _f(r.get("gmacs"), ".0f"),
+            _f(r.get("vnni_pct"), ".0f"), _f(r.get("amx_pct"), ".1f"), _f(r["throughput_fps"], ".0f"),
             _f(acc["rmse_v_mps"], ".3f"), _f(acc["rmse_w_radps"], ".3f"),
             _f(r.get("sparsity"), ".1%"), _f(_mb(r["gzip_bytes"]), ".2f"),
             _f(r.get("max_abs_diff_parent"), ".3g"), r.get("target", "") or "–"])
@@ -588,7 +627,7 @@ def to_markdown(result: dict[str, Any]) -> str:
     circuits = list(result["test"]["frames_per_circuit"])
     lines += ["", "## MSE per evaluation circuit (normalized units)", ""]
     lines += md_table(["Method", *circuits, "overall"],
-                      [[r["method"], *(_f(r["accuracy"][c]["mse"], ".4g") for c in circuits),
+                      [[label(r, rows), *(_f(r["accuracy"][c]["mse"], ".4g") for c in circuits),
                         _f(r["accuracy"]["overall"]["mse"], ".4g")] for r in rows])
     lines += ["", "## Targets", ""]
     sized = [r for r in rows if "size_ratio_vs_fp32" in r]
@@ -615,19 +654,21 @@ def to_markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-SPEED_HEAD = ["backend", "runtime", "p50 ms", "p90 ms", "p99 ms", "max ms", "n", "size MB", "import s", "load s",
-              "RSS MB", "max abs err", "tol"]
+SPEED_HEAD = ["backend", "runtime", "p50 ms", "p90 ms", "p99 ms", "max ms", "n", "GMAC/s", "% VNNI", "% AMX",
+              "size MB", "import s", "load s", "RSS MB", "max abs err", "tol"]
 
 
 def speed_table(rows: list[dict[str, Any]], md: bool = False) -> str:
     """The speed mode's table (plain text, or Markdown with ``md``): batch-1 latency in ms, size, the
-    fresh interpreter's import/load/RSS, max |output - parent output| and the method's tolerance."""
+    compute rate and share of the int8 peak (:func:`compute_rate`), fresh interpreter's import/load/RSS,
+    max |output - parent output| and the method's tolerance."""
     lines = []
     for r in rows:
         lat, fresh = r["latency_s"], r.get("fresh") or {}
-        lines.append([r["method"], f"{r['runtime']} {r['runtime_version']}"]
+        lines.append([label(r, rows), f"{r['runtime']} {r['runtime_version']}"]
                      + [f"{lat[k] * 1e3:.3f}" for k in ("p50", "p90", "p99", "max")]
-                     + [str(lat["n"]), f"{r['size_bytes'] / 1e6:.2f}", _f(fresh.get("import_s"), ".2f"),
+                     + [str(lat["n"]), _f(r.get("gmacs"), ".0f"), _f(r.get("vnni_pct"), ".0f"),
+                        _f(r.get("amx_pct"), ".1f"), f"{r['size_bytes'] / 1e6:.2f}", _f(fresh.get("import_s"), ".2f"),
                         _f(fresh.get("load_s"), ".2f"), _f(fresh.get("rss_mb"), ".0f"),
                         _f(r.get("max_abs_diff_parent"), ".1e"), _f(r.get("tolerance"), ".0e")])
     if md:
@@ -652,7 +693,7 @@ def speed_markdown(result: dict[str, Any]) -> str:
              "import = the runtime's import in a fresh interpreter that already has numpy and OpenCV (the "
              "preprocessing) loaded, load = the artifact's, RSS after a short warm-up there; max abs err = max "
              f"|output - parent base model output| on {result['test']['frames']} synthetic frames (normalized "
-             "units), tol = the method's stated tolerance.", "", speed_table(result["rows"], md=True)]
+             "units), tol = the method's stated tolerance. " + peak_text(result), "", speed_table(result["rows"], md=True)]
     if result["skipped"]:
         lines += ["", "## Skipped", ""] + [f"- {k['method']}: {k['reason']}" for k in result["skipped"]]
     return "\n".join(lines) + "\n"
@@ -665,7 +706,7 @@ def plot(result: dict[str, Any], folder: str) -> list[str]:
     rows = result["rows"]
     if not rows:
         return []
-    names = [r["method"] for r in rows]
+    names = [label(r, rows) for r in rows]
     size = np.array([r["size_bytes"] / 1e6 for r in rows])
     mse = np.array([r["accuracy"]["overall"]["mse"] for r in rows])
     p50 = np.array([r["latency_s"]["p50"] * 1e3 for r in rows])

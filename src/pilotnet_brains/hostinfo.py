@@ -45,6 +45,45 @@ def isa_flags() -> list[str]:
     return [f for f in ISA_FLAGS if f in have]
 
 
+#: int8 multiply-adds per cycle per core of each matrix/vector extension (x86): AVX-512 VNNI's
+#: vpdpbusd does 64 per 512-bit instruction, two FMA ports per core (Xeon); AVX-VNNI the same on
+#: 256 bits; AMX-INT8's tile multiply 1024 (2048 int8 ops per cycle per core, Intel's figure).
+INT8_MACS_PER_CYCLE: dict[str, int] = {"avx512_vnni": 2 * 64, "avx_vnni": 2 * 32, "amx_int8": 1024}
+
+
+def cpu_mhz() -> tuple[float, str]:
+    """(MHz, where from) of this CPU: cpufreq's cpuinfo_max_freq (the highest clock) when the kernel
+    has it, else /proc/cpuinfo's ``cpu MHz`` (in a VM usually the nominal clock); (0, "") if neither."""
+    try:
+        with open("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq") as f:
+            return int(f.read().strip()) / 1000.0, "cpufreq cpuinfo_max_freq"
+    except (OSError, ValueError):
+        pass
+    try:
+        return float(_cpuinfo("cpu mhz")), "/proc/cpuinfo cpu MHz"
+    except ValueError:
+        return 0.0, ""
+
+
+def int8_peak(threads: int = 1) -> dict[str, Any]:
+    """The int8 multiply-add peak of ``threads`` cores of this CPU, derived (not measured) from the
+    ISA flags detected at run time: cores x clock x :data:`INT8_MACS_PER_CYCLE`. ``vnni``: the best
+    vector path (AVX-512 VNNI, else AVX-VNNI; None without either), ``amx``: AMX-INT8 (None
+    without it), both in MAC/s; ``mhz`` and ``method`` say where the figures come from."""
+    flags = set(isa_flags())
+    mhz, source = cpu_mhz()
+    cores = max(1, min(int(threads or 1), os.cpu_count() or 1))
+    vnni = next((f for f in ("avx512_vnni", "avx_vnni") if f in flags), "")
+
+    def peak(flag: str) -> float | None:
+        return cores * mhz * 1e6 * INT8_MACS_PER_CYCLE[flag] if flag and mhz else None
+
+    return {"cores": cores, "mhz": mhz, "vnni": peak(vnni), "vnni_flag": vnni or None,
+            "amx": peak("amx_int8" if "amx_int8" in flags else ""),
+            "method": (f"derived: {cores} core(s) x {mhz:.0f} MHz ({source}) x int8 MAC/cycle/core "
+                       f"({', '.join(f'{k} {v}' for k, v in INT8_MACS_PER_CYCLE.items() if k in flags) or 'no VNNI/AMX'})")}
+
+
 def library_versions(names: Sequence[str] = LIBRARIES) -> dict[str, str]:
     """Installed versions of the given distributions (missing ones left out); no heavy imports."""
     try:

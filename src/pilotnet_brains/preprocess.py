@@ -67,13 +67,15 @@ class Preprocessing:
         """Network input, NHWC without the batch axis."""
         return (self.height, self.width, 3)
 
-    def image(self, rgb: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """rgb8 frame (H, W, 3) uint8 -> float32 (height, width, 3). ``out`` is reused when given."""
+    def image(self, rgb: np.ndarray, out: np.ndarray | None = None, scratch: np.ndarray | None = None) -> np.ndarray:
+        """rgb8 frame (H, W, 3) uint8 -> float32 (height, width, 3). ``out`` is reused when given, and
+        so is ``scratch`` (uint8 (height, width, 3)) for the resized frame: a caller that preprocesses
+        every frame (the brain) then allocates nothing."""
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise PreprocessError(f"expected an HxWx3 uint8 rgb image, got shape {rgb.shape} {rgb.dtype}")
         if rgb.shape[0] < self.crop_bottom:
             raise PreprocessError(f"image has {rgb.shape[0]} rows; cropping needs {self.crop_bottom}")
-        small = cv2.resize(rgb[self.crop_top:self.crop_bottom], (self.width, self.height),
+        small = cv2.resize(rgb[self.crop_top:self.crop_bottom], (self.width, self.height), dst=scratch,
                            interpolation=self._interp)
         if out is None:
             out = np.empty(self.input_shape, np.float32)

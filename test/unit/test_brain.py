@@ -108,6 +108,23 @@ def test_pipeline_outputs_are_the_sidecar_scaling_of_predictions():
     assert step.preprocess_time > 0 and step.inference_time > 0
 
 
+def test_policy_reuses_its_buffers_and_matches_the_shared_preprocessing():
+    """The brain's per-frame path allocates nothing (its resize and input buffers are reused) and
+    gives exactly what the shared preprocessing and output scaling give."""
+    pre = Preprocessing(v_scale=17.5, v_offset=6.5, w_scale=14.2, w_offset=-7.1)
+    policy = PilotNetPolicy(_Linear(), pre, "linear")
+    rng = np.random.default_rng(5)
+    small = policy._small
+    for _ in range(3):
+        img = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+        x = policy.preprocess(img)
+        assert x is policy._x and policy._small is small
+        np.testing.assert_array_equal(x[0], pre.image(img))
+        p = rng.random((1, 2)).astype(np.float32)
+        v, w = pre.outputs(p[0])
+        assert policy.postprocess(p) == (float(v), float(w))
+
+
 # -- with a real backend: a random-weight PilotNet exported to TFLite in the test ------------------
 
 def _tflite(keras_model) -> bytes:

@@ -148,9 +148,45 @@ def test_rank_default_picks_the_fastest_within_the_mse_budget():
               "test": {"root": "data/test", "frames": 100}, "rows": rows}
     md = ev.default_markdown(result)
     assert "Test CPU (2 cores)" in md and "**Chosen: openvino_int8**" in md and "backend:=tflite_int8" in md
-    assert "| 1 | onnx_int8 | litert 1 | 0.200 | 0.400 | 0.02400 | 0.02250 | +6.7% | no |" in md
+    assert "| 1 | onnx_int8 | litert 1 | 0.200 | 0.400 | – | – | – | 0.02400 | 0.02250 | +6.7% | no |" in md
     result["rows"] = [_timed("tflite_int8", 0.03, 0.0225, 3.7e-4), _timed("onnx_int8", 0.03, 0.0225, 2.0e-4)]
     assert "**Chosen: none**" in ev.default_markdown(result)
+
+
+def test_compute_rate_from_the_layer_plan_and_the_detected_peak():
+    """GMAC/s is PilotNet's multiply-adds (from its layer plan) over the p50; the peak shares follow
+    the ISA flags this CPU has (None without the unit)."""
+    from pilotnet_brains import hostinfo
+    from pilotnet_brains.models import CONV_LAYERS, layer_macs, macs
+
+    layers = dict(layer_macs())
+    assert layers["conv1"] == 31 * 98 * 24 * 5 * 5 * 3 and layers["fc1"] == 1152 * 1164
+    assert len(layers) == len(CONV_LAYERS) + 5 and macs() == sum(layers.values())
+    rate = ev.compute_rate(1e-3, threads=1)
+    assert rate["gmacs"] == pytest.approx(macs() / 1e-3 / 1e9)
+    peak = hostinfo.int8_peak(1)
+    flags = hostinfo.isa_flags()
+    assert (peak["amx"] is None) is ("amx_int8" not in flags) or not peak["mhz"]
+    if peak["vnni"]:
+        assert rate["vnni_pct"] == pytest.approx(100 * macs() / 1e-3 / peak["vnni"])
+        assert hostinfo.int8_peak(2)["vnni"] == pytest.approx(peak["vnni"] * min(2, os.cpu_count()))
+    else:
+        assert rate["vnni_pct"] is None
+    assert "derived" in peak["method"] and "MHz" in peak["method"]
+
+
+def test_two_builds_of_one_backend_get_their_own_rows():
+    """Two artifacts of one backend (e.g. before and after a rewrite) are told apart by their file."""
+    rows = [dict(_timed("onnx_int8", 0.0230, 0.0225, 3e-4), path="/m/old/onnx_int8.onnx"),
+            dict(_timed("onnx_int8", 0.0230, 0.0225, 2e-4), path="/m/build/onnx_int8.onnx"),
+            dict(_timed("tflite_int8", 0.0230, 0.0225, 4e-4), path="/m/build/tflite_int8.tflite")]
+    assert [ev.label(r, rows) for r in rows] == ["onnx_int8 (old/onnx_int8.onnx)", "onnx_int8 (build/onnx_int8.onnx)",
+                                                 "tflite_int8"]
+    result = {"run_id": "r", "settings": {"threads": 1, "rounds": 5, "min_count": 200, "min_seconds": 2.0},
+              "environment": {"cpu": "Test CPU", "cpu_count": 2}, "test": {"root": "t", "frames": 1}, "rows": rows}
+    md = ev.default_markdown(result)
+    assert "**Chosen: onnx_int8 (build/onnx_int8.onnx)**" in md
+    assert "`backend:=onnx_int8` `model:=/m/build/onnx_int8.onnx`" in md
 
 
 @pytest.mark.torch

@@ -161,7 +161,7 @@ def _run(args, argv: list[str] | None, tmp: str) -> int:
               "test": {"root": ev.shown_path(test.root), "frames": int(len(test.x)),
                        "frames_per_circuit": {c: int(test.mask(c).sum()) for c in test.circuits},
                        "runs": {c: [os.path.relpath(r, test.root) for r in v] for c, v in test.runs.items()}},
-              "rows": rows, "skipped": skipped}
+              "rows": rows, "skipped": skipped, "int8_peak": hostinfo.int8_peak(args.threads)}
     if args.speed:
         result["models"] = ("random-weight PilotNet (seed 0), int8 calibrated on 100 synthetic frames"
                             if args.random else f"the artifacts under {ev.shown_path(models) if models else 'models/'}")

@@ -46,7 +46,7 @@ def list_methods() -> str:
             elif is_up_to_date(name):
                 status = "up to date"
             elif os.path.exists(spec.default_path):
-                status = "stale (base changed)"
+                status = "stale (base or method changed)"
             else:
                 status = "missing"
         rows.append((name, spec.parent or "-", spec.needs or "-", status, spec.default_path))

@@ -34,6 +34,29 @@ DENSE_LAYERS = (1164, 100, 50, 10)
 FLATTEN_SIZE = 1152   # 1 x 18 x 64 for a 66 x 200 input
 
 
+def layer_macs(input_shape: tuple[int, int, int] = INPUT_SHAPE) -> list[tuple[str, int]]:
+    """Multiply-adds per frame of every convolution and dense layer, computed from the layer plan
+    (:data:`CONV_LAYERS`, VALID padding; :data:`DENSE_LAYERS`, then the output layer):
+    [("conv1", n), ..., ("fc1", n), ..., ("outputs", n)]. The input BatchNormalization is left out
+    (one multiply-add per input value, 0.1 % of the total)."""
+    h, w, c = input_shape
+    out = []
+    for i, (filters, kernel, stride) in enumerate(CONV_LAYERS, start=1):
+        h, w = (h - kernel) // stride + 1, (w - kernel) // stride + 1
+        out.append((f"conv{i}", h * w * filters * kernel * kernel * c))
+        c = filters
+    width = h * w * c
+    for i, units in enumerate(DENSE_LAYERS + (N_OUTPUTS,), start=1):
+        out.append((f"fc{i}" if i <= len(DENSE_LAYERS) else "outputs", width * units))
+        width = units
+    return out
+
+
+def macs(input_shape: tuple[int, int, int] = INPUT_SHAPE) -> int:
+    """Multiply-adds per frame of the whole network (:func:`layer_macs`)."""
+    return sum(n for _, n in layer_macs(input_shape))
+
+
 
 def models_dir() -> str:
     """Where models live: ``<package>/models``; ``PILOTNET_MODELS_DIR`` overrides (tests, benchmarks)."""

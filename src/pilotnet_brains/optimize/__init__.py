@@ -80,7 +80,9 @@ def _versions() -> dict[str, str]:
 
 
 def is_up_to_date(name: str, base: str | None = None, out: str | None = None) -> bool:
-    """True if the artifact exists with a sidecar whose parent hash matches the current base model."""
+    """True if the artifact exists with a sidecar whose parent hash matches the current base model
+    and that was built with every parameter the method has now: a method that gained one (an
+    option of how it converts, e.g. a graph rewrite) rebuilds its older artifacts."""
     from pilotnet_brains.preprocess import read_meta
     from pilotnet_brains.util import sha256_path
 
@@ -90,9 +92,11 @@ def is_up_to_date(name: str, base: str | None = None, out: str | None = None) ->
     if not (os.path.exists(out) and os.path.exists(base)):
         return False
     try:
-        return read_meta(out).parent == sha256_path(base)
+        meta = read_meta(out)
     except (OSError, ValueError):
         return False
+    known = set(meta.extra.get("requested") or meta.extra.get("parameters") or {})
+    return meta.parent == sha256_path(base) and set(method.defaults) <= known
 
 
 def build(name: str, base: str | None = None, data: str | None = None, out: str | None = None,
@@ -147,7 +151,9 @@ def build(name: str, base: str | None = None, data: str | None = None, out: str 
             parent_meta = read_meta(base)
         except (OSError, ValueError):
             parent_meta = ModelMeta(framework=method.parent, method="unknown")
-        extra = {"parameters": used, "base": base, "seconds": round(time.time() - t0, 2),
+        requested = {k: v if isinstance(v, (str, int, float, bool, list, dict, type(None))) else str(v)
+                     for k, v in merged.items()}   # JSON as the sidecar is
+        extra = {"parameters": used, "requested": requested, "base": base, "seconds": round(time.time() - t0, 2),
                  "built_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "versions": _versions()}
         if ctx.notes:
             extra["notes"] = ctx.notes

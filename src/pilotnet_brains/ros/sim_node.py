@@ -20,7 +20,6 @@ other nodes' timers); both reset services put the car at the start pose and zero
 from __future__ import annotations
 
 import copy
-import ctypes
 import io
 import math
 import os
@@ -49,18 +48,6 @@ from pilotnet_brains.util import atomic_write_bytes
 
 def _stamp(t_ns: int) -> rospy.Time:
     return rospy.Time(int(t_ns // 1_000_000_000), int(t_ns % 1_000_000_000))
-
-
-def _keep_large_buffers_on_the_heap() -> None:
-    """rospy serializes each message into one buffer it truncates afterwards. With glibc's defaults a
-    buffer of a camera frame (~1 MB) is then mmapped afresh for every message, its pages faulted in
-    again (~0.4 ms a frame); kept on the heap (not trimmed back) it is reused. No-op without glibc."""
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt(-3, 8 << 20)    # M_MMAP_THRESHOLD: blocks below 8 MB come from the heap
-    mallopt(-1, 16 << 20)   # M_TRIM_THRESHOLD: keep up to 16 MB of free heap top
 
 
 class _FrameImage(Image):
@@ -364,7 +351,7 @@ def main() -> None:
 
     node_help(main, SimParams)   # --help: the ~params, and no node started
     startup.guard()
-    _keep_large_buffers_on_the_heap()
+    startup.keep_large_buffers_on_the_heap()
     rospy.init_node("f1_sim")
     try:
         params = read_params(SimParams(), ros_params)
