@@ -258,6 +258,9 @@ def run_all(ray, cdir: str, campaign: Campaign, specs: Sequence[RunSpec], timeou
             stop_grace: float) -> None:
     """Submit every spec, store each result as it comes; KeyboardInterrupt cancels the tasks in flight
     (their runs end on their workers) and is raised again."""
+    for name in os.listdir(cdir):           # what a killed driver was unpacking
+        if name.startswith(".incoming-"):
+            shutil.rmtree(os.path.join(cdir, name), ignore_errors=True)
     progress = ray.remote(num_cpus=0)(Progress).remote()
     task = ray.remote(run_task).options(num_cpus=campaign.cpus_per_run, max_retries=0,
                                         runtime_env=campaign.ray_runtime_env or None)
