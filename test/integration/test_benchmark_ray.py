@@ -73,6 +73,10 @@ def ray_cluster(tmp_path_factory):
     the processes it started (never `ray stop`, which would stop any Ray on the machine)."""
     ray_bin = os.path.join(os.path.dirname(sys.executable), "ray")
     base = str(tmp_path_factory.mktemp("ray"))
+    # no token auth: a token in ~/.ray/auth_token (any local ray.init of this user writes one) would make
+    # the head require it, and the drivers of the tests inherit the same setting
+    saved = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
     port = _free_port()
     address = f"{HEAD_IP}:{port}"
@@ -99,6 +103,10 @@ def ray_cluster(tmp_path_factory):
             while _cluster_pids(markers) and time.monotonic() < deadline:
                 time.sleep(0.3)
             pids = _cluster_pids(markers)
+        if saved is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = saved
 
 
 def run_processes(marker: str) -> list[int]:

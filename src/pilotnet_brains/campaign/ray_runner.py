@@ -19,6 +19,8 @@ import io
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import tarfile
 import tempfile
 import threading
@@ -32,8 +34,50 @@ from pilotnet_brains.campaign.spec import Campaign, Entry
 
 #: Prefix of a task's temporary campaign folder on its worker (the runs' processes name it).
 TMP_PREFIX = "pnb-ray-"
+#: A task's watchdog (detached from the worker, which Ray ends with its children when a driver dies):
+#: once the worker is gone and the task's folder is still there, end every process naming the folder
+#: (the run's roslaunch, master and nodes), then remove the folder.
+_WATCHDOG = """import os, shutil, signal, sys, time
+worker, tmp = int(sys.argv[1]), sys.argv[2]
+if os.fork():
+    os._exit(0)
+os.setsid()
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError:
+        return False
+def procs():
+    out = []
+    for n in os.listdir('/proc'):
+        if n.isdigit() and int(n) != os.getpid():
+            try:
+                with open('/proc/%s/cmdline' % n, 'rb') as f:
+                    if tmp.encode() in f.read():
+                        out.append(int(n))
+            except OSError:
+                pass
+    return out
+while alive(worker) and os.path.isdir(tmp):
+    time.sleep(1.0)
+if os.path.isdir(tmp):
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for p in procs():
+            try:
+                os.kill(p, sig)
+            except OSError:
+                pass
+        t = time.time()
+        while procs() and time.time() - t < 10:
+            time.sleep(0.5)
+    shutil.rmtree(tmp, ignore_errors=True)
+"""
 #: Wall seconds the node check may take (a node starting its first worker process included).
 CHECK_TIMEOUT = 120.0
+
+
+_LOCAL_TMP: dict[str, str] = {}     # --ray local: the throw-away cluster's temporary folder
 
 
 class RayError(RuntimeError):
@@ -65,12 +109,15 @@ def connect(address: str):
     Client) or ``host:port`` (the head's GCS)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if address == "local":
-        # a single-node cluster: keep every socket on 127.0.0.1 (read when ray is imported)
+        # a single-node cluster: keep every socket on 127.0.0.1 (read when ray is imported), and write
+        # no token to ~/.ray/auth_token (which later `ray start`s of this user would take up)
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     ray = import_ray()
     kwargs: dict[str, Any] = {"logging_level": "ERROR", "log_to_driver": False}
     if address == "local":
-        kwargs.update(num_cpus=os.cpu_count(), include_dashboard=False, object_store_memory=256 << 20)
+        kwargs.update(num_cpus=os.cpu_count(), include_dashboard=False, object_store_memory=256 << 20,
+                      _temp_dir=_LOCAL_TMP.setdefault("dir", tempfile.mkdtemp(prefix="pnb-raylocal-")))
         address = None
     elif address != "auto":
         host, _, port = address.split("://", 1)[-1].rpartition(":")
@@ -82,6 +129,13 @@ def connect(address: str):
     except Exception as e:      # ConnectionError, a version mismatch, a refused client...
         raise RayError(f"cannot join the Ray cluster at {address or 'local'}: {str(e).splitlines()[0]}") from None
     return ray
+
+
+def disconnect(ray) -> None:
+    """Leave the cluster (a throw-away local one ends, its temporary folder removed)."""
+    ray.shutdown()
+    if "dir" in _LOCAL_TMP:
+        shutil.rmtree(_LOCAL_TMP.pop("dir"), ignore_errors=True)
 
 
 def node_label() -> str:
@@ -142,6 +196,8 @@ def run_task(spec: RunSpec, timeout: float, driver_root: str, laps: int, progres
 
     args = tuple((k, local_path(v, driver_root) if k == "model" and v else v) for k, v in spec.args)
     tmp = tempfile.mkdtemp(prefix=TMP_PREFIX + spec.run_id + "-")
+    subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), tmp], stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).wait()
     cdir = os.path.join(tmp, "campaign")
     runner = Runner(cdir, os.path.join(package_root(), "launch", "circuit.launch"), PortPool())
     node, done = node_label(), threading.Event()
@@ -248,7 +304,8 @@ def store(cdir: str, spec: RunSpec, out: Mapping[str, Any]) -> dict[str, Any]:
         shutil.rmtree(incoming, ignore_errors=True)
     log = os.path.join("logs", spec.run_id + ".log")
     rec = write_run_record(folder, spec, out["outcome"], out["wall_s"], out.get("returncode"), out["detail"],
-                           log, extra={"node": out.get("node", "")})
+                           log, extra={"node": out.get("node", ""),
+                                                 "transfer_bytes": len(out.get("archive") or b"")})
     return {"spec": spec, "outcome": out["outcome"], "wall_s": out["wall_s"], "detail": out["detail"],
             "record": rec, "laps": read_json(os.path.join(folder, "laps.json")), "node": out.get("node", "")}
 

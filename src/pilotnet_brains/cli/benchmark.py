@@ -232,7 +232,7 @@ def _join_ray(address: str, campaign: cp.Campaign, entries: list[cp.Entry]):
         problems = ray_runner.check_nodes(ray, entries, campaign)
     except ray_runner.RayError as e:
         print(f"benchmark: {e}", file=sys.stderr)
-        ray.shutdown()
+        ray_runner.disconnect(ray)
         return None
     bad = {node: missing for node, missing in problems.items() if missing}
     print(f"ray: {len(problems)} node(s) can take runs of {campaign.cpus_per_run:g} CPUs"
@@ -244,7 +244,7 @@ def _join_ray(address: str, campaign: cp.Campaign, entries: list[cp.Entry]):
                 print(f"    - {m}", file=sys.stderr)
         print("benchmark: set those nodes up (make setup, scripts/optimize for the artifacts, or copy them with "
               "the same sha256), or stop them, then run again", file=sys.stderr)
-        ray.shutdown()
+        ray_runner.disconnect(ray)
         return None
     return ray
 
@@ -388,7 +388,9 @@ def main(argv: list[str] | None = None) -> int:
               f"({(time.process_time() - cpu0) / len(results):.2f} s per run), "
               f"{time.monotonic() - t0:.0f} s wall" + (f", on Ray ({args.ray})" if ray else f", --jobs {args.jobs}"))
     if ray is not None:
-        ray.shutdown()
+        from pilotnet_brains.campaign import ray_runner
+
+        ray_runner.disconnect(ray)
     doc = cp.write_report(cdir, campaign, specs, skipped, offline_root=offline_root, plots=not args.no_plots,
                           wall_s=time.monotonic() - t0 if results else None)
     outcomes = [r["outcome"] for r in doc["runs"]]
