@@ -1,16 +1,11 @@
 """Campaigns on a Ray cluster (``scripts/benchmark CAMPAIGN --ray ADDRESS``): every run of the matrix
-is a Ray task asking for ``cpus_per_run`` CPUs. On its worker the task executes the same run function
-as a local job (:class:`pilotnet_brains.cli.benchmark.Runner`: its own ROS master on a free port, the
-wall timeout that makes it DNF "hung", the clean-up of its processes) in a temporary campaign folder,
-and returns the run folder and its log as a tar archive; the driver unpacks it where a local run writes
-it and then writes the run record (so resume, ``--retry`` and the report see no difference).
-
-Before it submits, the driver checks every node that can take a run: the package imports there, the
-launch file and roslaunch exist, the backends' runtimes are installed and each artifact is there with
-the driver's sha256 (an artifact inside the driver's checkout is looked for at the same place in the
-node's checkout, any other at the same absolute path).
-
-``ray`` is imported only here and only when ``--ray`` is used (there is no wheel for Python 3.8).
+is a Ray task asking for ``cpus_per_run`` CPUs. On its node the task executes the run function of a
+local job (:class:`pilotnet_brains.cli.benchmark.Runner`: own ROS master, the wall timeout that makes
+a run DNF "hung", the clean-up of its processes) in a temporary campaign folder and returns the run
+folder and its log as a tar archive; the driver unpacks it where a local run writes it, then writes
+the run record (so resume, ``--retry`` and the report see no difference). Before it submits, the
+driver checks the nodes (:func:`check_nodes`). ``ray`` is imported only when ``--ray`` is used (there
+is no wheel for Python 3.8).
 """
 from __future__ import annotations
 
@@ -34,49 +29,8 @@ from pilotnet_brains.campaign.spec import Campaign, Entry
 
 #: Prefix of a task's temporary campaign folder on its worker (the runs' processes name it).
 TMP_PREFIX = "pnb-ray-"
-#: A task's watchdog (detached from the worker, which Ray ends with its children when a driver dies):
-#: once the worker is gone and the task's folder is still there, end every process naming the folder
-#: (the run's roslaunch, master and nodes), then remove the folder.
-_WATCHDOG = """import os, shutil, signal, sys, time
-worker, tmp = int(sys.argv[1]), sys.argv[2]
-if os.fork():
-    os._exit(0)
-os.setsid()
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-        return True
-    except OSError:
-        return False
-def procs():
-    out = []
-    for n in os.listdir('/proc'):
-        if n.isdigit() and int(n) != os.getpid():
-            try:
-                with open('/proc/%s/cmdline' % n, 'rb') as f:
-                    if tmp.encode() in f.read():
-                        out.append(int(n))
-            except OSError:
-                pass
-    return out
-while alive(worker) and os.path.isdir(tmp):
-    time.sleep(1.0)
-if os.path.isdir(tmp):
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for p in procs():
-            try:
-                os.kill(p, sig)
-            except OSError:
-                pass
-        t = time.time()
-        while procs() and time.time() - t < 10:
-            time.sleep(0.5)
-    shutil.rmtree(tmp, ignore_errors=True)
-"""
 #: Wall seconds the node check may take (a node starting its first worker process included).
 CHECK_TIMEOUT = 120.0
-
-
 _LOCAL_TMP: dict[str, str] = {}     # --ray local: the throw-away cluster's temporary folder
 
 
@@ -196,8 +150,10 @@ def run_task(spec: RunSpec, timeout: float, driver_root: str, laps: int, progres
 
     args = tuple((k, local_path(v, driver_root) if k == "model" and v else v) for k, v in spec.args)
     tmp = tempfile.mkdtemp(prefix=TMP_PREFIX + spec.run_id + "-")
-    subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), tmp], stdin=subprocess.DEVNULL,
-                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).wait()
+    # ends the run and removes tmp if Ray ends this worker first (its driver killed): see ray_watchdog
+    subprocess.Popen([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ray_watchdog.py"),
+                      str(os.getpid()), tmp], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL).wait()
     cdir = os.path.join(tmp, "campaign")
     runner = Runner(cdir, os.path.join(package_root(), "launch", "circuit.launch"), PortPool())
     node, done = node_label(), threading.Event()
@@ -239,7 +195,10 @@ class Progress:
 
 # ---------------------------------------------------------------------------------- on the driver
 def check_nodes(ray, entries: Sequence[Entry], campaign: Campaign) -> dict[str, list[str]]:
-    """node -> what it lacks, for every alive node with ``cpus_per_run`` CPUs (RayError if none has)."""
+    """node -> what it lacks, for every alive node with ``cpus_per_run`` CPUs (RayError if none has):
+    the package imports, the launch file and roslaunch exist, the backends' runtimes are installed, each
+    artifact has the driver's sha256 (inside the driver's checkout: at the same place in the node's
+    checkout; elsewhere: at the same absolute path)."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     from pilotnet_brains.util import sha256_path

@@ -26,11 +26,14 @@ from pilotnet_brains import campaign as cp
 from pilotnet_brains import results_root
 from pilotnet_brains.helptext import HelpFormatter
 
-#: Child prologue: die with the campaign (SIGTERM when the parent thread ends), then exec roslaunch.
+#: Child prologue: die with the campaign (SIGTERM when the parent thread ends), unblock every signal (a
+#: parent such as a Ray worker may block SIGINT, and the mask is inherited: roslaunch and its nodes
+#: would then ignore the SIGINT that ends them cleanly), then exec roslaunch.
 _PDEATH = ("import ctypes, os, signal, sys\n"
            "ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))\n"
            "if os.getppid() != int(sys.argv[1]):\n"
            "    sys.exit(3)\n"
+           "signal.pthread_sigmask(signal.SIG_SETMASK, [])\n"
            "os.execvp(sys.argv[2], sys.argv[2:])\n")
 #: Wall seconds roslaunch gets to end the run's nodes after SIGINT before everything is SIGKILLed.
 STOP_GRACE = 20.0
