@@ -27,6 +27,7 @@ from pilotnet_brains.campaign.ray_runner import TMP_PREFIX
 pytestmark = [pytest.mark.ros]      # Ray has no Python 3.8 wheel: make test-py38 leaves these out
 
 HEAD_IP, WORKER_IP = "127.0.0.2", "127.0.0.3"
+CLIENT: dict[str, str] = {}          # the fixture's head: its Ray Client address (ray://...)
 
 
 def _free_port() -> int:
@@ -82,9 +83,11 @@ def ray_cluster(tmp_path_factory):
     address = f"{HEAD_IP}:{port}"
     common = ["--num-cpus", "1", "--object-store-memory", str(80 << 20), "--disable-usage-stats"]
     markers = [os.path.join(base, "head"), os.path.join(base, "node"), address]
+    client_port = _free_port()
+    CLIENT["address"] = f"ray://{HEAD_IP}:{client_port}"
     try:
         for cmd in ([ray_bin, "start", "--head", "--node-ip-address", HEAD_IP, "--port", str(port),
-                     "--include-dashboard=false", "--ray-client-server-port", str(_free_port()),
+                     "--include-dashboard=false", "--ray-client-server-port", str(client_port),
                      "--temp-dir", markers[0], *common, *_ports()],
                     [ray_bin, "start", "--address", address, "--node-ip-address", WORKER_IP,
                      "--temp-dir", markers[1], *common, *_ports()]):
@@ -182,11 +185,13 @@ def test_ray_campaign_gives_the_laps_of_jobs_1_and_resumes_after_the_driver_is_k
 
 
 def test_a_run_past_its_wall_timeout_on_a_worker_is_dnf_hung(ray_cluster, tmp_path):
-    # realtime at RTF 1 without a lap timeout: the lap takes ~42 s of wall time, the run gets 6 s
+    # realtime at RTF 1 without a lap timeout: the lap takes ~42 s of wall time, the run gets 6 s.
+    # Through Ray Client (ray://), the address a driver outside the cluster gives.
     spec_file = write_campaign(tmp_path / "hang.yaml", name="hang", backends=["explicit"], repetitions=2,
                                mode="realtime", rtf=1.0, timeouts={"lap": 0, "run": 6}, cpus_per_run=1)
     out = tmp_path / "out"
-    proc = run_tool("benchmark", spec_file, "--out", str(out), "--no-progress", "--ray", ray_cluster, timeout=300)
+    proc = run_tool("benchmark", spec_file, "--out", str(out), "--no-progress", "--ray", CLIENT["address"],
+                    timeout=300)
     cdir = out / "hang"
     summary = json.loads((cdir / "summary.json").read_text())
     assert [r["outcome"] for r in summary["runs"]] == ["hung", "hung"], proc.stdout
@@ -195,7 +200,12 @@ def test_a_run_past_its_wall_timeout_on_a_worker_is_dnf_hung(ray_cluster, tmp_pa
         assert rec["outcome"] == "hung" and rec["wall_s"] >= 6.0 and rec["node"] in (HEAD_IP, WORKER_IP)
         assert r["laps"][-1]["dnf_reason"] == "hung"
     assert "2 hung" in proc.stdout and "DNF hung" in (cdir / "report.md").read_text()
+    assert f"on Ray ({CLIENT['address']})" in proc.stdout
     wait_gone(TMP_PREFIX, timeout=5.0)
+    # the records are those of a local campaign: --jobs sees them finished, and would retry them
+    assert "2 already finished, 0 to run" in run_tool("benchmark", spec_file, "--out", str(out), "--list").stdout
+    listing = run_tool("benchmark", spec_file, "--out", str(out), "--list", "--retry", "hung").stdout
+    assert "0 already finished, 2 to run" in listing
 
 
 def test_the_nodes_are_checked_before_anything_runs(ray_cluster, random_tflite, tmp_path):  # noqa: F811
