@@ -213,6 +213,16 @@ def test_the_nodes_are_checked_before_anything_runs(ray_cluster, random_tflite, 
     proc = run_tool("benchmark", "tiny", "--out", str(tmp_path), "--ray", ray_cluster, check=False, timeout=120)
     assert proc.returncode == 2 and "no node of the cluster has the 2 CPUs" in proc.stderr, proc.stderr
     assert "cpus_per_run" in proc.stderr and not (tmp_path / "tiny" / "runs").exists()
+    # tasks whose runtime env hides the package (it imports from the workspace on PYTHONPATH): every
+    # node says so, nothing is submitted
+    spec_file = write_campaign(tmp_path / "nopath.yaml", name="nopath", backends=["explicit"], cpus_per_run=1,
+                               ray_runtime_env={"env_vars": {"PYTHONPATH": "/nonexistent"}})
+    proc = run_tool("benchmark", spec_file, "--out", str(tmp_path), "--ray", ray_cluster, check=False, timeout=180)
+    assert proc.returncode == 2 and "2 node(s) can take runs of 1 CPUs; 2 lack what the campaign needs" in proc.stdout
+    for ip in (HEAD_IP, WORKER_IP):
+        assert f"node {ip} lacks:\n    - the package's code cannot run there (" in proc.stderr, proc.stderr
+    assert "No module named 'pilotnet_brains'" in proc.stderr and "make setup" in proc.stderr
+    assert "set those nodes up" in proc.stderr and not (tmp_path / "nopath" / "runs").exists()
     # what a node lacks, listed per node: checked on each node by the same task the driver sends
     import ray
 
