@@ -4,7 +4,8 @@ runs the matrix, one isolated ``circuit.launch`` per run, and calls :func:`write
 
 Modules: :mod:`.spec` (the campaign file and its methods), :mod:`.matrix` (the runs), :mod:`.runner`
 (resume bookkeeping), :mod:`.aggregate` (per circuit x method figures and targets), :mod:`.report`
-(report.md, CSV/JSON), :mod:`.reference` (the expert's lap per circuit), :mod:`.plots`.
+(report.md, CSV/JSON), :mod:`.reference` (the expert's lap per circuit), :mod:`.plots`, :mod:`.ray_runner` (the runs as Ray
+tasks on a cluster: ``scripts/benchmark --ray``; imports ray only when used).
 
 Campaign file (``config/benchmarks/<name>.yaml``; every key but ``circuits`` optional)::
 
@@ -30,6 +31,8 @@ Campaign file (``config/benchmarks/<name>.yaml``; every key but ``circuits`` opt
     seed: 0                       # simulator seed (+ repetition index)
     launch_args: {}               # extra circuit.launch args for every run (e.g. camera_rate: 20)
     targets: true                 # false: a smoke campaign; the report lists its targets as n/a
+    cpus_per_run: 2               # scripts/benchmark --ray: CPUs each run's Ray task asks of its node
+    ray_runtime_env: {}           # --ray: the tasks' Ray runtime env (e.g. env_vars), passed as is
 
 Layout of ``results/benchmarks/<name>/``: ``runs/<run-id>/`` (the metrics node's run folder plus
 ``campaign_run.json``, the campaign's record of the run's outcome), ``logs/<run-id>.log``, and the

@@ -33,15 +33,16 @@ def read_json(path: str) -> dict[str, Any] | None:
 
 
 def write_run_record(folder: str, spec: RunSpec, outcome: str, wall_s: float, returncode: int | None,
-                     detail: str = "", log: str = "") -> dict[str, Any]:
-    """The campaign's record of a run (written last: its presence with a final outcome marks the run done)."""
+                     detail: str = "", log: str = "", extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The campaign's record of a run (written last: its presence with a final outcome marks the run done);
+    ``extra``: more fields (e.g. the Ray node that ran it)."""
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome {outcome!r}: one of {OUTCOMES}")
     rec = {"run_id": spec.run_id, "key": spec.key(), "outcome": outcome, "detail": detail,
            "wall_s": round(float(wall_s), 3), "returncode": returncode, "log": log,
            "finished": _dt.datetime.now().isoformat(timespec="seconds"),
            "circuit": spec.circuit, "start": asdict(spec.start), "entry": asdict(spec.entry),
-           "repetition": spec.repetition, "launch_args": spec.launch_args}
+           "repetition": spec.repetition, "launch_args": spec.launch_args, **(extra or {})}
     os.makedirs(folder, exist_ok=True)          # a run refused before its metrics node made it
     atomic_write_text(os.path.join(folder, RUN_RECORD), json.dumps(rec, indent=1) + "\n")
     return rec

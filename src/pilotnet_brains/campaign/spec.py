@@ -18,7 +18,8 @@ EXPLICIT = "explicit"
 DIRECTIONS = ("forward", "reverse", "both")
 
 _KEYS = ("name", "description", "backends", "circuits", "laps", "repetitions", "mode", "rtf", "starts",
-         "timeouts", "record", "record_camera_every", "threads", "seed", "launch_args", "targets")
+         "timeouts", "record", "record_camera_every", "threads", "seed", "launch_args", "targets",
+         "cpus_per_run", "ray_runtime_env")
 _TIMEOUT_KEYS = ("lap", "run", "brain")
 #: Launch args the campaign sets itself (launch_args may not override them).
 _RESERVED_ARGS = ("circuit", "mode", "rtf", "brain", "backend", "model", "threads", "laps", "timeout",
@@ -61,6 +62,8 @@ class Campaign:
     seed: int = 0
     launch_args: dict[str, str] = field(default_factory=dict)
     targets: bool = True                  # false: a smoke campaign, whose targets are not applicable
+    cpus_per_run: float = 2.0             # --ray: the CPUs each run's task asks of its node
+    ray_runtime_env: dict[str, Any] = field(default_factory=dict)   # --ray: Ray runtime env of the tasks
     source: str = "<dict>"
 
     def to_dict(self) -> dict[str, Any]:
@@ -209,6 +212,10 @@ def parse_campaign(data: Any, source: str = "<dict>") -> Campaign:
     record = data.get("record", False)
     if not isinstance(record, bool):
         raise CampaignError(f"{source}: record must be true or false, got {record!r}")
+    runtime_env = data.get("ray_runtime_env") or {}
+    if not isinstance(runtime_env, dict):
+        raise CampaignError(f"{source}: ray_runtime_env must be a mapping (a Ray runtime env such as "
+                            f"{{env_vars: {{...}}, working_dir: ...}}), got {runtime_env!r}")
     with_targets = data.get("targets", True)
     if not isinstance(with_targets, bool):
         raise CampaignError(f"{source}: targets must be true or false, got {with_targets!r}")
@@ -223,7 +230,9 @@ def parse_campaign(data: Any, source: str = "<dict>") -> Campaign:
                            strict=True),
         record=record, record_camera_every=_num(data, "record_camera_every", source, int, 0, 10),
         threads=_num(data, "threads", source, int, 1, 1), seed=_num(data, "seed", source, int, 0, 0),
-        launch_args={str(k): arg_str(v) for k, v in launch_args.items()}, targets=with_targets, source=source)
+        launch_args={str(k): arg_str(v) for k, v in launch_args.items()}, targets=with_targets,
+        cpus_per_run=_num(data, "cpus_per_run", source, float, 0.0, 2.0, strict=True),
+        ray_runtime_env=dict(runtime_env), source=source)
 
 
 def arg_str(v: Any) -> str:

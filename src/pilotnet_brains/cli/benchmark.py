@@ -26,11 +26,14 @@ from pilotnet_brains import results_root
 from pilotnet_brains.helptext import HelpFormatter
 from pilotnet_brains.util import free_port
 
-#: Child prologue: die with the campaign (SIGTERM when the parent thread ends), then exec roslaunch.
+#: Child prologue: die with the campaign (SIGTERM when the parent thread ends), unblock every signal (a
+#: parent such as a Ray worker may block SIGINT, and the mask is inherited: roslaunch and its nodes
+#: would then ignore the SIGINT that ends them cleanly), then exec roslaunch.
 _PDEATH = ("import ctypes, os, signal, sys\n"
            "ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))\n"
            "if os.getppid() != int(sys.argv[1]):\n"
            "    sys.exit(3)\n"
+           "signal.pthread_sigmask(signal.SIG_SETMASK, [])\n"
            "os.execvp(sys.argv[2], sys.argv[2:])\n")
 #: Wall seconds roslaunch gets to end the run's nodes after SIGINT before everything is SIGKILLed.
 STOP_GRACE = 20.0
@@ -201,7 +204,8 @@ def _describe(res: dict[str, Any]) -> str:
     spec: cp.RunSpec = res["spec"]
     head = f"{spec.run_id}: "
     if res["outcome"] != "done":
-        return head + f"DNF {res['outcome']} after {res['wall_s']:.0f} s wall ({res['detail'][:200]})"
+        return head + f"DNF {res['outcome']} after {res['wall_s']:.0f} s wall" + \
+            (f" on {res['node']}" if res.get("node") else "") + f" ({res['detail'][:200]})"
     laps = (res.get("laps") or {}).get("laps") or []
     bits = []
     for lap in laps:
@@ -209,7 +213,39 @@ def _describe(res: dict[str, Any]) -> str:
         mae = lap.get("deviation_mae")
         bits.append(f"lap {lap.get('lap')} {state} in {lap.get('lap_time', 0):.1f} s sim"
                     + (f", MAE {mae:.3f} m" if isinstance(mae, float) else ""))
-    return head + ("; ".join(bits) or "no lap") + f" [{res['wall_s']:.0f} s wall]"
+    node = f" on {res['node']}" if res.get("node") else ""
+    return head + ("; ".join(bits) or "no lap") + f" [{res['wall_s']:.0f} s wall{node}]"
+
+
+def _join_ray(address: str, campaign: cp.Campaign, entries: list[cp.Entry]):
+    """ray connected to ``address`` with every node able to run the campaign, else None (the reason
+    printed: what is wrong and what to do)."""
+    from pilotnet_brains.campaign import ray_runner
+
+    try:
+        ray = ray_runner.connect(address)
+    except ray_runner.RayError as e:
+        print(f"benchmark: {e}", file=sys.stderr)
+        return None
+    try:
+        problems = ray_runner.check_nodes(ray, entries, campaign)
+    except ray_runner.RayError as e:
+        print(f"benchmark: {e}", file=sys.stderr)
+        ray_runner.disconnect(ray)
+        return None
+    bad = {node: missing for node, missing in problems.items() if missing}
+    print(f"ray: {len(problems)} node(s) can take runs of {campaign.cpus_per_run:g} CPUs"
+          + (f"; {len(bad)} lack what the campaign needs:" if bad else ": all have what the campaign needs"))
+    if bad:
+        for node, missing in sorted(bad.items()):
+            print(f"  node {node} lacks:", file=sys.stderr)
+            for m in missing:
+                print(f"    - {m}", file=sys.stderr)
+        print("benchmark: set those nodes up (make setup, scripts/optimize for the artifacts, or copy them with "
+              "the same sha256), or stop them, then run again", file=sys.stderr)
+        ray_runner.disconnect(ray)
+        return None
+    return ray
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -221,12 +257,20 @@ def build_parser() -> argparse.ArgumentParser:
                     "plots. Run it again to resume: finished runs are skipped. Campaign file format: see "
                     "config/benchmarks/default.yaml and pilotnet_brains/campaign/__init__.py.",
         formatter_class=HelpFormatter,
-        epilog="examples:\n  scripts/benchmark default --jobs 2\n  scripts/benchmark tiny --list\n"
+        epilog="examples:\n  scripts/benchmark default --jobs 2\n  scripts/benchmark default --ray auto\n"
+               "  scripts/benchmark tiny --list\n"
                "  scripts/benchmark my_campaign.yaml --report-only")
     p.add_argument("campaign", help="campaign name (config/benchmarks/<name>.yaml) or path to a .yaml file")
     p.add_argument("--jobs", "-j", type=int, default=1,
                    help="runs at once, one master each (default 1; runs in parallel share the CPU, which "
                         "lowers realtime RTF and brain frequency: keep 1 for timing figures)")
+    p.add_argument("--ray", metavar="ADDRESS", default=None,
+                   help="run every run as a task on a Ray cluster instead of --jobs processes here: 'auto' (the "
+                        "cluster this machine belongs to), 'ray://HOST:10001' (Ray Client), 'HOST:PORT' (the "
+                        "head), or 'local' (a throw-away cluster on this machine). Each task asks for the "
+                        "campaign's cpus_per_run CPUs (default 2) and runs with its own ROS master on its node; "
+                        "its run folder comes back here. Every node needs the package set up (make setup; "
+                        "`ray start` from a shell with tools/env.sh sourced): the nodes are checked first")
     p.add_argument("--out", default=None, help="parent of the campaign folder (default <package>/results/benchmarks)")
     p.add_argument("--offline", default=None,
                    help="evaluate_offline results root to join size/MSE from (default <out>/../offline)")
@@ -245,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.jobs < 1:
         print("benchmark: --jobs must be >= 1", file=sys.stderr)
+        return 2
+    if args.ray is not None and args.jobs != 1:
+        print("benchmark: --jobs N runs here, --ray on a cluster: give one of them", file=sys.stderr)
         return 2
     try:
         campaign = cp.load_campaign(args.campaign)
@@ -277,7 +324,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.max_runs > 0:
         pending = pending[:args.max_runs]
 
-    t0 = time.monotonic()
+    ray = None
+    if args.ray and pending and not args.report_only:
+        ray = _join_ray(args.ray, campaign, entries)
+        if ray is None:
+            return 2
+    t0, cpu0 = time.monotonic(), time.process_time()
     runner = Runner(cdir, launch_file, PortPool())
     results: list[dict[str, Any]] = []
     interrupted = False
@@ -290,24 +342,36 @@ def main(argv: list[str] | None = None) -> int:
         old = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         bar = tqdm(total=len(pending), desc=f"benchmark {campaign.name}", unit="run", disable=args.no_progress,
                    file=sys.stderr, dynamic_ncols=True)
-        pool = cf.ThreadPoolExecutor(max_workers=args.jobs)
+
+        def on_result(res: dict[str, Any]) -> None:
+            results.append(res)
+            bar.update(1)
+            line = _describe(res)
+            if args.no_progress:
+                print(line, flush=True)
+            else:
+                bar.write(line, file=sys.stdout)
+
+        def on_progress(text: str) -> None:
+            bar.set_postfix_str(text[:160], refresh=True)
+
+        pool = cf.ThreadPoolExecutor(max_workers=1 if ray else args.jobs)
         try:
-            futures = [pool.submit(runner.run, s, cp.run_timeout(campaign, s.circuit)) for s in pending]
+            if ray is not None:
+                from pilotnet_brains.campaign import ray_runner
+
+                timeouts = {s.run_id: cp.run_timeout(campaign, s.circuit) for s in pending}
+                ray_runner.run_all(ray, cdir, campaign, pending, timeouts, on_result, on_progress, STOP_GRACE)
+            futures = [] if ray else [pool.submit(runner.run, s, cp.run_timeout(campaign, s.circuit))
+                                      for s in pending]
             left = set(futures)
             while left:
                 done, left = cf.wait(left, timeout=1.0)
                 for f in done:
                     res = f.result()
-                    if res["outcome"] is None:
-                        continue
-                    results.append(res)
-                    bar.update(1)
-                    line = _describe(res)
-                    if args.no_progress:
-                        print(line, flush=True)
-                    else:
-                        bar.write(line, file=sys.stdout)
-                bar.set_postfix_str(runner.progress_text(campaign.laps)[:160], refresh=True)
+                    if res["outcome"] is not None:
+                        on_result(res)
+                on_progress(runner.progress_text(campaign.laps))
         except KeyboardInterrupt:
             interrupted = True
             runner.stopping.set()
@@ -318,6 +382,14 @@ def main(argv: list[str] | None = None) -> int:
             bar.close()
             for sig, handler in old.items():
                 signal.signal(sig, handler)
+    if results:
+        print(f"driver: {time.process_time() - cpu0:.1f} s CPU for {len(results)} run(s) "
+              f"({(time.process_time() - cpu0) / len(results):.2f} s per run), "
+              f"{time.monotonic() - t0:.0f} s wall" + (f", on Ray ({args.ray})" if ray else f", --jobs {args.jobs}"))
+    if ray is not None:
+        from pilotnet_brains.campaign import ray_runner
+
+        ray_runner.disconnect(ray)
     doc = cp.write_report(cdir, campaign, specs, skipped, offline_root=offline_root, plots=not args.no_plots,
                           wall_s=time.monotonic() - t0 if results else None)
     outcomes = [r["outcome"] for r in doc["runs"]]
