@@ -18,8 +18,8 @@ import pytest
 from conftest import ROOT, run_tool
 
 from pilotnet_brains import campaign as cp
+from pilotnet_brains.campaign.launcher import STOP_GRACE
 from pilotnet_brains.circuits import load_circuit
-from pilotnet_brains.cli.benchmark import STOP_GRACE
 
 LAP_TIMEOUT = 8.0          # sim s: the runs end quickly (DNF timeout), whatever the brain does
 

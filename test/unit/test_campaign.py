@@ -384,7 +384,7 @@ def test_a_refused_run_is_failed_with_the_refusing_message_from_its_record_or_it
     doc = {"status": "refused", "laps": [], "refusal": {"by": "brain", "message": "unknown backend 'x'"}}
     outcome, detail = cp.classify(doc, 1)
     assert outcome == "failed" and "refused by brain: unknown backend 'x'" in detail
-    from pilotnet_brains.cli.benchmark import _tail
+    from pilotnet_brains.campaign.launcher import log_tail as _tail
 
     log = tmp_path / "run.log"
     log.write_text("started roslaunch\n[FATAL] [1.0]: f1_sim: ~mode 'foo': use one of ['realtime', 'lockstep']\n"

@@ -1,6 +1,6 @@
 """Campaigns on a Ray cluster (``scripts/benchmark CAMPAIGN --ray ADDRESS``): every run of the matrix
 is a Ray task asking for ``cpus_per_run`` CPUs. On its node the task executes the run function of a
-local job (:class:`pilotnet_brains.cli.benchmark.Runner`: own ROS master, the wall timeout that makes
+local job (:class:`pilotnet_brains.campaign.launcher.Runner`: own ROS master, the wall timeout that makes
 a run DNF "hung", the clean-up of its processes) in a temporary campaign folder and returns the run
 folder and its log as a tar archive; the driver unpacks it where a local run writes it, then writes
 the run record (so resume, ``--retry`` and the report see no difference). Before it submits, the
@@ -146,7 +146,7 @@ def _pack(cdir: str, run_id: str) -> bytes:
 
 def run_task(spec: RunSpec, timeout: float, driver_root: str, laps: int, progress: Any) -> dict[str, Any]:
     """One run on this node with the local run function; returns its outcome and its folder (tar.gz)."""
-    from pilotnet_brains.cli.benchmark import PortPool, Runner
+    from pilotnet_brains.campaign.launcher import PortPool, Runner
 
     args = tuple((k, local_path(v, driver_root) if k == "model" and v else v) for k, v in spec.args)
     tmp = tempfile.mkdtemp(prefix=TMP_PREFIX + spec.run_id + "-")
