@@ -116,7 +116,7 @@ def free_port(taken: Collection[int] = ()) -> int:
     then finds a node where it expects a master: 'method "hasParam" is not supported'). Ports below
     the ephemeral range are only ever taken by name. RuntimeError when none is free."""
     first = ephemeral_ports()[0]
-    low = 10000 if first > 12000 else 1024
+    low = 20000 if first > 22000 else 1024      # above Ray's default worker ports (10002-19999)
     rng = random.SystemRandom()
     for _ in range(2000):
         port = rng.randrange(low, max(first, low + 1))

@@ -73,6 +73,25 @@ def wait_gone(marker: str, timeout: float = 40.0) -> None:
         time.sleep(0.5)
 
 
+def kill_driver_when(args: list[str], checks, timeout: float) -> None:
+    """Start ``scripts/benchmark ARGS`` and SIGKILL it (no clean-up of its own) once each ``(what,
+    ready)`` check holds, in turn; fails with ``what`` when one does not within ``timeout`` s."""
+    victim = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "benchmark"), *args],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        for what, ready in checks:
+            while not ready():
+                assert victim.poll() is None, victim.stdout.read()
+                assert time.monotonic() < deadline, what
+                time.sleep(0.2)
+        victim.kill()
+        victim.wait()
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+
+
 def sim_laps(summary: dict) -> dict:
     """run_id -> [lap fields that do not depend on the wall clock]."""
     return {r["run_id"]: [{k: lap.get(k) for k in cp.SIM_FIELDS} for lap in r["laps"]] for r in summary["runs"]}
@@ -122,24 +141,11 @@ def test_tiny_campaign_report_then_killed_and_resumed_gives_the_same(random_tfli
 
     # --- campaign B: killed (SIGKILL, no clean-up) after its first run, then resumed ---------------
     b = out_b / "tiny_test"
-    env = dict(os.environ)
-    victim = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "benchmark"), spec_file, "--out",
-                               str(out_b), "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, env=env, start_new_session=True)
-    try:
-        first = b / "runs" / "simple_circuit_rev0_explicit_r1" / cp.RUN_RECORD
-        in_flight = b / "runs" / "simple_circuit_rev0_random_dynamic_r1" / "laps.json"   # its metrics node is up
-        deadline = time.monotonic() + 200
-        for what, path in (("the first run did not finish", first), ("the second run did not start", in_flight)):
-            while not path.exists():
-                assert victim.poll() is None, victim.stdout.read()
-                assert time.monotonic() < deadline, what
-                time.sleep(0.2)
-        victim.kill()
-        victim.wait()
-    finally:
-        if victim.poll() is None:
-            victim.kill()
+    first = b / "runs" / "simple_circuit_rev0_explicit_r1" / cp.RUN_RECORD
+    in_flight = b / "runs" / "simple_circuit_rev0_random_dynamic_r1" / "laps.json"   # its metrics node is up
+    kill_driver_when([spec_file, "--out", str(out_b), "--no-progress"],
+                     [("the first run did not finish", first.exists),
+                      ("the second run did not start", in_flight.exists)], timeout=200)
     wait_gone(str(b))                                                 # the run in flight died with it
     second = b / "runs" / "simple_circuit_rev0_random_dynamic_r1"
     assert not (second / cp.RUN_RECORD).exists()

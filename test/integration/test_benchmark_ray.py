@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,10 +18,11 @@ import time
 import numpy as np
 import pytest
 from conftest import ROOT, run_tool
-from test_benchmark import random_tflite, sim_laps, write_campaign  # noqa: F401 -- the model fixture
+from test_benchmark import kill_driver_when, random_tflite, sim_laps, write_campaign  # noqa: F401 -- the model fixture
 
 from pilotnet_brains import campaign as cp
 from pilotnet_brains.campaign.ray_runner import TMP_PREFIX
+from pilotnet_brains.util import free_port
 
 pytestmark = [pytest.mark.ros]      # Ray has no Python 3.8 wheel: make test-py38 leaves these out
 
@@ -30,10 +30,15 @@ HEAD_IP, WORKER_IP = "127.0.0.2", "127.0.0.3"
 CLIENT: dict[str, str] = {}          # the fixture's head: its Ray Client address (ray://...)
 
 
+_TAKEN: set[int] = set()
+
+
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below the ephemeral range (no ROS node's port-0 socket can take it before Ray does),
+    a different one each call."""
+    port = free_port(_TAKEN)
+    _TAKEN.add(port)
+    return port
 
 
 def _ports() -> list[str]:
@@ -141,20 +146,8 @@ def test_ray_campaign_gives_the_laps_of_jobs_1_and_resumes_after_the_driver_is_k
 
     # --- on Ray, the driver killed (SIGKILL) once a run is finished and another is in flight -------------
     b = out_b / "four"
-    victim = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "benchmark"), spec_file, "--out",
-                               str(out_b), "--no-progress", "--ray", ray_cluster], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 300
-        while not list(b.glob("runs/*/" + cp.RUN_RECORD)):
-            assert victim.poll() is None, victim.stdout.read()
-            assert time.monotonic() < deadline, "no run finished"
-            time.sleep(0.2)
-        victim.kill()
-        victim.wait()
-    finally:
-        if victim.poll() is None:
-            victim.kill()
+    kill_driver_when([spec_file, "--out", str(out_b), "--no-progress", "--ray", ray_cluster],
+                     [("no run finished", lambda: bool(list(b.glob("runs/*/" + cp.RUN_RECORD))))], timeout=300)
     finished = {p.parent.name: p.read_text() for p in b.glob("runs/*/" + cp.RUN_RECORD)}
     assert 1 <= len(finished) < 4
     wait_gone(TMP_PREFIX, timeout=60.0)          # Ray ended the killed driver's tasks and their runs
