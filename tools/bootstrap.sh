@@ -26,7 +26,7 @@ fi
 # 2. The venv: one interpreter for rospy and the ML stack.
 req_hash=$(cat tools/requirements.txt tools/requirements-nodeps.txt | sha256sum | cut -c1-16)
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamps/venv" 2>/dev/null)" != "$req_hash" ]; then
-  say "creating the Python environment in .venv (about a minute, 2.8 GB)"
+  say "creating the Python environment in .venv (about a minute, 3.5 GB)"
   [ -x .venv/bin/python ] || /usr/bin/python3 -m venv --system-site-packages .venv
   .venv/bin/pip install -q --progress-bar off -r tools/requirements.txt
   .venv/bin/pip install -q --progress-bar off --no-deps -r tools/requirements-nodeps.txt
