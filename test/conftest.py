@@ -104,11 +104,12 @@ needs_openvino = pytest.mark.skipif(not runtime_installed("openvino_fp32"),
                                     reason="openvino is not installed (no Python 3.8 wheel)")
 
 
-def method_params(names):
-    """``names`` for parametrize, those that need torch marked ``torch``, those whose runtime is not
-    installed here skipped."""
-    return [pytest.param(n, marks=[pytest.mark.torch] * needs_torch(n) + [pytest.mark.skipif(
-        not runtime_installed(n), reason=f"{BACKENDS[n].runtime} is not installed")]) for n in names]
+def method_params(names, slow=()):
+    """``names`` for parametrize, those that need torch marked ``torch``, those in ``slow`` marked
+    ``slow``, those whose runtime is not installed here skipped."""
+    return [pytest.param(n, marks=[pytest.mark.torch] * needs_torch(n) + [pytest.mark.slow] * (n in slow) + [
+        pytest.mark.skipif(not runtime_installed(n), reason=f"{BACKENDS[n].runtime} is not installed")])
+        for n in names]
 
 
 @pytest.fixture(scope="session")

@@ -73,7 +73,11 @@ def test_every_training_backend_has_a_method():
         assert METHODS[name].needs == "training"
 
 
-@pytest.mark.parametrize("name", method_params(sorted(TOLERANCE)))
+#: Clustering before fine-tuning takes 1.5-2 min per method on 2 cores: these run with `make test-slow`.
+CLUSTERED = ("tflite_cqat", "tflite_pcqat")
+
+
+@pytest.mark.parametrize("name", method_params(sorted(TOLERANCE), slow=CLUSTERED))
 def test_method_builds_loads_and_tracks_parent(setup, name):
     """Self-distillation smoke build (synthetic frames labelled by the parent): the fine-tuned
     artifact must still behave like its parent."""
