@@ -73,7 +73,8 @@ def test_invalid_campaigns_are_refused_with_a_message_naming_the_problem(over, w
     assert msg.startswith("test.yaml") and all(w in msg for w in words), msg
 
 
-@pytest.mark.parametrize("name", ["default", "realtime", "tiny", "base_models", "openvino", "openvino_realtime"])
+@pytest.mark.parametrize("name", ["default", "realtime", "tiny", "base_models", "openvino", "openvino_realtime",
+                                  "throughput"])
 def test_packaged_campaigns_load(name):
     c = cp.load_campaign(name)
     assert c.name == name and c.circuits
