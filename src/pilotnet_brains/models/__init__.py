@@ -57,7 +57,6 @@ def macs(input_shape: tuple[int, int, int] = INPUT_SHAPE) -> int:
     return sum(n for _, n in layer_macs(input_shape))
 
 
-
 def models_dir() -> str:
     """Where models live: ``<package>/models``; ``PILOTNET_MODELS_DIR`` overrides (tests, benchmarks)."""
     return os.environ.get("PILOTNET_MODELS_DIR") or os.path.join(PACKAGE_ROOT, "models")
