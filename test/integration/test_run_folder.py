@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 
@@ -86,3 +87,25 @@ def test_the_identity_records_start_s_and_no_backend_for_the_explicit_brain(ros_
         node.wait(90)                # ~1 s; a starved runner has taken over 30
     assert ident["brain"] == "explicit" and ident["backend"] == "", "the explicit brain has no backend"
     assert ident["start_s"] == 12.5
+
+
+def test_lap_metrics_stopped_while_it_registers_with_the_master_exits(ros_master, tmp_path):
+    """SIGTERM right after the run folder is claimed lands while the node registers its topics with
+    the master; a shutdown run inside the signal handler then deadlocked on that XML-RPC connection
+    (4 of 40 such stops hung before)."""
+    for i, delay in enumerate(0.006 * k for k in range(10)):
+        node = lap_metrics(ros_master, f"lm_stop{i}", f"_results_dir:={tmp_path}", f"_run_id:=stop{i}",
+                           wait=False)
+        laps = tmp_path / f"stop{i}" / "laps.json"
+        deadline = time.monotonic() + 60
+        while not laps.exists() and time.monotonic() < deadline and node.poll() is None:
+            time.sleep(0.002)
+        time.sleep(delay)
+        node.terminate()
+        try:
+            rc = node.wait(60)     # ~1 s
+        except subprocess.TimeoutExpired:
+            node.kill()
+            node.wait()
+            pytest.fail(f"lap_metrics stopped {delay * 1000:.0f} ms after claiming its folder did not exit")
+        assert rc in (0, 128 + signal.SIGTERM), rc

@@ -32,6 +32,7 @@ from std_msgs.msg import String
 
 from pilotnet_brains import topics
 from pilotnet_brains.params import RecorderParams, read_params, ros_params
+from pilotnet_brains.ros import startup
 
 #: Messages kept in memory while the run folder is not known yet.
 MAX_BUFFERED = 5000
@@ -213,7 +214,7 @@ def main() -> None:
     from pilotnet_brains.helptext import node_help
 
     node_help(main, RecorderParams)   # --help: the ~params, and no node started
-    rospy.init_node("record_run")
+    startup.init_node("record_run")
     try:
         params = read_params(RecorderParams(), ros_params)
     except ValueError as e:
@@ -223,4 +224,5 @@ def main() -> None:
         rospy.logfatal(f"record_run: ~compression must be none, lz4 or bz2, got {params.compression!r}")
         raise SystemExit(1)
     BagRecorder(params)
+    startup.started()
     rospy.spin()

@@ -185,9 +185,8 @@ def main(default_brain: str = BrainParams.brain) -> None:
 
     defaults = BrainParams(brain=default_brain)
     node_help(main, defaults)   # --help: the ~params, and no node started
-    startup.guard()
     startup.keep_large_buffers_on_the_heap()   # the camera frames it receives
-    rospy.init_node("brain")
+    startup.init_node("brain")
     # OpenCV's thread pool costs more to wake (~0.5 ms after an idle frame period) than the tiny
     # crop/resize/colour conversions of a frame take on one core.
     cv2.setNumThreads(1)

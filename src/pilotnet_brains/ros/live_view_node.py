@@ -22,6 +22,7 @@ from pilotnet_brains.circuits import CircuitError, load_circuit
 from pilotnet_brains.liveview import PANEL_HEIGHT, Telemetry, compose
 from pilotnet_brains.msg import BrainStats, LapResult
 from pilotnet_brains.params import LiveViewParams, read_params, ros_params
+from pilotnet_brains.ros import startup
 from pilotnet_brains.sim import render_top_view
 
 WINDOW = "pilotnet_brains live view"
@@ -143,7 +144,7 @@ def main() -> None:
     from pilotnet_brains.helptext import node_help
 
     node_help(main, LiveViewParams)   # --help: the ~params, and no node started
-    rospy.init_node("live_view")
+    startup.init_node("live_view")
     cv2.setNumThreads(1)
     try:
         params = read_params(LiveViewParams(), ros_params)
@@ -156,6 +157,7 @@ def main() -> None:
         rospy.logwarn("live_view: no DISPLAY: no window; the view is on ~debug_image")
         window = False
     LiveViewNode(circuit, rate=params.rate, window=window)
+    startup.started()
     rospy.loginfo(f"live_view: {circuit.name}" + (", window open" if window else "")
                   + f"; picture on {rospy.resolve_name('~debug_image')}")
     rospy.spin()

@@ -434,8 +434,7 @@ def main() -> None:
     from pilotnet_brains.helptext import node_help
 
     node_help(main, MetricsParams, LapLimits)   # --help: the ~params, and no node started
-    startup.guard()
-    rospy.init_node("lap_metrics")
+    startup.init_node("lap_metrics")
     try:
         node = LapMetricsNode()
     except (ValueError, OSError) as e:

@@ -350,9 +350,8 @@ def main() -> None:
     from pilotnet_brains.helptext import node_help
 
     node_help(main, SimParams)   # --help: the ~params, and no node started
-    startup.guard()
     startup.keep_large_buffers_on_the_heap()
-    rospy.init_node("f1_sim")
+    startup.init_node("f1_sim")
     try:
         params = read_params(SimParams(), ros_params)
         cv2.setNumThreads(params.render_threads)

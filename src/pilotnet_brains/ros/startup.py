@@ -1,8 +1,13 @@
 """How a node process starts and refuses to start (brain, f1_sim, lap_metrics).
 
-- :func:`guard` (first thing in a node's ``main``): until :func:`started`, SIGINT/SIGTERM end the
+- :func:`init_node` (instead of ``rospy.init_node``): until :func:`started`, SIGINT/SIGTERM end the
   process at once, quietly (a node still loading a model has nothing to save, and rospy's own
-  handler would only flag the shutdown and let the loading run on until roslaunch kills it).
+  handler would only flag the shutdown and let the loading run on until roslaunch kills it); after
+  it, they shut rospy down from a thread of their own, so the shutdown hooks run.
+  rospy's own handler runs the whole shutdown inside the signal handler, in the main thread: a
+  signal that lands while the main thread waits for the master (registering a subscriber, reading
+  a parameter) sends the unregistration down the same XML-RPC connection, which deadlocks, and the
+  node never exits.
 - :func:`refuse`: the FATAL message, exit non-zero, and, when the launch gave the node a
   ``~run_token``, the message in the parameter ``/run_refusals/<token>`` = {node, message}, where
   the metrics node of the same launch finds it and records the run as ``refused``. The refusing
@@ -46,14 +51,24 @@ def _on_signal(sig: int, _frame: Any) -> None:
         sys.stderr.write(f"{os.path.basename(sys.argv[0])}: stopped by signal {sig} while starting\n")
         sys.stderr.flush()
         os._exit(128 + sig)
+    import threading
+
+    import rospy
+
+    # not daemon: the interpreter waits for the hooks (a bag to close, results to write) at exit
+    threading.Thread(target=rospy.signal_shutdown, args=(f"signal-{sig}",), name="signal_shutdown").start()
 
 
-def guard() -> None:
-    """Exit at once on SIGINT/SIGTERM until :func:`started` (rospy.init_node chains to this handler)."""
+def init_node(name: str, **kwargs: Any) -> None:
+    """``rospy.init_node`` with this module's SIGINT/SIGTERM handling; the node is starting until
+    :func:`started`."""
+    import rospy
+
     global _starting
     _starting = True
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
+    rospy.init_node(name, disable_signals=True, **kwargs)
 
 
 def started() -> None:
