@@ -152,6 +152,22 @@ def test_corrupt_file(name, suffix, tmp_path):
 
 @pytest.mark.torch   # the IR is converted from the torch model's ONNX export
 @needs_openvino
+@pytest.mark.parametrize("name", ["openvino_fp32", "openvino_int8"])
+def test_openvino_single_frames_through_the_held_input_match_the_batch(pilotnet_artifacts, name):
+    """A single frame goes through an input tensor the backend holds: each call must see its own
+    frame (a stale input would repeat the previous answer) and answer as the batch path does."""
+    be = load_backend(name, path=pilotnet_artifacts["paths"][name])
+    x = pilotnet_artifacts["x"]
+    batch = be.predict(x).copy()
+    singles = np.concatenate([be.predict(x[i:i + 1]).copy() for i in range(len(x))])
+    assert len({tuple(np.round(r, 5)) for r in singles}) == len(x), "a frame was answered with another's output"
+    np.testing.assert_allclose(singles, batch, atol=1e-4)
+    assert be.predict(x[3]).shape == (1, 2)       # one HWC frame is a batch of one too
+    np.testing.assert_allclose(be.predict(x[3]), singles[3:4], atol=1e-6)
+
+
+@pytest.mark.torch   # the IR is converted from the torch model's ONNX export
+@needs_openvino
 def test_openvino_ir_needs_its_weights(pilotnet_artifacts, tmp_path):
     """An OpenVINO IR is two files: its size counts both, a missing .bin is ArtifactMissing and a
     corrupt .xml or .bin ArtifactCorrupt, each naming the file."""

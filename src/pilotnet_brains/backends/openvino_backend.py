@@ -1,7 +1,10 @@
 """OpenVINO IR models (``model.xml`` + ``model.bin``) on the CPU plugin.
 
-One compiled model (dynamic batch, as exported) and one infer request, reused by every call.
-Inputs are NHWC float32 as for every backend; the IR's own graph transposes them. The batch stays
+One compiled model (dynamic batch, as exported) and one infer request, reused by every call. A
+single frame (the brain's case) is copied into an input tensor the request holds from the start, and
+the request runs without arguments: 25 µs p50 less a call than handing it the array each time
+(281-306 against 313-330 µs, openvino_int8, 1 thread, Sapphire Rapids). Other batches go in as they
+come. Inputs are NHWC float32 as for every backend. The batch stays
 dynamic: reshaping the int8 IR to a static batch 1 changed its outputs by up to 0.8 (normalized
 units) on OpenVINO 2026.4.
 """
@@ -13,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from pilotnet_brains.backends.base import ArtifactMissing, Backend, read_meta_or_none
+from pilotnet_brains.models import INPUT_SHAPE
 from pilotnet_brains.util import companions
 
 #: INFERENCE_PRECISION_HINT per backend (float32 unless listed): without the hint the CPU plugin
@@ -40,8 +44,15 @@ class OpenVinoBackend(Backend):
             "INFERENCE_NUM_THREADS": self.threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_PRECISION_HINT": self._precision})
         self._request = compiled.create_infer_request()
+        self._frame = np.zeros((1,) + INPUT_SHAPE, np.float32)
+        self._frame_request = compiled.create_infer_request()
+        self._frame_request.set_input_tensor(ov.Tensor(self._frame, shared_memory=True))
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
+        if x.shape[0] == 1:
+            np.copyto(self._frame, x)
+            self._frame_request.infer()
+            return self._frame_request.get_output_tensor(0).data
         self._request.infer({0: x}, share_inputs=True)
         return self._request.get_output_tensor(0).data
 
