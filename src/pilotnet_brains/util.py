@@ -1,4 +1,4 @@
-"""Small shared helpers: atomic file writes, hashing, free ports."""
+"""Small shared helpers: atomic file writes, hashing, free ports, processes by command line."""
 from __future__ import annotations
 
 import hashlib
@@ -129,3 +129,21 @@ def free_port(taken: Collection[int] = ()) -> int:
                 continue
         return port
     raise RuntimeError(f"no free TCP port on 127.0.0.1 in {low}-{first - 1} (below the ephemeral range)")
+
+
+def processes_naming(marker: str) -> list[int]:
+    """pids of the live processes (zombies left out) whose command line contains ``marker``, this
+    process excepted (Linux /proc)."""
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit() and int(name) != os.getpid():
+            try:
+                with open(f"/proc/{name}/cmdline", "rb") as f:
+                    if marker.encode() not in f.read():
+                        continue
+                with open(f"/proc/{name}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
+                        out.append(int(name))
+            except (OSError, IndexError):
+                continue
+    return out

@@ -20,6 +20,7 @@ from conftest import ROOT, run_tool
 from pilotnet_brains import campaign as cp
 from pilotnet_brains.campaign.launcher import STOP_GRACE
 from pilotnet_brains.circuits import load_circuit
+from pilotnet_brains.util import processes_naming
 
 LAP_TIMEOUT = 8.0          # sim s: the runs end quickly (DNF timeout), whatever the brain does
 
@@ -50,26 +51,10 @@ def tiny(tmp_path, model: str) -> str:
         starts={"random": 1, "seed": 3, "direction": "reverse"})
 
 
-def run_processes(marker: str) -> list[int]:
-    """pids of live processes whose command line mentions ``marker`` (a campaign's folder)."""
-    out = []
-    for name in os.listdir("/proc"):
-        if name.isdigit() and int(name) != os.getpid():
-            try:
-                with open(f"/proc/{name}/cmdline", "rb") as f:
-                    if marker.encode() in f.read():
-                        with open(f"/proc/{name}/stat") as g:
-                            if g.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
-                                out.append(int(name))
-            except OSError:
-                continue
-    return out
-
-
 def wait_gone(marker: str, timeout: float = 40.0) -> None:
     deadline = time.monotonic() + timeout
-    while run_processes(marker):
-        assert time.monotonic() < deadline, f"processes of {marker} still alive: {run_processes(marker)}"
+    while processes_naming(marker):
+        assert time.monotonic() < deadline, f"processes of {marker} still alive: {processes_naming(marker)}"
         time.sleep(0.5)
 
 

@@ -41,3 +41,30 @@ def test_taken_ports_and_bound_ports_are_not_returned():
         busy = held.getsockname()[1]
         held.listen()
         assert all(free_port() != busy for _ in range(200))
+
+
+def test_processes_naming_finds_live_processes_by_command_line_and_leaves_zombies_out(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from pilotnet_brains.util import processes_naming
+
+    marker = str(tmp_path / "marker_folder")
+    proc = subprocess.Popen([sys.executable, "-c", "import time, sys; time.sleep(60)", marker])
+    try:
+        deadline = time.monotonic() + 10     # until the child has exec'd (its command line is then ours)
+        while processes_naming(marker) != [proc.pid] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert processes_naming(marker) == [proc.pid]
+        assert processes_naming(marker + "_other") == []
+        proc.kill()                       # not reaped yet: a zombie that still names the marker in /proc
+        deadline = time.monotonic() + 10
+        while processes_naming(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert processes_naming(marker) == []
+        with open(f"/proc/{proc.pid}/stat") as f:
+            assert f.read().rsplit(")", 1)[1].split()[0] == "Z", "the killed child was reaped before the check"
+    finally:
+        proc.kill()
+        proc.wait()

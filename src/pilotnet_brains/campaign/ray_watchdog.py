@@ -12,6 +12,8 @@ import signal
 import sys
 import time
 
+from pilotnet_brains.util import processes_naming
+
 
 def _alive(pid: int) -> bool:
     try:
@@ -19,19 +21,6 @@ def _alive(pid: int) -> bool:
         return True
     except OSError:
         return False
-
-
-def _naming(folder: str) -> list[int]:
-    out = []
-    for name in os.listdir("/proc"):
-        if name.isdigit() and int(name) != os.getpid():
-            try:
-                with open(f"/proc/{name}/cmdline", "rb") as f:
-                    if folder.encode() in f.read():
-                        out.append(int(name))
-            except OSError:
-                continue
-    return out
 
 
 def main(worker: int, folder: str) -> None:
@@ -43,13 +32,13 @@ def main(worker: int, folder: str) -> None:
     if not os.path.isdir(folder):
         return
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in _naming(folder):
+        for pid in processes_naming(folder):
             try:
                 os.kill(pid, sig)
             except OSError:
                 pass
         deadline = time.monotonic() + 10.0
-        while _naming(folder) and time.monotonic() < deadline:
+        while processes_naming(folder) and time.monotonic() < deadline:
             time.sleep(0.5)
     shutil.rmtree(folder, ignore_errors=True)
 
