@@ -24,6 +24,13 @@ def lap_metrics(ros_master, name: str, *params: str, wait: bool = True):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def wait_claimed(node: subprocess.Popen, laps, poll: float = 0.1) -> None:
+    """Until the node has written ``laps`` (its run folder is claimed), exits, or 60 s pass."""
+    deadline = time.monotonic() + 60
+    while not laps.exists() and time.monotonic() < deadline and node.poll() is None:
+        time.sleep(poll)
+
+
 @pytest.mark.parametrize("run_id", ["../../escaped_run", "a/b/c", "..", ".hidden", "{tmp}/abs_run"])
 def test_a_run_id_that_is_not_one_plain_name_is_refused(ros_master, tmp_path, run_id):
     results = tmp_path / "deep" / "results"
@@ -41,9 +48,7 @@ def test_a_second_run_with_the_same_run_id_is_refused_naming_the_first(ros_maste
     first = lap_metrics(ros_master, "lm_first", f"_results_dir:={tmp_path}", "_run_id:=same", wait=False)
     try:
         laps = tmp_path / "same" / "laps.json"
-        deadline = time.monotonic() + 60
-        while not laps.exists() and time.monotonic() < deadline and first.poll() is None:
-            time.sleep(0.1)
+        wait_claimed(first, laps)
         assert laps.exists(), f"no laps.json (the first lap_metrics exited {first.poll()})"
         before = json.loads(laps.read_text())
         second = lap_metrics(ros_master, "lm_second", f"_results_dir:={tmp_path}", "_run_id:=same")
@@ -78,9 +83,7 @@ def test_the_identity_records_start_s_and_no_backend_for_the_explicit_brain(ros_
                        "_brain:=explicit", "_backend:=tflite_int8", "_start_s:=12.5", wait=False)
     try:
         laps = tmp_path / "ident" / "laps.json"
-        deadline = time.monotonic() + 60
-        while not laps.exists() and time.monotonic() < deadline and node.poll() is None:
-            time.sleep(0.1)
+        wait_claimed(node, laps)
         ident = json.loads(laps.read_text())["identity"]
     finally:
         node.terminate()
@@ -97,9 +100,7 @@ def test_lap_metrics_stopped_while_it_registers_with_the_master_exits(ros_master
         node = lap_metrics(ros_master, f"lm_stop{i}", f"_results_dir:={tmp_path}", f"_run_id:=stop{i}",
                            wait=False)
         laps = tmp_path / f"stop{i}" / "laps.json"
-        deadline = time.monotonic() + 60
-        while not laps.exists() and time.monotonic() < deadline and node.poll() is None:
-            time.sleep(0.002)
+        wait_claimed(node, laps, poll=0.002)
         time.sleep(delay)
         node.terminate()
         try:

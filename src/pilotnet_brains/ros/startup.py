@@ -1,4 +1,4 @@
-"""How a node process starts and refuses to start (brain, f1_sim, lap_metrics).
+"""How a node process starts and refuses to start (brain, f1_sim, lap_metrics, record_run, live_view).
 
 - :func:`init_node` (instead of ``rospy.init_node``): until :func:`started`, SIGINT/SIGTERM end the
   process at once, quietly (a node still loading a model has nothing to save, and rospy's own
@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 from typing import Any, NoReturn
 
 #: Parameter namespace of refusals, keyed by the launch's run token.
@@ -51,8 +52,6 @@ def _on_signal(sig: int, _frame: Any) -> None:
         sys.stderr.write(f"{os.path.basename(sys.argv[0])}: stopped by signal {sig} while starting\n")
         sys.stderr.flush()
         os._exit(128 + sig)
-    import threading
-
     import rospy
 
     # not daemon: the interpreter waits for the hooks (a bag to close, results to write) at exit
