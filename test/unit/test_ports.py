@@ -43,6 +43,11 @@ def test_taken_ports_and_bound_ports_are_not_returned():
         assert all(free_port() != busy for _ in range(200))
 
 
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
 def test_processes_naming_finds_live_processes_by_command_line_and_leaves_zombies_out(tmp_path):
     import subprocess
     import sys
@@ -58,13 +63,12 @@ def test_processes_naming_finds_live_processes_by_command_line_and_leaves_zombie
             time.sleep(0.01)
         assert processes_naming(marker) == [proc.pid]
         assert processes_naming(marker + "_other") == []
-        proc.kill()                       # not reaped yet: a zombie that still names the marker in /proc
+        proc.kill()                       # not reaped: it stays a zombie until wait()
         deadline = time.monotonic() + 10
-        while processes_naming(marker) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert processes_naming(marker) == []
-        with open(f"/proc/{proc.pid}/stat") as f:
-            assert f.read().rsplit(")", 1)[1].split()[0] == "Z", "the killed child was reaped before the check"
+        while _state(proc.pid) != "Z" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _state(proc.pid) == "Z"
+        assert processes_naming(marker) == [], "a zombie was counted as a process of the marker"
     finally:
         proc.kill()
         proc.wait()
