@@ -40,6 +40,16 @@ def test_without_ray_the_message_says_what_to_do(monkeypatch):
     assert "ray is not installed" in msg and "tools/requirements.txt" in msg and "--jobs" in msg
 
 
+def test_a_remote_traceback_is_summed_up_by_its_header_and_its_exception():
+    remote = ("Initialization failure from server:\nTraceback (most recent call last):\n"
+              '  File "proxier.py", line 776, in Datapath\n    raise RuntimeError(\n'
+              "RuntimeError: Proxy failed to Connect to backend!\n")
+    assert ray_runner.error_summary(ConnectionAbortedError(remote)) == \
+        "Initialization failure from server: RuntimeError: Proxy failed to Connect to backend!"
+    assert ray_runner.error_summary(ConnectionError("refused")) == "refused"
+    assert ray_runner.error_summary(TimeoutError()) == "TimeoutError"
+
+
 def test_an_artifact_is_looked_for_in_the_nodes_checkout_or_at_the_same_path():
     here = os.path.realpath(package_root())
     assert ray_runner.local_path("/elsewhere/checkout/models/build/m.tflite", "/elsewhere/checkout") == \

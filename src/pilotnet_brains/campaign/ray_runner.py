@@ -31,6 +31,9 @@ from pilotnet_brains.campaign.spec import Campaign, Entry
 TMP_PREFIX = "pnb-ray-"
 #: Wall seconds the node check may take (a node starting its first worker process included).
 CHECK_TIMEOUT = 120.0
+#: Attempts to join through Ray Client (``ray://``), and the pause before the second one (it grows).
+JOIN_ATTEMPTS = 3
+JOIN_RETRY_S = 2.0
 _LOCAL_TMP: dict[str, str] = {}     # --ray local: the throw-away cluster's temporary folder
 
 
@@ -78,11 +81,34 @@ def connect(address: str):
         if not host or not port.isdigit():
             raise RayError(f"--ray {address!r}: give local, auto, ray://HOST:PORT or HOST:PORT")
         _probe(host, int(port))
-    try:
-        ray.init(address=address, **kwargs)
-    except Exception as e:      # ConnectionError, a version mismatch, a refused client...
-        raise RayError(f"cannot join the Ray cluster at {address or 'local'}: {str(e).splitlines()[0]}") from None
-    return ray
+    attempts = JOIN_ATTEMPTS if (address or "").startswith("ray://") else 1
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(address=address, **kwargs)
+            return ray
+        except ConnectionAbortedError as e:
+            # the head's client server answered but could not start this client's server in time
+            # (a loaded head): it is worth another try
+            if attempt == attempts:
+                raise RayError(f"cannot join the Ray cluster at {address} after {attempts} attempts: "
+                               f"{error_summary(e)}; the head may be overloaded (its logs: "
+                               f"ray_client_server*.err in the session's logs folder)") from None
+            ray.shutdown()
+            time.sleep(JOIN_RETRY_S * attempt)
+        except Exception as e:      # ConnectionError, a version mismatch, a refused client...
+            raise RayError(f"cannot join the Ray cluster at {address or 'local'}: {error_summary(e)}") from None
+    raise AssertionError("unreachable")
+
+
+def error_summary(error: BaseException) -> str:
+    """One line for an error whose text may be a header and a remote traceback: the header and the
+    traceback's last line (the remote exception), which say what happened."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    if len(lines) == 1:
+        return lines[0]
+    return f"{lines[0].rstrip(':')}: {lines[-1]}"
 
 
 def disconnect(ray) -> None:
