@@ -11,7 +11,7 @@ from conftest import run_tool
 
 def test_benchmark_brain_writes_json_and_markdown(tmp_path):
     proc = run_tool("benchmark_brain", "--backends", "explicit", "--min-count", "30", "--min-seconds", "0.2",
-                    "--warmup-seconds", "0.1", "--e2e-count", "30", "--e2e-warmup", "5", "--out", str(tmp_path),
+                    "--warmup-seconds", "0.1", "--e2e-count", "30", "--e2e-warmup", "5", "--wake-count", "40", "--out", str(tmp_path),
                     timeout=180)
     (js,) = glob.glob(os.path.join(tmp_path, "brain_*.json"))
     (md,) = glob.glob(os.path.join(tmp_path, "brain_*.md"))
@@ -24,6 +24,9 @@ def test_benchmark_brain_writes_json_and_markdown(tmp_path):
     assert doc["environment"]["threads"] == 1
     table = open(md).read()
     assert "| explicit |" in table and "e2e p50" in table
+    wake = doc["wake_up"]
+    assert wake["same_core"]["n"] == 40 and wake["same_core"]["p50"] > 0
+    assert "costs the sender" in table
     assert "| explicit |" in proc.stdout
 
 

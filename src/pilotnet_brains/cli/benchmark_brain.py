@@ -10,7 +10,9 @@ inputs; fixed seeds; threads stated):
 - node: the brain node's own iteration time (frame pick-up -> command published, from BrainStats)
   and the end-to-end latency, camera publish -> command received, through a private ROS master on
   loopback (this process publishes 640x480 rgb8 frames one at a time and waits for each command);
-- the artifact size, the runtime's import time (fresh interpreter) and the node's RSS.
+- the artifact size, the runtime's import time (fresh interpreter) and the node's RSS;
+- what this machine charges a sender for waking an idle process on another core (and on the same
+  one): the node pays it on every command's publish (:mod:`pilotnet_brains.wakeup`).
 
 Results: ``results/benchmarks/brain/brain_<time>.json`` (every raw timing) and ``.md`` (the table,
 with the machine and versions), written atomically.
@@ -135,6 +137,11 @@ def markdown(result: dict[str, Any]) -> str:
                       _f(r.get("node_own"), "p50"), _f(r.get("e2e"), "p50"), _f(r.get("e2e"), "p99"), rss_fresh, rss])
     lines += md_table(head, cells)
     lines += ["", "Targets: brain's own work (overhead, node own) p50 <= 0.15 ms; e2e p50 <= 3 ms with tflite_int8.", ""]
+    if result.get("wake_up"):
+        from pilotnet_brains import wakeup
+
+        lines += [f"Machine: {wakeup.text(result['wake_up'])}. The node's own work includes one such send per "
+                  f"frame (its command's publish to the simulator).", ""]
     return "\n".join(lines)
 
 
@@ -152,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--e2e-count", type=int, default=300, help="frames per backend through the ROS master; 0 = skip")
     ap.add_argument("--e2e-warmup", type=int, default=30, help="untimed frames first")
     ap.add_argument("--frames", type=int, default=8, help="distinct preloaded frames cycled through")
+    ap.add_argument("--wake-count", type=int, default=1000,
+                    help="sends timed per placement (peer on the same core / on another core) for the machine's "
+                         "wake-up cost; 0 = skip")
     ap.add_argument("--out", default=RESULTS_DIR, help="results folder (default: %(default)s)")
     args = ap.parse_args(argv)
 
@@ -221,8 +231,14 @@ def main(argv: list[str] | None = None) -> int:
                     row["e2e_error"] = str(e)
                     log(f"{row['backend']} end-to-end: {e}")
             loop.close()
+    wake = None
+    if args.wake_count > 0:
+        from pilotnet_brains import wakeup
+
+        log("timing the machine's wake-up cost (a send that wakes an idle process)")
+        wake = wakeup.measure(args.wake_count)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    result = {"time": stamp, "environment": env, "args": vars(args), "rows": rows}
+    result = {"time": stamp, "environment": env, "args": vars(args), "rows": rows, "wake_up": wake}
     os.makedirs(args.out, exist_ok=True)
     base = os.path.join(args.out, f"brain_{stamp}")
     atomic_write_text(base + ".json", json.dumps(result, indent=1) + "\n")
