@@ -255,6 +255,8 @@ class RunTracker:
         self.backend = ""
         self.commands = _Series("t", "v", "w")
         self.camera = _Series("t")
+        # cumulative run-queue wait (s) of the brain's and the simulator's threads, sampled on the wall clock
+        self.cpu_wait = _Series("wall", "brain", "sim")
         self.laps: list[LapSpan] = []
         self.t_arm: float | None = None
         self._first = 0                  # index of the run's first odom sample (after arming)
@@ -342,6 +344,12 @@ class RunTracker:
     def add_camera(self, t: float) -> None:
         """One camera frame stamped t (sim s)."""
         self.camera.append(float(t))
+
+    def add_cpu_wait(self, wall: float, brain: float | None, sim: float | None) -> None:
+        """The brain's and the simulator's cumulative run-queue wait (s; None when unknown) at ``wall``
+        (s, the clock of the odometry samples' ``wall``)."""
+        nan = float("nan")
+        self.cpu_wait.append(float(wall), nan if brain is None else float(brain), nan if sim is None else float(sim))
 
     def abort(self, reason: str, t: float | None = None, detail: str = "") -> LapSpan | None:
         """End the lap in progress as DNF ``reason`` at sim time ``t`` (default: the last odometry
@@ -464,7 +472,8 @@ class RunTracker:
         if poly is not None and self._started:
             line = (np.arange(len(poly)) * float(self.circuit.spacing), np.asarray(poly), float(self._s_ref))
         return lap_metrics(span, t_end, self.length, self.odom_arrays(), self.stats_arrays(),
-                           self.command_arrays(), self.camera.array("t"), backend=self.backend, line=line)
+                           self.command_arrays(), self.camera.array("t"), backend=self.backend, line=line,
+                           cpu_wait={n: self.cpu_wait.array(n) for n in self.cpu_wait.names})
 
     def odom_arrays(self) -> dict[str, np.ndarray]:
         return {n: self.odom.array(n) for n in self.odom.names}
@@ -489,15 +498,35 @@ def _interp_at(t_query: float, t: np.ndarray, v: np.ndarray) -> float:
     return float(np.interp(t_query, t, v))
 
 
+def wait_share(wall: np.ndarray, waited: np.ndarray, w0: float, w1: float) -> float:
+    """Seconds of run-queue wait per wall second over [w0, w1] (wall s) from cumulative samples: the
+    rate between the last sample at or before w0 (else the first inside) and the first at or after
+    w1 (else the last inside); nan with fewer than two such samples or when [w0, w1] is unknown."""
+    ok = np.isfinite(wall) & np.isfinite(waited)
+    wall, waited = wall[ok], waited[ok]
+    if not (math.isfinite(w0) and math.isfinite(w1)) or w1 <= w0 or len(wall) < 2:
+        return float("nan")
+    before = np.flatnonzero(wall <= w0)
+    after = np.flatnonzero(wall >= w1)
+    inside = np.flatnonzero((wall > w0) & (wall < w1))
+    i = before[-1] if len(before) else (inside[0] if len(inside) else None)
+    j = after[0] if len(after) else (inside[-1] if len(inside) else None)
+    if i is None or j is None or wall[j] <= wall[i]:
+        return float("nan")
+    return max(float(waited[j] - waited[i]), 0.0) / float(wall[j] - wall[i])
+
+
 def lap_metrics(span: LapSpan, t_end: float, length: float, odom: dict[str, np.ndarray],
                 stats: dict[str, np.ndarray], commands: dict[str, np.ndarray], camera_t: np.ndarray,
-                backend: str = "", line=None) -> dict[str, object]:
+                backend: str = "", line=None, cpu_wait: dict[str, np.ndarray] | None = None) -> dict[str, object]:
     """Metrics of one lap from run-long arrays (each dict: column name -> (N,) array).
 
     odom: t, x, y, lateral, progress (m, unwrapped run progress; nan before the run), wall (s or
     nan), and optionally contact (1 where the car touches a wall).
     stats: the BrainStats columns (:data:`STATS_FIELDS`), t = frame stamp (sim s).
-    commands: t (receipt, sim s), v, w. camera_t: frame stamps (sim s).
+    commands: t (receipt, sim s), v, w. camera_t: frame stamps (sim s). cpu_wait: wall (s), brain, sim
+    (cumulative run-queue wait, s; see :mod:`pilotnet_brains.cpuwait`), giving ``cpu_wait_brain`` and
+    ``cpu_wait_sim``: wait per wall second over the lap (nan when unknown).
 
     The lap's path runs from the pose interpolated at ``span.t_start`` through the samples inside
     to the pose interpolated at ``t_end``; brain stats, commands and frames count when their sim
@@ -617,6 +646,9 @@ def lap_metrics(span: LapSpan, t_end: float, length: float, odom: dict[str, np.n
         "bad_frames": cum["bad_frames"],
         "bad_outputs": cum["bad_outputs"],
         "backend_reported": backend,
+        **{f"cpu_wait_{who}": (wait_share(cpu_wait["wall"], cpu_wait[who], float(wall[0]), float(wall[-1]))
+                               if cpu_wait is not None and len(wall) >= 2 else float("nan"))
+           for who in ("brain", "sim")},
     }
 
 

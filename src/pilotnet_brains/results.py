@@ -50,8 +50,8 @@ CSV_METRICS: Sequence[str] = (
     "deviation_bm_mean", "wall_contacts", "wall_contact_time", "brain_iterations", "brain_frequency_wall", "brain_frequency_sim", "brain_frequency_bm",
     "inference_time_mean", "inference_time_p50", "inference_time_p99", "inference_time_max",
     "preprocess_time_mean", "iteration_time_mean", "real_time_factor", "rtf_source", "camera_frames",
-    "camera_fps_sim", "commands", "suddenness", "skipped_frames", "bad_frames", "bad_outputs", "t_start",
-    "t_end", "dnf_detail")
+    "camera_fps_sim", "commands", "suddenness", "skipped_frames", "bad_frames", "bad_outputs", "cpu_wait_brain",
+    "cpu_wait_sim", "t_start", "t_end", "dnf_detail")
 CSV_COLUMNS: Sequence[str] = tuple(CSV_IDENTITY) + tuple(CSV_METRICS)
 
 
@@ -198,7 +198,33 @@ def markdown_table(laps: Sequence[Mapping[str, object]], method: str, title: str
                  "factor = sim time / wall time over the lap; lap time in sim seconds. "
                  f"Behavior Metrics' position deviation (each red-line point's distance d to the driven path, "
                  f"mean of 1000^d, not metres): {bm}. Wall contacts: {contacts}.")
+    lines += ["", cpu_wait_text(laps)] if cpu_wait_text(laps) else []
     return "\n".join(lines) + "\n"
+
+
+def cpu_wait_text(laps: Sequence[Mapping[str, object]]) -> str:
+    """The laps' CPU wait in words ('' when it was not measured), with a warning when the brain or
+    the simulator waited for a CPU more than :data:`pilotnet_brains.cpuwait.BUSY_WAIT_SHARE` of a lap."""
+    from pilotnet_brains.cpuwait import BUSY_WAIT_SHARE
+
+    def share(lap, who):
+        v = lap.get(f"cpu_wait_{who}")
+        return float(v) if isinstance(v, (int, float)) and math.isfinite(float(v)) else None
+
+    measured = [lap for lap in laps if share(lap, "brain") is not None or share(lap, "sim") is not None]
+    if not measured:
+        return ""
+    pct = lambda v: "-" if v is None else f"{100 * v:.1f} %"   # noqa: E731
+    text = "CPU wait (time runnable but not running, per wall second of the lap): " + "; ".join(
+        (f"lap {lap.get('lap')}: " if len(laps) > 1 else "") + f"brain {pct(share(lap, 'brain'))}, "
+        f"simulator {pct(share(lap, 'sim'))}" for lap in measured) + "."
+    busy = [lap for lap in measured
+            if max(share(lap, "brain") or 0.0, share(lap, "sim") or 0.0) > BUSY_WAIT_SHARE]
+    if busy:
+        text += (f" **The machine was busy** (over {100 * BUSY_WAIT_SHARE:.0f} % in lap(s) "
+                 f"{', '.join(str(lap.get('lap')) for lap in busy)}): wall-clock figures (brain frequency, real "
+                 f"time factor) and, in realtime mode, the driving itself measure the machine as much as the brain.")
+    return text
 
 
 def laps_csv(laps: Sequence[Mapping[str, object]], identity: Mapping[str, object]) -> str:

@@ -40,6 +40,11 @@ def test_explicit_brain_full_lap_lockstep_recorded_and_recomputed(roslaunch_file
     assert doc["identity"]["mode"] == "lockstep" and doc["identity"]["brain"] == "explicit"
     for name in ("laps.csv", "table.md", "trajectory.png", "profile.png"):
         assert os.path.getsize(run / name) > 0, name
+    # both nodes run on this host: the lap says how long each waited for a CPU, per wall second
+    for who in ("brain", "sim"):
+        wait = lap[f"cpu_wait_{who}"]
+        assert isinstance(wait, float) and wait >= 0.0, (who, wait)
+    assert "CPU wait (time runnable but not running" in (run / "table.md").read_text()
 
     bag = str(run / "run.bag")
     wait_closed(bag)

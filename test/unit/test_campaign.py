@@ -448,3 +448,23 @@ def test_campaign_plots_fit_the_page_without_overlapping_labels():
     png = cp.plot_bars(rows)
     width, height = struct.unpack(">II", png[16:24])
     assert width <= 1400, width          # 110 dpi: readable at page width
+
+
+def test_the_report_names_the_laps_that_ran_on_a_busy_machine(tmp_path):
+    c = parse(backends=["explicit", "tflite_int8"], circuits=["simple_circuit"], mode="realtime")
+    calm_spec, busy_spec = cp.expand(c, c.backends)
+    cdir = str(tmp_path)
+    fake_run(cdir, calm_spec, laps=[dict(LAP, cpu_wait_brain=0.004, cpu_wait_sim=0.012)])
+    fake_run(cdir, busy_spec, laps=[dict(LAP, cpu_wait_brain=0.21, cpu_wait_sim=0.02)])
+    cp.write_report(cdir, c, [calm_spec, busy_spec], [], plots=False)
+    report = (tmp_path / "report.md").read_text()
+    assert "## Machine load" in report and "at most 21.0 % for a brain, 2.0 % for the simulator" in report
+    assert "**1 lap(s) waited over 5 %**" in report and "--fresh" in report
+    assert f"| {busy_spec.run_id} | 1 | 21.0 % | 2.0 % |" in report and calm_spec.run_id + " |" not in report
+    laps = list(csv.DictReader(io.StringIO((tmp_path / "runs.csv").read_text())))
+    assert [float(r["cpu_wait_brain"]) for r in laps] == [0.004, 0.21]
+    # a campaign whose laps did not measure it says nothing about it
+    fake_run(cdir, busy_spec, laps=[dict(LAP)])
+    fake_run(cdir, calm_spec, laps=[dict(LAP)])
+    cp.write_report(cdir, c, [calm_spec, busy_spec], [], plots=False)
+    assert "## Machine load" not in (tmp_path / "report.md").read_text()

@@ -16,6 +16,7 @@ from pilotnet_brains.metrics import (
     detect_laps,
     suddenness,
     unwrap_progress,
+    wait_share,
     wrap_signed,
 )
 
@@ -255,6 +256,7 @@ def test_brain_stats_commands_and_camera_metrics():
     assert m["suddenness"] == pytest.approx(0.1)
     assert m["skipped_frames"] == 49
     assert m["backend_reported"] == "fake"
+    assert math.isnan(m["cpu_wait_brain"]) and math.isnan(m["cpu_wait_sim"])   # never sampled
     # without a wall clock (offline) the RTF comes from the brain's own periods: 0.1 s sim per 0.2 s
     offline = RunTracker(c, long_limits())
     offline.stats = tracker.stats
@@ -354,3 +356,31 @@ def test_a_car_stopped_against_a_wall_is_crashed_and_its_contacts_are_counted():
     # The same poses without yaw: no footprint, so no contact and no crash (stuck later instead).
     tracker2, laps2 = detect_laps(c, t, np.concatenate([drive, pressed])[:, :2])
     assert laps2[0].dnf_reason != "crashed" and tracker2.lap_metrics(laps2[0])["wall_contacts"] == 0
+
+
+def test_cpu_wait_is_the_rate_of_the_cumulative_wait_over_the_laps_wall_time():
+    c = circle()
+    tracker = RunTracker(c, long_limits())
+    t, xy = arc_drive(R, 10.0, 10.0)
+    tracker.arm(0.0)
+    # samples every 0.5 wall s from before the lap to after it; the lap spans wall 100..~100+2*T
+    for k in range(-2, 60):
+        wall = 100.0 + 0.5 * k
+        tracker.add_cpu_wait(wall, 0.02 * wall, None if k % 2 else 0.5 * wall)   # the sim unknown at times
+    for ti, (x, y) in zip(t, xy):
+        tracker.add_odom(ti, x, y, wall=100.0 + 2.0 * ti)
+    m = tracker.lap_metrics(tracker.laps[0])
+    assert m["cpu_wait_brain"] == pytest.approx(0.02) and m["cpu_wait_sim"] == pytest.approx(0.5)
+
+
+def test_wait_share_edges():
+    wall = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    waited = np.array([0.0, 0.1, 0.1, 0.4, 0.4])
+    assert wait_share(wall, waited, 1.0, 3.0) == pytest.approx(0.15)            # samples at both ends
+    assert wait_share(wall, waited, 0.5, 3.5) == pytest.approx(0.4 / 4.0)       # the samples around them
+    assert wait_share(wall, waited, -5.0, 2.5) == pytest.approx(0.4 / 3.0)      # none before the start
+    assert wait_share(wall, waited[::-1].copy(), 0.0, 4.0) == 0.0                # a thread ended: never negative
+    for args in ((1.0, 1.0), (float("nan"), 2.0), (3.0, 1.0)):
+        assert math.isnan(wait_share(wall, waited, *args))
+    assert math.isnan(wait_share(wall[:1], waited[:1], 0.0, 4.0))
+    assert math.isnan(wait_share(wall, np.full(5, np.nan), 0.0, 4.0))

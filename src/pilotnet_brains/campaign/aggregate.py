@@ -27,7 +27,8 @@ TABLE_HEADER: Sequence[str] = ("Method",) + tuple(t for _, t, _ in TABLE_METRICS
 #: Every aggregated metric (table ones and those the targets need).
 AGG_METRICS: Sequence[str] = tuple(k for k, _, _ in TABLE_METRICS) + (
     "brain_frequency_sim", "brain_frequency_bm", "camera_fps_sim", "deviation_max", "percentage",
-    "inference_time_p99", "skipped_frames", "bad_frames", "bad_outputs", "distance")
+    "inference_time_p99", "skipped_frames", "bad_frames", "bad_outputs", "distance", "cpu_wait_brain",
+    "cpu_wait_sim")
 #: Lap fields that do not depend on the wall clock (equal across lockstep repeats). Not ``commands``
 #: and ``suddenness``: the metrics node stamps commands on receipt, so the last one may fall either side
 #: of the lap's end. Not ``camera_frames``/``camera_fps_sim`` either: they count the camera_info

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as _dt
 import io
+import math
 import os
 from typing import Any, Mapping, Sequence
 
@@ -23,6 +24,7 @@ from pilotnet_brains.campaign.matrix import RunSpec
 from pilotnet_brains.campaign.plots import plot_bars, plot_scatter, plot_trajectories
 from pilotnet_brains.campaign.reference import expert_references
 from pilotnet_brains.campaign.spec import Campaign
+from pilotnet_brains.cpuwait import BUSY_WAIT_SHARE
 from pilotnet_brains.reporting import csv_cell, md_table, shown_path, to_json
 from pilotnet_brains.util import atomic_write_bytes, atomic_write_text
 
@@ -115,6 +117,7 @@ def report_markdown(campaign: Campaign, rows: Sequence[Mapping[str, Any]], runs:
               "`scripts/evaluate_offline` result for the same artifact file, '-' when there is none.", ""]
     for p in plots.get("", []):
         lines += [f"![{os.path.splitext(p)[0]}]({p})", ""]
+    lines += machine_load_lines(runs, campaign)
     lines += ["## Targets (measured vs target; reported, not asserted)", ""]
     lines += md_table(("Circuit", "Method", "Target", "Measured", "Goal", "Status"),
                       [(t["circuit"], t["method"], it["what"], it["measured"], it["target"], _mark(it["ok"]))
@@ -126,6 +129,41 @@ def report_markdown(campaign: Campaign, rows: Sequence[Mapping[str, Any]], runs:
     return "\n".join(lines)
 
 
+def machine_load_lines(runs: Sequence[Mapping[str, Any]], campaign: Campaign, listed: int = 10) -> list[str]:
+    """The report's word on CPU wait: how long the brains and the simulators waited for a CPU per
+    wall second of their laps, and which laps ran on a machine too busy to measure them
+    (:data:`pilotnet_brains.cpuwait.BUSY_WAIT_SHARE`); nothing when no lap measured it."""
+    waits = []
+    for r in runs:
+        for lap in r["laps"]:
+            got = {who: lap.get(f"cpu_wait_{who}") for who in ("brain", "sim")}
+            got = {k: float(v) for k, v in got.items() if isinstance(v, (int, float)) and math.isfinite(float(v))}
+            if got:
+                waits.append((r["run_id"], lap.get("lap"), got))
+    if not waits:
+        return []
+    top = {who: max((g.get(who, 0.0) for _, _, g in waits), default=0.0) for who in ("brain", "sim")}
+    busy = [(run, lap, g) for run, lap, g in waits if max(g.values()) > BUSY_WAIT_SHARE]
+    lines = ["## Machine load", "",
+             f"CPU wait (time runnable but not running, per wall second of a lap) over the {len(waits)} lap(s) "
+             f"that measured it: at most {100 * top['brain']:.1f} % for a brain, {100 * top['sim']:.1f} % for the "
+             f"simulator. "]
+    if not busy:
+        lines[-1] += f"No lap waited over {100 * BUSY_WAIT_SHARE:.0f} %."
+    else:
+        consequence = ("their brain frequency, real time factor and driving measure the machine as much as the "
+                       "brain: run the campaign again with --fresh on a machine that is not overloaded" if campaign.mode == "realtime" else
+                       "their wall-clock figures (brain frequency, real time factor) measure the machine as much "
+                       "as the brain; lockstep driving is not affected")
+        lines[-1] += (f"**{len(busy)} lap(s) waited over {100 * BUSY_WAIT_SHARE:.0f} %**: {consequence}.")
+        lines += [""] + md_table(("Run", "Lap", "Brain CPU wait", "Simulator CPU wait"), [
+            (run, lap, *(f"{100 * g[w]:.1f} %" if w in g else "-" for w in ("brain", "sim")))
+            for run, lap, g in busy[:listed]])
+        if len(busy) > listed:
+            lines.append(f"... and {len(busy) - listed} more (runs.csv: cpu_wait_brain, cpu_wait_sim).")
+    return lines + [""]
+
+
 RUNS_CSV_RUN = ("run_id", "circuit", "method", "brain", "backend", "model", "reverse", "start_index", "start_s",
                 "repetition", "outcome", "wall_s")
 RUNS_CSV_LAP = ("lap", "completed", "dnf_reason", "lap_time", "distance", "percentage", "average_speed",
@@ -133,7 +171,7 @@ RUNS_CSV_LAP = ("lap", "completed", "dnf_reason", "lap_time", "distance", "perce
                 "wall_contact_time", "brain_frequency_wall",
                 "brain_frequency_sim", "brain_frequency_bm", "inference_time_mean", "inference_time_p50",
                 "inference_time_p99", "real_time_factor", "camera_fps_sim", "brain_iterations", "skipped_frames",
-                "bad_frames", "bad_outputs", "suddenness", "dnf_detail")
+                "bad_frames", "bad_outputs", "suddenness", "cpu_wait_brain", "cpu_wait_sim", "dnf_detail")
 
 
 def runs_csv(runs: Sequence[Mapping[str, Any]]) -> str:

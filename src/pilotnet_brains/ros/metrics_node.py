@@ -24,7 +24,7 @@ from geometry_msgs.msg import Twist
 from nav_msgs.msg import Odometry
 from sensor_msgs.msg import CameraInfo
 
-from pilotnet_brains import hostinfo, results_root, topics
+from pilotnet_brains import cpuwait, hostinfo, results_root, topics
 from pilotnet_brains.circuits import load_circuit
 from pilotnet_brains.metrics import LapLimits, LapSpan, RunTracker, limits_dict
 from pilotnet_brains.msg import BrainStats, LapResult
@@ -48,6 +48,8 @@ NO_STATS_ARM = 1.0
 BRAIN_POLL = 0.05
 #: Wall s between looks for a refusal of another node of the launch (before the run is armed).
 REFUSAL_POLL = 0.5
+#: Wall s between samples of the brain's and the simulator's CPU wait (when they run on this host).
+CPU_WAIT_PERIOD = 0.5
 
 
 class _Timeout(xmlrpc.client.Transport):
@@ -245,7 +247,14 @@ class LapMetricsNode:
                 self.tracker.add_camera(msg.header.stamp.to_sec())
 
     # ------------------------------------------------------------------ laps
+    def _sample_cpu_wait(self) -> None:
+        pids = (self.watch.pid, self.sim_watch.pid)
+        if any(pid is not None for pid in pids):
+            self.tracker.add_cpu_wait(time.time(), *(None if pid is None else cpuwait.run_queue_wait_s(pid)
+                                                     for pid in pids))
+
     def _finalize(self, span: LapSpan) -> None:
+        self._sample_cpu_wait()       # a sample after the lap's end, so its wait covers all of it
         lap = self.tracker.lap_metrics(span)
         self.results.append(lap)
         msg = LapResult()
@@ -300,7 +309,7 @@ class LapMetricsNode:
         sys.stdout.flush()
 
     def _loop(self) -> None:
-        last_partial = 0.0
+        last_partial = last_wait = 0.0
         while not rospy.is_shutdown():
             time.sleep(BRAIN_POLL)
             with self.lock:
@@ -308,6 +317,9 @@ class LapMetricsNode:
                     return
                 now = time.monotonic()
                 self._check_brain(now)
+                if now - last_wait >= CPU_WAIT_PERIOD:
+                    last_wait = now
+                    self._sample_cpu_wait()
                 if self.finished:         # recorded as refused
                     return
                 self._flush()
