@@ -92,6 +92,18 @@ class Backend:
         d.update(self._describe())
         return d
 
+    def profile_step(self) -> None:
+        """After a profiled call, outside its timing: keep what the runtime's profiler says of it
+        (for runtimes that hold only the last call's; nothing to do for the others)."""
+
+    def layer_times(self, skip: int = 0) -> list[tuple[str, str, list[float]]]:
+        """Per-layer times (µs) of the profiled calls, as the runtime's own profiler reports them:
+        [(node name, kind, [µs per call, ...]), ...] in execution order, the first ``skip`` calls left
+        out. Only backends loaded with ``profile=True`` whose runtime has a per-node profiler (ONNX
+        Runtime, OpenVINO) have them; call :meth:`profile_step` after each call."""
+        raise Unsupported(f"backend {self.name!r} ({self.runtime}): no per-layer times; ONNX Runtime and "
+                          f"OpenVINO backends have them (load them with profile=True)")
+
     def close(self) -> None:
         """Release the runtime objects (optional)."""
 

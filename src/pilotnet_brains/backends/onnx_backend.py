@@ -6,7 +6,10 @@ CUDA and TensorRT providers need ``onnxruntime-gpu`` and an NVIDIA GPU.
 """
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import tempfile
 from typing import Any
 
 import numpy as np
@@ -43,6 +46,9 @@ class OnnxBackend(Backend):
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.log_severity_level = 3
+        if self.options.get("profile"):
+            so.enable_profiling = True
+            so.profile_file_prefix = os.path.join(tempfile.mkdtemp(prefix="pnb-ort-profile-"), "profile")
         self._sess = ort.InferenceSession(self.path, sess_options=so, providers=providers)
         self._providers = self._sess.get_providers()
         self._input = self._sess.get_inputs()[0].name
@@ -54,3 +60,20 @@ class OnnxBackend(Backend):
 
     def _describe(self) -> dict[str, Any]:
         return {"providers": self._providers}
+
+    def layer_times(self, skip: int = 0) -> list[tuple[str, str, list[float]]]:
+        """The kernel times of ONNX Runtime's profile (``profile=True``); ends the profiling."""
+        if not self.options.get("profile"):
+            return super().layer_times(skip)
+        path = self._sess.end_profiling()
+        try:
+            with open(path) as f:
+                events = json.load(f)
+        finally:
+            shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+        nodes: dict[str, tuple[str, list[float]]] = {}
+        for e in events:
+            if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"):
+                kind, times = nodes.setdefault(e["name"][:-len("_kernel_time")], (e["args"].get("op_name", ""), []))
+                times.append(float(e["dur"]))
+        return [(name, kind, times[skip:]) for name, (kind, times) in nodes.items()]

@@ -40,9 +40,10 @@ class OpenVinoBackend(Backend):
         core = ov.Core()
         model = core.read_model(self.path, weights)   # load_backend reports its errors as ArtifactCorrupt
         self._precision = PRECISION.get(self.name, "f32")
+        self._profile: dict[str, tuple[str, list[float]]] | None = {} if self.options.get("profile") else None
         compiled = core.compile_model(model, "CPU", {
             "INFERENCE_NUM_THREADS": self.threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
-            "INFERENCE_PRECISION_HINT": self._precision})
+            "INFERENCE_PRECISION_HINT": self._precision, "PERF_COUNT": self._profile is not None})
         self._request = compiled.create_infer_request()
         self._frame = np.zeros((1,) + INPUT_SHAPE, np.float32)
         self._frame_request = compiled.create_infer_request()
@@ -55,6 +56,22 @@ class OpenVinoBackend(Backend):
             return self._frame_request.get_output_tensor(0).data
         self._request.infer({0: x}, share_inputs=True)
         return self._request.get_output_tensor(0).data
+
+    def profile_step(self) -> None:
+        """Keep the CPU plugin's per-node times of the last batch-1 call (it holds only the last)."""
+        if self._profile is None:
+            return
+        for info in self._frame_request.profiling_info:
+            if info.status == info.Status.EXECUTED:
+                kind = f"{info.node_type} ({info.exec_type})"
+                self._profile.setdefault(info.node_name, (kind, []))[1].append(info.real_time.total_seconds() * 1e6)
+
+    def layer_times(self, skip: int = 0) -> list[tuple[str, str, list[float]]]:
+        """The CPU plugin's per-node times of the batch-1 calls kept by :meth:`profile_step`
+        (``profile=True``: PERF_COUNT)."""
+        if self._profile is None:
+            return super().layer_times(skip)
+        return [(name, kind, times[skip:]) for name, (kind, times) in self._profile.items()]
 
     def _describe(self) -> dict[str, Any]:
         return {"device": "CPU", "inference_precision": self._precision}
