@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import os
 
-#: Seconds of run-queue wait per wall second above which a realtime lap ran on a machine too busy
-#: to measure it: the brain or the simulator waited for a CPU more than 5 % of the lap.
+#: Seconds of the brain's run-queue wait per wall second above which a lap ran on a machine too busy
+#: to measure the brain: it waited for a CPU more than 5 % of the lap. The brain's own figure decides,
+#: because its answers are what a lap measures; the simulator's is reported beside it but waits even on
+#: an idle virtual machine (many short wake-ups a second, each with a little wait: about 7 % measured
+#: on an idle 2-core VM, where the brain waited about 1 %).
 BUSY_WAIT_SHARE = 0.05
 
 

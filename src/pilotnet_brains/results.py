@@ -203,8 +203,8 @@ def markdown_table(laps: Sequence[Mapping[str, object]], method: str, title: str
 
 
 def cpu_wait_text(laps: Sequence[Mapping[str, object]]) -> str:
-    """The laps' CPU wait in words ('' when it was not measured), with a warning when the brain or
-    the simulator waited for a CPU more than :data:`pilotnet_brains.cpuwait.BUSY_WAIT_SHARE` of a lap."""
+    """The laps' CPU wait in words ('' when it was not measured), with a warning when the brain
+    waited for a CPU more than :data:`pilotnet_brains.cpuwait.BUSY_WAIT_SHARE` of a lap."""
     from pilotnet_brains.cpuwait import BUSY_WAIT_SHARE
 
     def share(lap, who):
@@ -218,10 +218,9 @@ def cpu_wait_text(laps: Sequence[Mapping[str, object]]) -> str:
     text = "CPU wait (time runnable but not running, per wall second of the lap): " + "; ".join(
         (f"lap {lap.get('lap')}: " if len(laps) > 1 else "") + f"brain {pct(share(lap, 'brain'))}, "
         f"simulator {pct(share(lap, 'sim'))}" for lap in measured) + "."
-    busy = [lap for lap in measured
-            if max(share(lap, "brain") or 0.0, share(lap, "sim") or 0.0) > BUSY_WAIT_SHARE]
+    busy = [lap for lap in measured if (share(lap, "brain") or 0.0) > BUSY_WAIT_SHARE]
     if busy:
-        text += (f" **The machine was busy** (over {100 * BUSY_WAIT_SHARE:.0f} % in lap(s) "
+        text += (f" **The machine was busy** (the brain waited over {100 * BUSY_WAIT_SHARE:.0f} % in lap(s) "
                  f"{', '.join(str(lap.get('lap')) for lap in busy)}): wall-clock figures (brain frequency, real "
                  f"time factor) and, in realtime mode, the driving itself measure the machine as much as the brain.")
     return text

@@ -459,7 +459,7 @@ def test_the_report_names_the_laps_that_ran_on_a_busy_machine(tmp_path):
     cp.write_report(cdir, c, [calm_spec, busy_spec], [], plots=False)
     report = (tmp_path / "report.md").read_text()
     assert "## Machine load" in report and "at most 21.0 % for a brain, 2.0 % for the simulator" in report
-    assert "**1 lap(s) waited over 5 %**" in report and "--fresh" in report
+    assert "**In 1 lap(s) the brain waited over 5 %**" in report and "--fresh" in report
     assert f"| {busy_spec.run_id} | 1 | 21.0 % | 2.0 % |" in report and calm_spec.run_id + " |" not in report
     laps = list(csv.DictReader(io.StringIO((tmp_path / "runs.csv").read_text())))
     assert [float(r["cpu_wait_brain"]) for r in laps] == [0.004, 0.21]

@@ -39,3 +39,5 @@ def test_the_table_note_warns_only_when_a_lap_waited_too_long():
     assert "brain 0.4 %, simulator 1.0 %" in text and "busy" not in text
     text = cpu_wait_text([calm, busy])
     assert "lap 2: brain 30.0 %, simulator -" in text and "The machine was busy" in text and "lap(s) 2" in text
+    # the simulator's wait alone does not make a lap suspect: it waits on an idle machine too
+    assert "busy" not in cpu_wait_text([{"lap": 1, "cpu_wait_brain": 0.01, "cpu_wait_sim": 0.3}])

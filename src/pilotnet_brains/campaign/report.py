@@ -131,7 +131,7 @@ def report_markdown(campaign: Campaign, rows: Sequence[Mapping[str, Any]], runs:
 
 def machine_load_lines(runs: Sequence[Mapping[str, Any]], campaign: Campaign, listed: int = 10) -> list[str]:
     """The report's word on CPU wait: how long the brains and the simulators waited for a CPU per
-    wall second of their laps, and which laps ran on a machine too busy to measure them
+    wall second of their laps, and the laps whose brain waited too long to be measured
     (:data:`pilotnet_brains.cpuwait.BUSY_WAIT_SHARE`); nothing when no lap measured it."""
     waits = []
     for r in runs:
@@ -143,19 +143,20 @@ def machine_load_lines(runs: Sequence[Mapping[str, Any]], campaign: Campaign, li
     if not waits:
         return []
     top = {who: max((g.get(who, 0.0) for _, _, g in waits), default=0.0) for who in ("brain", "sim")}
-    busy = [(run, lap, g) for run, lap, g in waits if max(g.values()) > BUSY_WAIT_SHARE]
+    busy = [(run, lap, g) for run, lap, g in waits if g.get("brain", 0.0) > BUSY_WAIT_SHARE]
     lines = ["## Machine load", "",
              f"CPU wait (time runnable but not running, per wall second of a lap) over the {len(waits)} lap(s) "
              f"that measured it: at most {100 * top['brain']:.1f} % for a brain, {100 * top['sim']:.1f} % for the "
              f"simulator. "]
     if not busy:
-        lines[-1] += f"No lap waited over {100 * BUSY_WAIT_SHARE:.0f} %."
+        lines[-1] += f"No brain waited over {100 * BUSY_WAIT_SHARE:.0f} % of a lap."
     else:
         consequence = ("their brain frequency, real time factor and driving measure the machine as much as the "
                        "brain: run the campaign again with --fresh on a machine that is not overloaded" if campaign.mode == "realtime" else
                        "their wall-clock figures (brain frequency, real time factor) measure the machine as much "
                        "as the brain; lockstep driving is not affected")
-        lines[-1] += (f"**{len(busy)} lap(s) waited over {100 * BUSY_WAIT_SHARE:.0f} %**: {consequence}.")
+        lines[-1] += (f"**In {len(busy)} lap(s) the brain waited over {100 * BUSY_WAIT_SHARE:.0f} %**: "
+                      f"{consequence}.")
         lines += [""] + md_table(("Run", "Lap", "Brain CPU wait", "Simulator CPU wait"), [
             (run, lap, *(f"{100 * g[w]:.1f} %" if w in g else "-" for w in ("brain", "sim")))
             for run, lap, g in busy[:listed]])
