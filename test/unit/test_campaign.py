@@ -468,3 +468,21 @@ def test_the_report_names_the_laps_that_ran_on_a_busy_machine(tmp_path):
     fake_run(cdir, calm_spec, laps=[dict(LAP)])
     cp.write_report(cdir, c, [calm_spec, busy_spec], [], plots=False)
     assert "## Machine load" not in (tmp_path / "report.md").read_text()
+
+
+def test_the_csv_files_name_models_inside_the_package_relative_to_it(tmp_path):
+    from pilotnet_brains import PACKAGE_ROOT
+
+    c = parse(backends=["tflite_int8"], circuits=["simple_circuit"])
+    (spec,) = cp.expand(c, c.backends)
+    inside = os.path.join(PACKAGE_ROOT, "models", "build", "tflite_int8.tflite")
+    fake_run(str(tmp_path), spec)
+    with open(os.path.join(cp.run_folder(str(tmp_path), spec), "laps.json")) as f:
+        doc = json.load(f)
+    doc["identity"]["model"] = inside
+    with open(os.path.join(cp.run_folder(str(tmp_path), spec), "laps.json"), "w") as f:
+        json.dump(doc, f)
+    cp.write_report(str(tmp_path), c, [spec], [], plots=False)
+    for name in ("runs.csv", "summary.csv"):
+        (row,) = list(csv.DictReader(io.StringIO((tmp_path / name).read_text())))
+        assert row["model"] == os.path.join("models", "build", "tflite_int8.tflite"), name

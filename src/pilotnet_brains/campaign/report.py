@@ -180,8 +180,9 @@ def runs_csv(runs: Sequence[Mapping[str, Any]]) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(RUNS_CSV_RUN + RUNS_CSV_LAP)
     for r in runs:
+        run = dict(r, model=shown_path(r["model"]) if r.get("model") else r.get("model"))
         for lap in r["laps"]:
-            w.writerow([csv_cell(r.get(k)) for k in RUNS_CSV_RUN] + [csv_cell(lap.get(k)) for k in RUNS_CSV_LAP])
+            w.writerow([csv_cell(run.get(k)) for k in RUNS_CSV_RUN] + [csv_cell(lap.get(k)) for k in RUNS_CSV_LAP])
     return buf.getvalue()
 
 
@@ -194,7 +195,7 @@ def summary_csv(rows: Sequence[Mapping[str, Any]]) -> str:
     head += ["size_mb", "offline_mse"]
     w.writerow(head)
     for r in rows:
-        cells = [r[k] for k in head[:8]] + [";".join(r["dnf"])]
+        cells = [shown_path(r[k]) if k == "model" and r[k] else r[k] for k in head[:8]] + [";".join(r["dnf"])]
         for k in AGG_METRICS:
             cells += [csv_cell(r[k]["mean"]), csv_cell(r[k]["spread"]), r[k]["n"]]
         cells += [csv_cell(r["size_mb"]), csv_cell(r["offline_mse"])]
