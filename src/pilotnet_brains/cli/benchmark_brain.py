@@ -141,7 +141,8 @@ def markdown(result: dict[str, Any]) -> str:
         from pilotnet_brains import wakeup
 
         lines += [f"Machine: {wakeup.text(result['wake_up'])}. The node's own work includes one such send per "
-                  f"frame (its command's publish to the simulator).", ""]
+                  f"frame: its command's publish wakes the command's subscriber (the simulator in a run, this "
+                  f"benchmark here).", ""]
     return "\n".join(lines)
 
 
