@@ -198,7 +198,9 @@ def markdown_table(laps: Sequence[Mapping[str, object]], method: str, title: str
                  "factor = sim time / wall time over the lap; lap time in sim seconds. "
                  f"Behavior Metrics' position deviation (each red-line point's distance d to the driven path, "
                  f"mean of 1000^d, not metres): {bm}. Wall contacts: {contacts}.")
-    lines += ["", cpu_wait_text(laps)] if cpu_wait_text(laps) else []
+    wait = cpu_wait_text(laps)
+    if wait:
+        lines += ["", wait]
     return "\n".join(lines) + "\n"
 
 
