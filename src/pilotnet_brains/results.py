@@ -224,7 +224,8 @@ def cpu_wait_text(laps: Sequence[Mapping[str, object]]) -> str:
     if busy:
         text += (f" **The machine was busy** (the brain waited over {100 * BUSY_WAIT_SHARE:.0f} % in lap(s) "
                  f"{', '.join(str(lap.get('lap')) for lap in busy)}): wall-clock figures (brain frequency, real "
-                 f"time factor) and, in realtime mode, the driving itself measure the machine as much as the brain.")
+                 f"time factor) and, in realtime mode, the driving itself may measure the machine as much as the "
+                 f"brain.")
     return text
 
 

@@ -151,10 +151,11 @@ def machine_load_lines(runs: Sequence[Mapping[str, Any]], campaign: Campaign, li
     if not busy:
         lines[-1] += f"No brain waited over {100 * BUSY_WAIT_SHARE:.0f} % of a lap."
     else:
-        consequence = ("their brain frequency, real time factor and driving measure the machine as much as the "
-                       "brain: run the campaign again with --fresh on a machine that is not overloaded" if campaign.mode == "realtime" else
-                       "their wall-clock figures (brain frequency, real time factor) measure the machine as much "
-                       "as the brain; lockstep driving is not affected")
+        consequence = ("their brain frequency, real time factor and driving may measure the machine as much as "
+                       "the brain: if they fell short, run the campaign again with --fresh on a machine that is not "
+                       "overloaded" if campaign.mode == "realtime" else
+                       "their wall-clock figures (brain frequency, real time factor) may measure the machine as "
+                       "much as the brain; lockstep driving is not affected")
         lines[-1] += (f"**In {len(busy)} lap(s) the brain waited over {100 * BUSY_WAIT_SHARE:.0f} %**: "
                       f"{consequence}.")
         lines += [""] + md_table(("Run", "Lap", "Brain CPU wait", "Simulator CPU wait"), [
