@@ -8,7 +8,7 @@ import json
 import os
 
 import pytest
-from conftest import needs_openvino
+from conftest import method_params
 
 from pilotnet_brains.backends import load_backend
 from pilotnet_brains.backends.base import Unsupported
@@ -18,7 +18,7 @@ from pilotnet_brains.models import layer_macs
 LAYERS = sorted(name for name, _ in layer_macs())
 
 
-@pytest.mark.parametrize("name", ["onnx_int8", "onnx_fp32", pytest.param("openvino_int8", marks=needs_openvino)])
+@pytest.mark.parametrize("name", method_params(["onnx_int8", "onnx_fp32", "openvino_int8"]))
 def test_every_layer_is_found_in_the_runtimes_profile(pilotnet_artifacts, tmp_path, name, capsys):
     path = pilotnet_artifacts["paths"][name]
     rc = profile_layers.main([name, "--model", f"{name}={path}", "--count", "30", "--warmup", "5",
@@ -34,6 +34,10 @@ def test_every_layer_is_found_in_the_runtimes_profile(pilotnet_artifacts, tmp_pa
     assert row["nodes_sum_us"] == pytest.approx(sum(n["p50_us"] for n in row["nodes"]))
     out = capsys.readouterr().out
     assert f"## {name}" in out and "GMAC/s" in out and "Nodes' p50s add up to" in out
+    # loaded without profile=True (as the brain loads it) it has none, and says how to get them
+    plain = load_backend(name, path)
+    with pytest.raises(Unsupported, match="profile=True"):
+        plain.layer_times()
 
 
 def test_a_backend_without_a_profiler_says_which_have_one(pilotnet_artifacts, tmp_path, capsys):
@@ -45,10 +49,6 @@ def test_a_backend_without_a_profiler_says_which_have_one(pilotnet_artifacts, tm
                               "--out", str(tmp_path)])
     assert rc == 1
     assert "no per-layer times" in capsys.readouterr().err
-    # a profiled backend loaded without profile=True has none either, and says how to get them
-    plain = load_backend("onnx_int8", pilotnet_artifacts["paths"]["onnx_int8"])
-    with pytest.raises(Unsupported, match="profile=True"):
-        plain.layer_times()
 
 
 def test_layer_names_map_only_compute_nodes():
