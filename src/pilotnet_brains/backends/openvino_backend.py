@@ -41,6 +41,7 @@ class OpenVinoBackend(Backend):
         model = core.read_model(self.path, weights)   # load_backend reports its errors as ArtifactCorrupt
         self._precision = PRECISION.get(self.name, "f32")
         self._profile: dict[str, tuple[str, list[float]]] | None = {} if self.options.get("profile") else None
+        self._profile_calls = 0
         compiled = core.compile_model(model, "CPU", {
             "INFERENCE_NUM_THREADS": self.threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_PRECISION_HINT": self._precision, "PERF_COUNT": self._profile is not None})
@@ -61,17 +62,25 @@ class OpenVinoBackend(Backend):
         """Keep the CPU plugin's per-node times of the last batch-1 call (it holds only the last)."""
         if self._profile is None:
             return
+        self._profile_calls += 1
+        calls = self._profile_calls
         for info in self._frame_request.profiling_info:
-            if info.status == info.Status.EXECUTED:
-                kind = f"{info.node_type} ({info.exec_type})"
-                self._profile.setdefault(info.node_name, (kind, []))[1].append(info.real_time.total_seconds() * 1e6)
+            # a node the plugin did not execute in this call (e.g. an in-place reshape) took no time in it
+            us = info.real_time.total_seconds() * 1e6 if info.status == info.Status.EXECUTED else 0.0
+            times = self._profile.setdefault(info.node_name, (f"{info.node_type} ({info.exec_type})",
+                                                              [0.0] * (calls - 1)))[1]
+            if len(times) < calls:
+                times.append(us)
+        for _, times in self._profile.values():
+            if len(times) < calls:          # not reported in this call at all
+                times.append(0.0)
 
     def layer_times(self, skip: int = 0) -> list[tuple[str, str, list[float]]]:
         """The CPU plugin's per-node times of the batch-1 calls kept by :meth:`profile_step`
         (``profile=True``: PERF_COUNT)."""
         if self._profile is None:
             return super().layer_times(skip)
-        return [(name, kind, times[skip:]) for name, (kind, times) in self._profile.items()]
+        return [(name, kind, times[skip:]) for name, (kind, times) in self._profile.items() if any(times)]
 
     def _describe(self) -> dict[str, Any]:
         return {"device": "CPU", "inference_precision": self._precision}
