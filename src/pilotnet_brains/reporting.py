@@ -6,11 +6,12 @@ import io
 import json
 import math
 import os
-from typing import Any, Iterable, Sequence
+import time
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from pilotnet_brains.util import atomic_write_bytes
+from pilotnet_brains.util import atomic_write_bytes, atomic_write_text
 
 
 # ---------------------------------------------------------------------------------- JSON and CSV
@@ -84,3 +85,16 @@ def shown_path(path: str) -> str:
 
     full = os.path.abspath(path)
     return os.path.relpath(full, PACKAGE_ROOT) if full.startswith(PACKAGE_ROOT + os.sep) else path
+
+
+def save_result(out_dir: str, prefix: str, result: dict, markdown: Callable[[dict], str]) -> tuple[str, str]:
+    """A benchmark's result, stamped now (``result["time"]``), written atomically as
+    ``<out_dir>/<prefix>_<time>.json`` (every figure) and ``.md`` (``markdown(result)``): (the path
+    without its suffix, the Markdown)."""
+    result["time"] = time.strftime("%Y%m%d-%H%M%S")
+    os.makedirs(out_dir, exist_ok=True)
+    base = os.path.join(out_dir, f"{prefix}_{result['time']}")
+    atomic_write_text(base + ".json", json.dumps(result, indent=1) + "\n")
+    md = markdown(result)
+    atomic_write_text(base + ".md", md)
+    return base, md

@@ -248,6 +248,18 @@ def build_hint(spec: BackendSpec) -> str:
     return f"build it with `scripts/optimize {spec.method}` (or `make models` for all)"
 
 
+def model_overrides(items) -> dict[str, str]:
+    """{backend: artifact path} from command-line ``NAME=PATH`` items (``--model``); a ValueError
+    names an item without ``=``."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--model {item!r}: write NAME=PATH")
+        name, path = item.split("=", 1)
+        out[name] = path
+    return out
+
+
 def resolve_path(name: str, path: str | None = None) -> str:
     spec = get_spec(name)
     return os.path.abspath(path) if path else spec.default_path

@@ -20,11 +20,9 @@ with the machine and versions), written atomically.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
-import time
 from typing import Any
 
 import numpy as np
@@ -32,8 +30,7 @@ import numpy as np
 from pilotnet_brains import hostinfo, results_root, timing
 from pilotnet_brains.backends.registry import benchmark_backends
 from pilotnet_brains.helptext import HelpFormatter
-from pilotnet_brains.reporting import md_table
-from pilotnet_brains.util import atomic_write_text
+from pilotnet_brains.reporting import md_table, save_result
 
 DEFAULT_BACKENDS = benchmark_backends() + ["explicit"]
 RESULTS_DIR = os.path.join(results_root(), "benchmarks", "brain")
@@ -172,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     cv2.setNumThreads(1)   # as the brain node does: OpenCV's pool fights the runtimes' threads
 
     from pilotnet_brains.backends import resolve_path
+    from pilotnet_brains.backends.registry import model_overrides
     from pilotnet_brains.evaluate import fresh_load, random_artifacts
 
     env = hostinfo.describe(args.threads)   # the load average at the start
@@ -179,12 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         tqdm.write(msg, file=sys.stderr)
 
-    overrides = {}
-    for item in args.model:
-        if "=" not in item:
-            ap.error(f"--model {item!r}: write NAME=PATH")
-        k, v = item.split("=", 1)
-        overrides[k] = v
+    try:
+        overrides = model_overrides(args.model)
+    except ValueError as e:
+        ap.error(str(e))
     work = tempfile.mkdtemp(prefix="benchmark_brain_")
     paths: dict[str, str | None] = {}
     missing = []
@@ -238,13 +234,8 @@ def main(argv: list[str] | None = None) -> int:
 
         log("timing the machine's wake-up cost (a send that wakes an idle process)")
         wake = wakeup.measure(args.wake_count)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    result = {"time": stamp, "environment": env, "args": vars(args), "rows": rows, "wake_up": wake}
-    os.makedirs(args.out, exist_ok=True)
-    base = os.path.join(args.out, f"brain_{stamp}")
-    atomic_write_text(base + ".json", json.dumps(result, indent=1) + "\n")
-    md = markdown(result)
-    atomic_write_text(base + ".md", md)
+    result = {"environment": env, "args": vars(args), "rows": rows, "wake_up": wake}
+    base, md = save_result(args.out, "brain", result, markdown)
     print(md)
     print(f"saved {base}.json and {base}.md (node logs and any random-weight artifacts: {work})")
     return 0

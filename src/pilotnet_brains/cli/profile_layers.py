@@ -15,7 +15,6 @@ Results: a table per backend on stdout; JSON (every per-call time) and Markdown 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import sys
@@ -26,8 +25,7 @@ import numpy as np
 
 from pilotnet_brains import hostinfo, results_root, timing
 from pilotnet_brains.helptext import HelpFormatter
-from pilotnet_brains.reporting import md_table
-from pilotnet_brains.util import atomic_write_text
+from pilotnet_brains.reporting import md_table, save_result
 
 RESULTS_DIR = os.path.join(results_root(), "benchmarks", "layers")
 #: Node kinds that compute a convolution or a dense layer (ONNX op types such as Conv, QLinearConv,
@@ -127,14 +125,13 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--count must be >= 1 and --warmup >= 0")
 
     from pilotnet_brains.backends import BACKENDS, resolve_path
+    from pilotnet_brains.backends.registry import model_overrides
     from pilotnet_brains.models import INPUT_SHAPE
 
-    overrides = {}
-    for item in args.model:
-        if "=" not in item:
-            ap.error(f"--model {item!r}: write NAME=PATH")
-        k, v = item.split("=", 1)
-        overrides[k] = v
+    try:
+        overrides = model_overrides(args.model)
+    except ValueError as e:
+        ap.error(str(e))
     unknown = [n for n in args.backends if n not in BACKENDS]
     if unknown:
         ap.error(f"unknown backend(s) {unknown}; choose from {sorted(BACKENDS)}")
@@ -149,14 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"backend": name, "path": path, "runtime": BACKENDS[name].runtime,
                          "error": f"{type(e).__name__}: {e}"})
             print(f"profile_layers: {name}: {rows[-1]['error']}", file=sys.stderr)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    result = {"time": stamp, "environment": env, "threads": args.threads, "count": args.count,
-              "warmup": args.warmup, "rows": rows}
-    os.makedirs(args.out, exist_ok=True)
-    base = os.path.join(args.out, f"layers_{stamp}")
-    atomic_write_text(base + ".json", json.dumps(result, indent=1) + "\n")
-    md = markdown(result)
-    atomic_write_text(base + ".md", md)
+    result = {"environment": env, "threads": args.threads, "count": args.count, "warmup": args.warmup, "rows": rows}
+    base, md = save_result(args.out, "layers", result, markdown)
     print(md)
     print(f"saved {base}.json and {base}.md")
     return 0 if all("error" not in r for r in rows) else 1
