@@ -27,7 +27,8 @@ EXPECTED_NAMES = {
     "keras", "tflite_fp32", "tflite_dynamic", "tflite_fp16", "tflite_int8", "tflite_int8_fallback",
     "tflite_pruned", "tflite_pruned_dynamic", "tflite_qat", "tflite_cqat", "tflite_pqat", "tflite_pcqat",
     "tftrt_fp32", "tftrt_fp16", "tftrt_int8", "torchscript", "torch_dynamic", "torch_static", "torch_qat",
-    "torch_pruned_global", "torch_pruned_local", "torch_pruned_quant", "onnx_fp32", "onnx_int8", "openvino_fp32", "openvino_int8", "openvino_bf16", "tensorrt"}
+    "torch_pruned_global", "torch_pruned_local", "torch_pruned_quant", "onnx_fp32", "onnx_int8", "openvino_fp32",
+    "openvino_int8", "openvino_bf16", "native_int8", "tensorrt"}
 
 
 def test_table_names_every_backend(monkeypatch, tmp_path):

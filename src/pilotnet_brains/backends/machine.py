@@ -90,3 +90,10 @@ def amx_bf16_missing() -> str:
         return ""
     return (f"a CPU with AMX-BF16 (the amx_bf16 flag, e.g. Intel Xeon 4th generation and later); this "
             f"{cpu_model()} has none")
+
+
+def native_missing() -> str:
+    """The package's own int8 kernels need AVX-512 VNNI and a C compiler (built at first use)."""
+    from pilotnet_brains import native
+
+    return native.missing()

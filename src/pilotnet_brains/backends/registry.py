@@ -34,6 +34,7 @@ RUNTIMES: dict[str, tuple[tuple[str, ...], str]] = {
     "tftrt": (("tensorflow",), "a GPU tensorflow <= 2.17 built with TensorRT"),
     "tensorrt": (("tensorrt",), "tensorrt (NVIDIA; needs an NVIDIA GPU)"),
     "openvino": (("openvino",), "openvino (Python >= 3.10: no wheel of the pinned 2026.x for Python 3.8)"),
+    "pilotnet_native": (("numpy",), "nothing from pip: the package's C kernels, compiled with gcc at first use"),
 }
 
 
@@ -182,6 +183,11 @@ _SPECS: list[BackendSpec] = [
               quantized=True, size_reference="openvino_fp32", benchmark=True),
     _openvino("openvino_bf16", "float32 weights run in bfloat16 on AMX", tolerance=0.02, quantized=True,
               unsupported=machine.amx_bf16_missing),
+    BackendSpec(name="native_int8", runtime="pilotnet_native", impl="native_backend:NativeBackend",
+                artifact_kind="int8 weights for the package's AVX-512 VNNI kernels (.npz)", suffix=".npz",
+                default="build/native_int8.npz", method="native_int8", parent="torch", needs="calibration",
+                tolerance=0.05, unsupported=machine.native_missing, quantized=True, size_reference="onnx_fp32",
+                benchmark=True),
     BackendSpec(name="tensorrt", runtime="tensorrt", impl="tensorrt_backend:TensorRTBackend",
                 artifact_kind="TensorRT serialized engine (built from ONNX)", suffix=".engine",
                 default="build/tensorrt.engine", devices=("gpu",), method="tensorrt", parent="torch",

@@ -9,7 +9,7 @@ runs the method (:mod:`pilotnet_brains.optimize.registry`: :data:`METHODS`, :fun
 sidecar (method, parameters, parent sha256) -- nothing half-written is left on error.
 
 Importing this package registers every method: post-training conversions (tflite, torch_methods,
-onnx_methods, openvino_methods, tftrt, tensorrt_method) and fine-tuning ones (tfmot_methods, torch_finetune; their
+onnx_methods, openvino_methods, native_methods, tftrt, tensorrt_method) and fine-tuning ones (tfmot_methods, torch_finetune; their
 backend rows say ``needs == "training"``). The method modules import frameworks lazily, inside the
 functions.
 """
@@ -24,6 +24,7 @@ from pilotnet_brains.backends.registry import base_model_path, get_spec
 
 # the method modules register themselves in METHODS when imported
 from pilotnet_brains.optimize import (  # noqa: F401
+    native_methods,
     onnx_methods,
     openvino_methods,
     tensorrt_method,
@@ -51,7 +52,8 @@ __all__ = ["METHODS", "BuildContext", "CalibrationError", "Method", "MethodRefus
 
 #: Sidecar ``framework`` of each runtime's artifacts.
 FRAMEWORKS = {"tf_keras": "tf_keras", "litert": "tflite", "torch": "torchscript", "onnxruntime": "onnx",
-              "tftrt": "tftrt", "tensorrt": "tensorrt", "openvino": "openvino"}
+              "tftrt": "tftrt", "tensorrt": "tensorrt", "openvino": "openvino",
+              "pilotnet_native": "pilotnet_native"}
 
 
 def artifact_path(name: str) -> str:
