@@ -1,4 +1,4 @@
-"""scripts/profile_layers on real ONNX Runtime and OpenVINO artifacts (random weights): every PilotNet
+"""scripts/profile_layers on real ONNX Runtime, OpenVINO and native_int8 artifacts (random weights): every PilotNet
 layer found in the runtime's own profile, with its multiply-adds; a runtime without a profiler is an
 error that says which ones have one."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ import os
 import pytest
 from conftest import method_params
 
-from pilotnet_brains.backends import load_backend
+from pilotnet_brains.backends import BACKENDS, load_backend
 from pilotnet_brains.backends.base import Unsupported
 from pilotnet_brains.cli import profile_layers
 from pilotnet_brains.models import layer_macs
@@ -18,8 +18,10 @@ from pilotnet_brains.models import layer_macs
 LAYERS = sorted(name for name, _ in layer_macs())
 
 
-@pytest.mark.parametrize("name", method_params(["onnx_int8", "onnx_fp32", "openvino_int8"]))
+@pytest.mark.parametrize("name", method_params(["onnx_int8", "onnx_fp32", "openvino_int8", "native_int8"]))
 def test_every_layer_is_found_in_the_runtimes_profile(pilotnet_artifacts, tmp_path, name, capsys):
+    if name not in pilotnet_artifacts["paths"]:
+        pytest.skip(f"{name} cannot run here: {BACKENDS[name].missing()}")
     path = pilotnet_artifacts["paths"][name]
     rc = profile_layers.main([name, "--model", f"{name}={path}", "--count", "30", "--warmup", "5",
                               "--out", str(tmp_path)])
@@ -43,7 +45,7 @@ def test_every_layer_is_found_in_the_runtimes_profile(pilotnet_artifacts, tmp_pa
 def test_a_backend_without_a_profiler_says_which_have_one(pilotnet_artifacts, tmp_path, capsys):
     path = pilotnet_artifacts["paths"]["tflite_int8"]
     be = load_backend("tflite_int8", path)
-    with pytest.raises(Unsupported, match="ONNX Runtime and OpenVINO"):
+    with pytest.raises(Unsupported, match="ONNX Runtime, OpenVINO and native_int8"):
         be.layer_times()
     rc = profile_layers.main(["tflite_int8", "--model", f"tflite_int8={path}", "--count", "3", "--warmup", "0",
                               "--out", str(tmp_path)])

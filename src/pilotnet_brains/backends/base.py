@@ -100,9 +100,9 @@ class Backend:
         """Per-layer times (µs) of the profiled calls, as the runtime's own profiler reports them:
         [(node name, kind, [µs per call, ...]), ...] in execution order, the first ``skip`` calls left
         out. Only backends loaded with ``profile=True`` whose runtime has a per-node profiler (ONNX
-        Runtime, OpenVINO) have them; call :meth:`profile_step` after each call."""
-        raise Unsupported(f"backend {self.name!r} ({self.runtime}): no per-layer times; ONNX Runtime and "
-                          f"OpenVINO backends have them (load them with profile=True)")
+        Runtime, OpenVINO; native_int8 times its steps inside its kernels) have them; call :meth:`profile_step` after each call."""
+        raise Unsupported(f"backend {self.name!r} ({self.runtime}): no per-layer times; ONNX Runtime, "
+                          f"OpenVINO and native_int8 backends have them (load them with profile=True)")
 
     def close(self) -> None:
         """Release the runtime objects (optional)."""

@@ -1,7 +1,8 @@
 """PilotNet int8 on the package's own AVX-512 VNNI kernels (:mod:`pilotnet_brains.native`).
 
 One thread whatever ``threads`` says (a 0.1 ms call is shorter than waking a second core); frames
-of a batch run one after the other.
+of a batch run one after the other. Options: ``kernels`` ("amx" or "vnni"; default the fastest this
+CPU has), ``profile`` (per-layer times measured inside the kernels, for ``scripts/profile_layers``).
 """
 from __future__ import annotations
 
@@ -10,7 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from pilotnet_brains.backends.base import ArtifactCorrupt, Backend, output_buffer, read_meta_or_none
+from pilotnet_brains.backends.base import (
+    ArtifactCorrupt,
+    Backend,
+    Unsupported,
+    output_buffer,
+    read_meta_or_none,
+)
 
 
 class NativeBackend(Backend):
@@ -28,16 +35,32 @@ class NativeBackend(Backend):
             raise ArtifactCorrupt(f"backend {self.name!r}: {self.path} is not a readable {native.FORMAT} "
                                   f"artifact ({type(e).__name__}: {e}); rebuild it with scripts/optimize "
                                   f"{self.name}") from e
-        self._net = native.NativeNet(art)
-        self.runtime_version = native.FORMAT
+        try:
+            self._net = native.NativeNet(art, kernels=self.options.get("kernels"))
+        except native.NativeError as e:
+            raise Unsupported(f"backend {self.name!r}: {e}") from e
+        self.runtime_version = f"{native.FORMAT}, {self._net.kernels} kernels"
         self._outs: dict[int, np.ndarray] = {}
+        self._profile = bool(self.options.get("profile"))
+        self._times: list[np.ndarray] = []
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
         out = output_buffer(len(x), self._outs)
         x = np.ascontiguousarray(x)
         for i in range(len(x)):
-            out[i] = self._net.forward(x[i])
+            out[i] = self._net.forward(x[i], self._profile)
         return out
 
     def _describe(self) -> dict[str, Any]:
-        return {"kernels": "AVX-512 VNNI, one thread"}
+        return {"kernels": self._net.kernels}
+
+    def profile_step(self) -> None:
+        if self._profile:
+            self._times.append(self._net.step_ns / 1e3)
+
+    def layer_times(self, skip: int = 0) -> list[tuple[str, str, list[float]]]:
+        """Each step's time (µs) of the profiled calls, timed inside the kernels (``profile=True``)."""
+        if not self._profile:
+            return super().layer_times(skip)
+        times = np.array(self._times[skip:]).reshape(-1, len(self._net.steps))
+        return [(name, kind, times[:, i].tolist()) for i, (name, kind) in enumerate(self._net.steps)]

@@ -1,7 +1,7 @@
 """profile_layers: where a backend's batch-1 call spends its time, layer by layer.
 
-The runtime's own profiler (ONNX Runtime's session profile, OpenVINO's PERF_COUNT) reports every
-node it executes; each artifact is loaded as the brain loads it (same threads and settings) plus
+The runtime's own profiler (ONNX Runtime's session profile, OpenVINO's PERF_COUNT; native_int8 times
+its steps inside its kernels) reports every node it executes; each artifact is loaded as the brain loads it (same threads and settings) plus
 profiling, warmed up, then called --count times on one preloaded frame. Per node: the p50 in µs,
 its share of the nodes' sum, and for the convolutions and dense layers their multiply-adds (from
 PilotNet's layer plan) and GMAC/s. The call's own p50 with profiling on is printed beside the sum:

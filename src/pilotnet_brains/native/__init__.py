@@ -272,7 +272,7 @@ class NativeNet:
         self._lib.pb_forward.restype = ctypes.c_int
         self._lib.pb_forward.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_int,
                                          ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p,
-                                         ctypes.c_int]
+                                         ctypes.c_int, ctypes.c_void_p]
         if kernels is None:
             kernels = "vnni" if amx_missing() else "amx"
         if kernels == "amx":
@@ -334,10 +334,18 @@ class NativeNet:
         self._n_in = int(np.prod(INPUT_SHAPE))
         self._args = (ctypes.addressof(self._convs), nconv, ctypes.addressof(self._dense), ndense,
                       ctypes.addressof(self._buf_ptrs), self._out.ctypes.data, int(kernels == "amx"))
+        #: the steps :meth:`forward` times with ``timed``: (name, kind) of the input quantization and each layer
+        self.steps = [("input", "Quantize")] + [
+            (f"conv{i + 1}", "Conv (AMX-INT8)" if kernels == "amx" and self._convs[i].w_amx else "Conv (VNNI)")
+            for i in range(nconv)] + [(f"fc{j + 1}" if j < ndense - 1 else "outputs", "FullyConnected (VNNI)")
+                                      for j in range(ndense)]
+        self.step_ns = np.zeros(len(self.steps), np.int64)
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        """One frame, float32 C-contiguous (66, 200, 3) in [0, 1] -> float32 (2,) (reused buffer)."""
+    def forward(self, x: np.ndarray, timed: bool = False) -> np.ndarray:
+        """One frame, float32 C-contiguous (66, 200, 3) in [0, 1] -> float32 (2,) (reused buffer).
+        ``timed``: each step's time (ns) in :attr:`step_ns`, in the order of :attr:`steps`."""
         convs, nconv, dense, ndense, bufs, out, amx = self._args
-        if self._lib.pb_forward(x.ctypes.data, self._n_in, convs, nconv, dense, ndense, bufs, out, amx):
+        ns = self.step_ns.ctypes.data if timed else None
+        if self._lib.pb_forward(x.ctypes.data, self._n_in, convs, nconv, dense, ndense, bufs, out, amx, ns):
             raise NativeError("the kernels refused a layer (unsupported channel count)")
         return self._out

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #define UNROLL _Pragma("GCC unroll 32")
@@ -247,12 +248,21 @@ int pb_conv_run_amx(const pb_conv *L, const uint8_t *in, uint8_t *out) {
 }
 
 
+static inline long long now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
 /* The whole network: nconv convolutions, then ndense dense layers (the last one float out). With
  * amx set (pb_amx_enable() granted), the convolutions that have w_amx run on AMX tiles, the others on
- * VNNI. */
+ * VNNI. ns != NULL: the time of each step in ns (input quantization, each layer: 1 + nconv + ndense). */
 int pb_forward(const float *x, int n_in, const pb_conv *convs, int nconv, const pb_dense *dense,
-               int ndense, uint8_t *const *bufs, float *out, int amx) {
+               int ndense, uint8_t *const *bufs, float *out, int amx, long long *ns) {
+    long long t = ns ? now_ns() : 0;
+#define LAP(i) if (ns) { const long long t1 = now_ns(); ns[i] = t1 - t; t = t1; }
     pb_quantize_input(x, bufs[0], n_in);
+    LAP(0)
     if (amx) amx_configure();      /* per call: the calling thread may change between calls */
     for (int i = 0; i < nconv; i++) {
         const int bad = amx && convs[i].w_amx ? pb_conv_run_amx(&convs[i], bufs[i], bufs[i + 1])
@@ -261,12 +271,15 @@ int pb_forward(const float *x, int n_in, const pb_conv *convs, int nconv, const 
             if (amx) _tile_release();
             return -1;
         }
+        LAP(1 + i)
     }
     if (amx) _tile_release();
     for (int j = 0; j < ndense; j++) {
         const uint8_t *xin = bufs[nconv + j];
         if (j == ndense - 1) pb_dense_run(&dense[j], xin, NULL, out);
         else pb_dense_run(&dense[j], xin, bufs[nconv + j + 1], NULL);
+        LAP(1 + nconv + j)
     }
+#undef LAP
     return 0;
 }
