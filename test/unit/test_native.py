@@ -149,3 +149,12 @@ def test_library_is_built_once_per_source(monkeypatch, tmp_path):
         native.library()
     assert "broken.c" in str(e.value) and "error" in str(e.value)
     assert os.listdir(tmp_path / "cache") == [os.path.basename(path)]      # no half-built file left
+
+
+def test_aligned_copies_sit_on_64_bytes():
+    for n in (1, 10, 1000, 100_000):
+        a = np.arange(n, dtype=np.int32)
+        out = native.aligned(a, extra=16)
+        assert out.ctypes.data % 64 == 0 and out.dtype == np.uint8 and out.nbytes == a.nbytes + 16
+        np.testing.assert_array_equal(out[:a.nbytes].view(np.int32), a)
+        assert not out[a.nbytes:].any()

@@ -32,7 +32,7 @@ typedef struct {
     const int8_t *w8;         /* [k][groups][nv*16][4] */
     const int32_t *bias;      /* [nv*16] */
     const float *mult;        /* [nv*16] */
-    const int8_t *w_amx;      /* AMX tiles: [k][chunks][nv][16 quads][16 channels][4]; NULL: none */
+    const int8_t *w_amx;      /* AMX tiles: [k][chunks][nv][16 quads][16 channels][4] */
     int32_t chunks;           /* 64-byte chunks per kernel row: ceil(k*c/64) */
 } pb_conv;
 
@@ -96,7 +96,7 @@ static inline __attribute__((always_inline)) void conv_block(const pb_conv *L, c
     }
 
 CONV_KERNEL(conv_nv1, 16, 1)
-CONV_KERNEL(conv_nv2, 12, 2)
+CONV_KERNEL(conv_nv2, 14, 2)
 CONV_KERNEL(conv_nv3, 8, 3)
 CONV_KERNEL(conv_nv4, 6, 4)
 
@@ -255,8 +255,8 @@ static inline long long now_ns(void) {
 }
 
 /* The whole network: nconv convolutions, then ndense dense layers (the last one float out). With
- * amx set (pb_amx_enable() granted), the convolutions that have w_amx run on AMX tiles, the others on
- * VNNI. ns != NULL: the time of each step in ns (input quantization, each layer: 1 + nconv + ndense). */
+ * amx set (pb_amx_enable() granted, every layer's w_amx packed), the convolutions run on AMX tiles.
+ * ns != NULL: the time of each step in ns (input quantization, each layer: 1 + nconv + ndense). */
 int pb_forward(const float *x, int n_in, const pb_conv *convs, int nconv, const pb_dense *dense,
                int ndense, uint8_t *const *bufs, float *out, int amx, long long *ns) {
     long long t = ns ? now_ns() : 0;
@@ -265,8 +265,8 @@ int pb_forward(const float *x, int n_in, const pb_conv *convs, int nconv, const 
     LAP(0)
     if (amx) amx_configure();      /* per call: the calling thread may change between calls */
     for (int i = 0; i < nconv; i++) {
-        const int bad = amx && convs[i].w_amx ? pb_conv_run_amx(&convs[i], bufs[i], bufs[i + 1])
-                                              : pb_conv_run(&convs[i], bufs[i], bufs[i + 1]);
+        const int bad = amx ? pb_conv_run_amx(&convs[i], bufs[i], bufs[i + 1])
+                            : pb_conv_run(&convs[i], bufs[i], bufs[i + 1]);
         if (bad) {
             if (amx) _tile_release();
             return -1;
