@@ -158,3 +158,20 @@ def test_aligned_copies_sit_on_64_bytes():
         assert out.ctypes.data % 64 == 0 and out.dtype == np.uint8 and out.nbytes == a.nbytes + 16
         np.testing.assert_array_equal(out[:a.nbytes].view(np.int32), a)
         assert not out[a.nbytes:].any()
+
+
+@pytest.mark.torch
+def test_method_refuses_a_model_with_other_input_scaling(tmp_path):
+    """The kernels read the frame's bytes: a base model normalized with a mean/std cannot be built."""
+    from pilotnet_brains.models import save_random_base_models
+    from pilotnet_brains.optimize import OptimizeError, build
+    from pilotnet_brains.preprocess import Preprocessing, read_meta, write_meta
+
+    base = save_random_base_models(str(tmp_path), seed=0, frameworks=("torch",))["torch"]
+    meta = read_meta(base)
+    meta.preprocessing = Preprocessing(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    write_meta(base, meta)
+    out = tmp_path / "build" / "native_int8.npz"
+    with pytest.raises(OptimizeError, match=r"mean \[0.5, 0.5, 0.5\]"):
+        build("native_int8", base=base, data="synthetic:8", out=str(out), progress=False)
+    assert not out.exists()

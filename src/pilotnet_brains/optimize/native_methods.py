@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from pilotnet_brains.optimize.registry import BuildContext, register_method
+from pilotnet_brains.optimize.registry import BuildContext, OptimizeError, register_method
 
 
 @register_method("native_int8", calibration_frames=100)
@@ -18,6 +18,12 @@ def native_int8(ctx: BuildContext) -> dict[str, Any]:
     from pilotnet_brains.optimize.torch_methods import load_base
     from pilotnet_brains.util import atomic_write_bytes
 
+    pre = ctx.preprocessing()
+    if not (pre.scale == 1.0 / 255.0 and tuple(pre.mean) == (0.0, 0.0, 0.0) and tuple(pre.std) == (1.0, 1.0, 1.0)):
+        raise OptimizeError(f"native_int8: the kernels take the frame's bytes as x * 255, so the base model "
+                            f"{ctx.base} must see frames scaled by 1/255 without mean or std (its sidecar "
+                            f"says scale {pre.scale}, mean {list(pre.mean)}, std {list(pre.std)}); use "
+                            f"another int8 method (onnx_int8, tflite_int8) for this model")
     _, model = load_base(ctx)
     state = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
     frames = ctx.calibration()
