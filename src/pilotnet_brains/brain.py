@@ -111,12 +111,25 @@ class PilotNetPolicy:
         self._x = np.zeros((1,) + preprocessing.input_shape, np.float32)
         self._small = np.zeros(preprocessing.input_shape, np.uint8)   # the resized frame, reused
         self._out = self._x[0]
+        # A backend that reads the frame's bytes (native_int8) gets the resized frame itself, resized
+        # straight into its input buffer: no float frame.
+        byte_input = getattr(backend, "byte_input", None)
+        self._bytes = byte_input() if byte_input is not None and preprocessing.bytes_in else None
+        if self._bytes is not None:
+            self._small = self._bytes[0]
 
     def preprocess(self, rgb: np.ndarray) -> np.ndarray:
+        """The network input of one frame: float32 (1, 66, 200, 3), or for a backend that reads bytes
+        the resized uint8 frame (1, 66, 200, 3) (:meth:`predict` takes either)."""
+        if self._bytes is not None:
+            self.pre.resize(rgb, out=self._small)
+            return self._bytes
         self.pre.image(rgb, out=self._out, scratch=self._small)
         return self._x
 
     def predict(self, x: np.ndarray) -> np.ndarray:
+        if x.dtype == np.uint8:
+            return self.backend.predict_bytes(x)
         return self.backend.predict(x)
 
     def postprocess(self, p: np.ndarray) -> tuple[float, float]:

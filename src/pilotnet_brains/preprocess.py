@@ -63,6 +63,12 @@ class Preprocessing:
         object.__setattr__(self, "_identity_norm", bool(np.all(mean == 0) and np.all(std == 1)))
 
     @property
+    def bytes_in(self) -> bool:
+        """Is the network input the resized frame's bytes / 255 (no mean, no std)? Then a backend
+        that reads bytes can take the resized frame itself (:meth:`resize`)."""
+        return self._identity_norm and self.scale == 1.0 / 255.0
+
+    @property
     def input_shape(self) -> tuple[int, int, int]:
         """Network input, NHWC without the batch axis."""
         return (self.height, self.width, 3)
@@ -71,12 +77,7 @@ class Preprocessing:
         """rgb8 frame (H, W, 3) uint8 -> float32 (height, width, 3). ``out`` is reused when given, and
         so is ``scratch`` (uint8 (height, width, 3)) for the resized frame: a caller that preprocesses
         every frame (the brain) then allocates nothing."""
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise PreprocessError(f"expected an HxWx3 uint8 rgb image, got shape {rgb.shape} {rgb.dtype}")
-        if rgb.shape[0] < self.crop_bottom:
-            raise PreprocessError(f"image has {rgb.shape[0]} rows; cropping needs {self.crop_bottom}")
-        small = cv2.resize(rgb[self.crop_top:self.crop_bottom], (self.width, self.height), dst=scratch,
-                           interpolation=self._interp)
+        small = self.resize(rgb, scratch)
         if out is None:
             out = np.empty(self.input_shape, np.float32)
         if self._identity_norm:
@@ -85,6 +86,16 @@ class Preprocessing:
             np.multiply(small, self._a, out=out, casting="unsafe")
             out += self._b
         return out
+
+    def resize(self, rgb: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """rgb8 frame (H, W, 3) uint8 -> the cropped and resized uint8 (height, width, 3), into ``out``
+        when given."""
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise PreprocessError(f"expected an HxWx3 uint8 rgb image, got shape {rgb.shape} {rgb.dtype}")
+        if rgb.shape[0] < self.crop_bottom:
+            raise PreprocessError(f"image has {rgb.shape[0]} rows; cropping needs {self.crop_bottom}")
+        return cv2.resize(rgb[self.crop_top:self.crop_bottom], (self.width, self.height), dst=out,
+                          interpolation=self._interp)
 
     def labels(self, v: np.ndarray, w: np.ndarray) -> np.ndarray:
         """Physical (v m/s, w rad/s) -> normalized targets (N, 2) float32, the inverse of outputs()."""

@@ -175,3 +175,36 @@ def test_method_refuses_a_model_with_other_input_scaling(tmp_path):
     with pytest.raises(OptimizeError, match=r"mean \[0.5, 0.5, 0.5\]"):
         build("native_int8", base=base, data="synthetic:8", out=str(out), progress=False)
     assert not out.exists()
+
+
+@needs_kernels
+def test_brain_hands_the_resized_bytes_to_the_kernels(artifact, tmp_path):
+    """The policy resizes the camera frame straight into the kernels' input buffer (no float frame)
+    and gets exactly the outputs of the float path, frame after frame."""
+    from pilotnet_brains.backends import load_backend
+    from pilotnet_brains.brain import PilotNetPolicy
+    from pilotnet_brains.preprocess import DEFAULT, Preprocessing
+
+    path = tmp_path / "native_int8.npz"
+    np.savez(path, **artifact[1])
+    backend = load_backend("native_int8", path=str(path))
+    policy = PilotNetPolicy(backend, DEFAULT, "native_int8")
+    rng = np.random.default_rng(2)
+    seen = set()
+    for _ in range(3):
+        img = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+        x = policy.preprocess(img)
+        assert x.dtype == np.uint8 and x.shape == (1,) + INPUT_SHAPE
+        assert x[0].ctypes.data == backend.byte_input()[0].ctypes.data      # the kernels' own buffer
+        np.testing.assert_array_equal(x[0], DEFAULT.resize(img))
+        got = policy.predict(x).copy()
+        np.testing.assert_array_equal(got, backend.predict(DEFAULT.image(img)[None]))
+        seen.add(tuple(got[0]))
+    assert len(seen) == 3
+    # a copy of the bytes (as benchmark_brain keeps them) gives the same; bad arrays are refused
+    np.testing.assert_array_equal(policy.predict(x.copy()), got)
+    with pytest.raises(ValueError, match="uint8 frames"):
+        backend.predict_bytes(x[0])
+    # a model normalized with a mean/std gets the float frame
+    other = PilotNetPolicy(backend, Preprocessing(mean=(0.5, 0.5, 0.5)), "native_int8")
+    assert other.preprocess(img).dtype == np.float32

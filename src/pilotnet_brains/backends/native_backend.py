@@ -3,6 +3,8 @@
 One thread whatever ``threads`` says (a 0.1 ms call is shorter than waking a second core); frames
 of a batch run one after the other. Options: ``kernels`` ("amx" or "vnni"; default the fastest this
 CPU has), ``profile`` (per-layer times measured inside the kernels, for ``scripts/profile_layers``).
+The brain hands it the resized frame's bytes (:meth:`NativeBackend.predict_bytes`, resized straight
+into :meth:`NativeBackend.byte_input`): no float frame is made.
 """
 from __future__ import annotations
 
@@ -49,6 +51,20 @@ class NativeBackend(Backend):
         x = np.ascontiguousarray(x)
         for i in range(len(x)):
             out[i] = self._net.forward(x[i], self._profile)
+        return out
+
+    def byte_input(self) -> np.ndarray:
+        """uint8 (1, 66, 200, 3): the kernels' own input buffer; a frame resized into it is read in place."""
+        return self._net.input_bytes_view()[None]
+
+    def predict_bytes(self, q: np.ndarray) -> np.ndarray:
+        """uint8 frames (N, 66, 200, 3) (the resized camera bytes) -> float32 (N, 2): the same outputs
+        as predict(q / 255), without the float frame."""
+        if q.dtype != np.uint8 or q.ndim != 4 or q.shape[1:] != self._net.input_bytes_view().shape:
+            raise ValueError(f"expected uint8 frames (N, 66, 200, 3), got {q.dtype} {q.shape}")
+        out = output_buffer(len(q), self._outs)
+        for i in range(len(q)):
+            out[i] = self._net.forward_bytes(q[i], self._profile)
         return out
 
     def _describe(self) -> dict[str, Any]:

@@ -78,7 +78,7 @@ def bench_offline(name: str, path: str | None, threads: int, frames: list[np.nda
     if name == "explicit":
         brain = timing.measure(run_brain, msgs, args.min_count, args.min_seconds, args.warmup_seconds)
     else:
-        raw, brain = timing.measure_alternating([policy.backend.predict, run_brain], [xs, msgs], args.min_count,
+        raw, brain = timing.measure_alternating([policy.predict, run_brain], [xs, msgs], args.min_count,
                                          args.min_seconds, args.warmup_seconds)
         row["raw_ns"] = raw.tolist()
         row["raw"] = timing.summary(raw, "ms")

@@ -354,8 +354,23 @@ class NativeNet:
     def forward(self, x: np.ndarray, timed: bool = False) -> np.ndarray:
         """One frame, float32 C-contiguous (66, 200, 3) in [0, 1] -> float32 (2,) (reused buffer).
         ``timed``: each step's time (ns) in :attr:`step_ns`, in the order of :attr:`steps`."""
+        return self._run(x.ctypes.data, timed)
+
+    def input_bytes_view(self) -> np.ndarray:
+        """The kernels' input: a uint8 (66, 200, 3) view that :meth:`forward_bytes` reads in place."""
+        return self._bufs[0][:self._n_in].reshape(INPUT_SHAPE)
+
+    def forward_bytes(self, q: np.ndarray, timed: bool = False) -> np.ndarray:
+        """One frame's bytes, uint8 (66, 200, 3) -> float32 (2,): the frame is the network's input as
+        it is (copied in unless ``q`` is :meth:`input_bytes_view`)."""
+        view = self.input_bytes_view()
+        if q.ctypes.data != view.ctypes.data:
+            view[...] = q
+        return self._run(None, timed)
+
+    def _run(self, x_ptr, timed: bool) -> np.ndarray:
         convs, nconv, dense, ndense, bufs, out, amx = self._args
         ns = self.step_ns.ctypes.data if timed else None
-        if self._lib.pb_forward(x.ctypes.data, self._n_in, convs, nconv, dense, ndense, bufs, out, amx, ns):
+        if self._lib.pb_forward(x_ptr, self._n_in, convs, nconv, dense, ndense, bufs, out, amx, ns):
             raise NativeError("the kernels refused a layer (unsupported channel count)")
         return self._out

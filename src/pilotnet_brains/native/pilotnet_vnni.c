@@ -256,12 +256,12 @@ static inline long long now_ns(void) {
 
 /* The whole network: nconv convolutions, then ndense dense layers (the last one float out). With
  * amx set (pb_amx_enable() granted, every layer's w_amx packed), the convolutions run on AMX tiles.
- * ns != NULL: the time of each step in ns (input quantization, each layer: 1 + nconv + ndense). */
+ * x == NULL: bufs[0] already holds the frame's bytes. ns != NULL: the time of each step in ns (input quantization, each layer: 1 + nconv + ndense). */
 int pb_forward(const float *x, int n_in, const pb_conv *convs, int nconv, const pb_dense *dense,
                int ndense, uint8_t *const *bufs, float *out, int amx, long long *ns) {
     long long t = ns ? now_ns() : 0;
 #define LAP(i) if (ns) { const long long t1 = now_ns(); ns[i] = t1 - t; t = t1; }
-    pb_quantize_input(x, bufs[0], n_in);
+    if (x) pb_quantize_input(x, bufs[0], n_in);      /* NULL: the caller wrote the bytes there */
     LAP(0)
     if (amx) amx_configure();      /* per call: the calling thread may change between calls */
     for (int i = 0; i < nconv; i++) {
