@@ -117,18 +117,26 @@ def test_backend_refuses_a_corrupt_artifact(tmp_path):
 
 
 def test_missing_says_what_the_cpu_lacks(monkeypatch):
+    """A CPU without AVX-512 VNNI: the backend is refused naming the missing flags, and the tests'
+    CPU methods (the offline table, the campaigns' defaults) leave it out."""
     from pilotnet_brains import hostinfo
+    from pilotnet_brains.backends import Unsupported, load_backend, registry
 
-    monkeypatch.setattr(hostinfo, "_cpuinfo", lambda key: "fpu sse avx2 avx512f avx512bw" if key == "flags" else "TestCPU")
+    monkeypatch.setattr(hostinfo, "isa_flags", lambda: ["avx2", "fma", "avx512f", "avx512bw"])
+    monkeypatch.setattr(hostinfo, "cpu_model", lambda: "TestCPU")
     reason = native.missing()
     assert "avx512vl" in reason and "avx512_vnni" in reason and "TestCPU" in reason
     assert "AMX-INT8" in native.amx_missing()
+    with pytest.raises(Unsupported) as e:
+        load_backend("native_int8", path="/nonexistent/native_int8.npz")
+    assert "native_int8" in str(e.value) and "avx512_vnni" in str(e.value)
+    assert "native_int8" not in registry.post_training_cpu_methods()
 
 
 def test_missing_says_a_compiler_is_needed(monkeypatch):
     from pilotnet_brains import hostinfo
 
-    monkeypatch.setattr(hostinfo, "_cpuinfo", lambda key: " ".join(native.NEEDED_FLAGS) if key == "flags" else "")
+    monkeypatch.setattr(hostinfo, "isa_flags", lambda: list(native.NEEDED_FLAGS))
     monkeypatch.setattr(native, "_compiler", lambda: "")
     assert "gcc" in native.missing()
     with pytest.raises(native.NativeError, match="need a C compiler"):

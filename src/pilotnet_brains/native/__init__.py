@@ -52,9 +52,9 @@ class NativeError(RuntimeError):
 
 def missing() -> str:
     """"" when this machine can run the kernels, else what it lacks (CPU flags, a C compiler)."""
-    from pilotnet_brains.hostinfo import _cpuinfo, cpu_model
+    from pilotnet_brains.hostinfo import cpu_model, isa_flags
 
-    have = set((_cpuinfo("flags")).split())
+    have = set(isa_flags())
     lacking = [f for f in NEEDED_FLAGS if f not in have]
     if lacking:
         return (f"a CPU with AVX-512 VNNI ({', '.join(NEEDED_FLAGS)}; e.g. Intel Xeon 2nd generation and "
