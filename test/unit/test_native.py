@@ -216,3 +216,27 @@ def test_brain_hands_the_resized_bytes_to_the_kernels(artifact, tmp_path):
     # a model normalized with a mean/std gets the float frame
     other = PilotNetPolicy(backend, Preprocessing(mean=(0.5, 0.5, 0.5)), "native_int8")
     assert other.preprocess(img).dtype == np.float32
+
+
+@needs_kernels
+def test_calls_from_several_threads_do_not_mix(artifact):
+    """The kernels' buffers are shared: concurrent calls take turns and each gets its own frame's output."""
+    import threading
+
+    _, art = artifact
+    net = native.NativeNet(art)
+    x = synthetic_frames(4, seed=21)
+    want = native.reference(art, x)
+    errors = []
+
+    def work(i):
+        for _ in range(200):
+            if not np.array_equal(net.forward(np.ascontiguousarray(x[i])), want[i]):
+                errors.append(i)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors

@@ -29,6 +29,7 @@ import hashlib
 import os
 import subprocess
 import tempfile
+import threading
 from typing import Mapping
 
 import numpy as np
@@ -350,9 +351,11 @@ class NativeNet:
             for i in range(nconv)] + [(f"fc{j + 1}" if j < ndense - 1 else "outputs", "FullyConnected (VNNI)")
                                       for j in range(ndense)]
         self.step_ns = np.zeros(len(self.steps), np.int64)
+        self._lock = threading.Lock()
 
     def forward(self, x: np.ndarray, timed: bool = False) -> np.ndarray:
-        """One frame, float32 C-contiguous (66, 200, 3) in [0, 1] -> float32 (2,) (reused buffer).
+        """One frame, float32 C-contiguous (66, 200, 3) in [0, 1] -> float32 (2,). Calls from several
+        threads run one at a time.
         ``timed``: each step's time (ns) in :attr:`step_ns`, in the order of :attr:`steps`."""
         return self._run(x.ctypes.data, timed)
 
@@ -371,6 +374,7 @@ class NativeNet:
     def _run(self, x_ptr, timed: bool) -> np.ndarray:
         convs, nconv, dense, ndense, bufs, out, amx = self._args
         ns = self.step_ns.ctypes.data if timed else None
-        if self._lib.pb_forward(x_ptr, self._n_in, convs, nconv, dense, ndense, bufs, out, amx, ns):
-            raise NativeError("the kernels refused a layer (unsupported channel count)")
-        return self._out
+        with self._lock:     # one call at a time: the calls share the activation buffers
+            if self._lib.pb_forward(x_ptr, self._n_in, convs, nconv, dense, ndense, bufs, out, amx, ns):
+                raise NativeError("the kernels refused a layer (unsupported channel count)")
+            return self._out.copy()
