@@ -6,13 +6,15 @@ import glob
 import json
 import os
 
+import pytest
 from conftest import run_tool
 
 
-def test_benchmark_brain_writes_json_and_markdown(tmp_path):
+@pytest.mark.parametrize("receiver", ["SCHED_OTHER", "SCHED_BATCH"])
+def test_benchmark_brain_writes_json_and_markdown(tmp_path, receiver):
     proc = run_tool("benchmark_brain", "--backends", "explicit", "--min-count", "30", "--min-seconds", "0.2",
                     "--warmup-seconds", "0.1", "--e2e-count", "30", "--e2e-warmup", "5", "--wake-count", "40", "--out", str(tmp_path),
-                    timeout=180)
+                    *(["--receiver-batch"] if receiver == "SCHED_BATCH" else []), timeout=180)
     (js,) = glob.glob(os.path.join(tmp_path, "brain_*.json"))
     (md,) = glob.glob(os.path.join(tmp_path, "brain_*.md"))
     doc = json.load(open(js))
@@ -28,6 +30,8 @@ def test_benchmark_brain_writes_json_and_markdown(tmp_path):
     assert wake["same_core"]["n"] == 40 and wake["same_core"]["p50"] > 0
     assert "costs the sender" in table
     assert "| explicit |" in proc.stdout
+    # the commands' receiving thread ran with the policy asked for, and the table says which
+    assert doc["receiver_policy"] == receiver and f"The command's receiver ran {receiver}" in table
 
 
 def test_benchmark_brain_refuses_missing_artifacts_with_advice(tmp_path):

@@ -140,6 +140,12 @@ def markdown(result: dict[str, Any]) -> str:
         lines += [f"Machine: {wakeup.text(result['wake_up'])}. The node's own work includes one such send per "
                   f"frame: its command's publish wakes the command's subscriber (the simulator in a run, this "
                   f"benchmark here).", ""]
+    if result.get("receiver_policy"):
+        lines += [f"The command's receiver ran {result['receiver_policy']}"
+                  + (" (--receiver-batch): it could not preempt the brain inside its send()." if
+                     result["receiver_policy"] == "SCHED_BATCH" else
+                     ": Linux may run it on the brain's core inside the brain's send(), and the node's own work "
+                     "then includes part of the receiver's (--receiver-batch measures without)."), ""]
     return "\n".join(lines)
 
 
@@ -160,6 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--wake-count", type=int, default=1000,
                     help="sends timed per placement (peer on the same core / on another core) for the machine's "
                          "wake-up cost; 0 = skip")
+    ap.add_argument("--receiver-batch", action="store_true",
+                    help="the thread receiving the commands runs SCHED_BATCH, so Linux does not run it inside "
+                         "the brain's send() (a socket send's synchronous wake-up may run the woken receiver on "
+                         "the sender's core first, and the node's own work then includes the receiver's); "
+                         "camera -> command may grow")
     ap.add_argument("--out", default=RESULTS_DIR, help="results folder (default: %(default)s)")
     args = ap.parse_args(argv)
 
@@ -212,12 +223,13 @@ def main(argv: list[str] | None = None) -> int:
             row = {"backend": name, "error": f"{type(e).__name__}: {e}"}
             log(f"{name}: {row['error']}")
         rows.append(row)
+    receiver = None
     if args.e2e_count > 0:
         from pilotnet_brains.ros.brain_loopback import Loopback
         from pilotnet_brains.ros.master import private_master
 
         with private_master("benchmark_brain"):
-            loop = Loopback()
+            loop = Loopback(receiver_batch=args.receiver_batch)
             for row in tqdm(rows, desc="end-to-end"):
                 if "error" in row:
                     continue
@@ -228,13 +240,15 @@ def main(argv: list[str] | None = None) -> int:
                     row["e2e_error"] = str(e)
                     log(f"{row['backend']} end-to-end: {e}")
             loop.close()
+            receiver = {os.SCHED_BATCH: "SCHED_BATCH", os.SCHED_OTHER: "SCHED_OTHER"}.get(loop.receiver_policy)
     wake = None
     if args.wake_count > 0:
         from pilotnet_brains import wakeup
 
         log("timing the machine's wake-up cost (a send that wakes an idle process)")
         wake = wakeup.measure(args.wake_count)
-    result = {"environment": env, "args": vars(args), "rows": rows, "wake_up": wake}
+    result = {"environment": env, "args": vars(args), "rows": rows, "wake_up": wake,
+              "receiver_policy": receiver}
     base, md = save_result(args.out, "brain", result, markdown)
     print(md)
     print(f"saved {base}.json and {base}.md (node logs and any random-weight artifacts: {work})")

@@ -17,9 +17,15 @@ from pilotnet_brains.timing import summary
 
 class Loopback:
     """This process as the camera publisher and the command/stats subscriber of one brain node at a
-    time, on the master rospy was initialised against (a :func:`private_master`)."""
+    time, on the master rospy was initialised against (a :func:`private_master`).
 
-    def __init__(self):
+    ``receiver_batch``: the thread that receives the commands switches itself to SCHED_BATCH on its
+    first command. A TCP send wakes its receiver with a synchronous wake-up, which Linux may answer
+    by running the receiver on the sender's core at once, inside the sender's send(); a SCHED_BATCH
+    task never preempts on wake-up, so the brain's send() then returns without waiting for it.
+    :attr:`receiver_policy` is the policy the receiving thread of the last node ran with."""
+
+    def __init__(self, receiver_batch: bool = False):
         import rospy
         from geometry_msgs.msg import Twist
         from sensor_msgs.msg import Image
@@ -28,6 +34,8 @@ class Loopback:
 
         self.rospy = rospy
         self.Image = Image
+        self.receiver_batch = receiver_batch
+        self.receiver_policy: int | None = None
         self.cmd_event = threading.Event()
         self.cmd_t = 0
         self.stats: dict[int, Any] = {}
@@ -38,6 +46,10 @@ class Loopback:
     def _on_cmd(self, _msg) -> None:
         self.cmd_t = time.perf_counter_ns()
         self.cmd_event.set()
+        if self.receiver_policy is None:   # a node's first command, on rospy's thread for its connection
+            if self.receiver_batch:
+                os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))   # 0: this thread
+            self.receiver_policy = os.sched_getscheduler(0)
 
     def _on_stats(self, m) -> None:
         self.stats[m.header.stamp.secs] = m
@@ -68,6 +80,7 @@ class Loopback:
                     for f in frames]
             e2e: list[int] = []
             self.stats.clear()
+            self.receiver_policy = None      # each node's connection has its own receiving thread
             for i in progress(range(warmup + count), desc=f"{name} end-to-end", leave=False):
                 m = msgs[i % len(msgs)]
                 m.header.stamp = self.rospy.Time(i + 1, 0)
