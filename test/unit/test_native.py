@@ -157,6 +157,12 @@ def test_library_is_built_once_per_source(monkeypatch, tmp_path):
         native.library()
     assert "broken.c" in str(e.value) and "error" in str(e.value)
     assert os.listdir(tmp_path / "cache") == [os.path.basename(path)]      # no half-built file left
+    # a cache folder that cannot be written says so and what to set
+    monkeypatch.setattr(native, "SOURCE", str(tmp_path / "broken.c"))
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("PILOTNET_NATIVE_CACHE", str(tmp_path / "file" / "cache"))
+    with pytest.raises(native.NativeError, match="PILOTNET_NATIVE_CACHE"):
+        native.library()
 
 
 def test_aligned_copies_sit_on_64_bytes():

@@ -91,8 +91,12 @@ def library() -> str:
     path = os.path.join(folder, f"pilotnet_vnni-{key}.so")
     if os.path.exists(path):
         return path
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=folder)
+    except OSError as e:
+        raise NativeError(f"cannot write the compiled kernels to {folder} ({e.strerror}); point "
+                          f"PILOTNET_NATIVE_CACHE at a writable folder") from e
     os.close(fd)
     try:
         r = subprocess.run([cc, *CFLAGS, "-o", tmp, SOURCE], capture_output=True, text=True)
