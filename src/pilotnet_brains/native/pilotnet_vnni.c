@@ -103,15 +103,8 @@ CONV_KERNEL(conv_nv4, 6, 4)
 /* Reads past the last pixel of a block (at most P pixels + 3 bytes): buffers carry PB_SLACK bytes. */
 int pb_slack(void) { return 4096; }
 
-int pb_conv_run(const pb_conv *L, const uint8_t *in, uint8_t *out) {
-    switch (L->nv) {
-    case 1: conv_nv1(L, in, out); return 0;
-    case 2: conv_nv2(L, in, out); return 0;
-    case 3: conv_nv3(L, in, out); return 0;
-    case 4: conv_nv4(L, in, out); return 0;
-    default: return -1;
-    }
-}
+typedef void (*conv_fn)(const pb_conv *, const uint8_t *, uint8_t *);
+static const conv_fn VNNI_CONVS[] = {conv_nv1, conv_nv2, conv_nv3, conv_nv4};
 
 /* Dense: V vectors of 16 outputs at a time, the input's 4-byte groups broadcast. */
 static inline __attribute__((always_inline)) void dense_block(const pb_dense *L, const uint8_t *x,
@@ -237,14 +230,13 @@ AMX_KERNEL(amx_nv2, 2)
 AMX_KERNEL(amx_nv3, 3)
 AMX_KERNEL(amx_nv4, 4)
 
-int pb_conv_run_amx(const pb_conv *L, const uint8_t *in, uint8_t *out) {
-    switch (L->nv) {
-    case 1: amx_nv1(L, in, out); return 0;
-    case 2: amx_nv2(L, in, out); return 0;
-    case 3: amx_nv3(L, in, out); return 0;
-    case 4: amx_nv4(L, in, out); return 0;
-    default: return -1;
-    }
+static const conv_fn AMX_CONVS[] = {amx_nv1, amx_nv2, amx_nv3, amx_nv4};
+
+/* One convolution, on AMX tiles or VNNI, by its number of 16-channel vectors; -1: more than 64 channels. */
+static int conv_run(const pb_conv *L, const uint8_t *in, uint8_t *out, int amx) {
+    if (L->nv < 1 || L->nv > 4) return -1;
+    (amx ? AMX_CONVS : VNNI_CONVS)[L->nv - 1](L, in, out);
+    return 0;
 }
 
 
@@ -265,9 +257,7 @@ int pb_forward(const float *x, int n_in, const pb_conv *convs, int nconv, const 
     LAP(0)
     if (amx) amx_configure();      /* per call: the calling thread may change between calls */
     for (int i = 0; i < nconv; i++) {
-        const int bad = amx ? pb_conv_run_amx(&convs[i], bufs[i], bufs[i + 1])
-                            : pb_conv_run(&convs[i], bufs[i], bufs[i + 1]);
-        if (bad) {
+        if (conv_run(&convs[i], bufs[i], bufs[i + 1], amx)) {
             if (amx) _tile_release();
             return -1;
         }
