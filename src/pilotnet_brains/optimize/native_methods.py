@@ -19,7 +19,7 @@ def native_int8(ctx: BuildContext) -> dict[str, Any]:
     from pilotnet_brains.util import atomic_write_bytes
 
     pre = ctx.preprocessing()
-    if not (pre.scale == 1.0 / 255.0 and tuple(pre.mean) == (0.0, 0.0, 0.0) and tuple(pre.std) == (1.0, 1.0, 1.0)):
+    if not pre.bytes_in:
         raise OptimizeError(f"native_int8: the kernels take the frame's bytes as x * 255, so the base model "
                             f"{ctx.base} must see frames scaled by 1/255 without mean or std (its sidecar "
                             f"says scale {pre.scale}, mean {list(pre.mean)}, std {list(pre.std)}); use "
