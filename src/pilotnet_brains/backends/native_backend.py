@@ -20,6 +20,7 @@ from pilotnet_brains.backends.base import (
     output_buffer,
     read_meta_or_none,
 )
+from pilotnet_brains.models import INPUT_SHAPE
 
 
 class NativeBackend(Backend):
@@ -60,7 +61,7 @@ class NativeBackend(Backend):
     def predict_bytes(self, q: np.ndarray) -> np.ndarray:
         """uint8 frames (N, 66, 200, 3) (the resized camera bytes) -> float32 (N, 2): the same outputs
         as predict(q / 255), without the float frame."""
-        if q.dtype != np.uint8 or q.ndim != 4 or q.shape[1:] != self._net.input_bytes_view().shape:
+        if q.dtype != np.uint8 or q.shape[1:] != INPUT_SHAPE:
             raise ValueError(f"expected uint8 frames (N, 66, 200, 3), got {q.dtype} {q.shape}")
         out = output_buffer(len(q), self._outs)
         for i in range(len(q)):

@@ -347,6 +347,7 @@ class NativeNet:
         self._keep = keep
         self._out = np.zeros(N_OUTPUTS, np.float32)
         self._n_in = int(np.prod(INPUT_SHAPE))
+        self._input = self._bufs[0][:self._n_in].reshape(INPUT_SHAPE)   # the kernels' input, as a frame
         self._args = (ctypes.addressof(self._convs), nconv, ctypes.addressof(self._dense), ndense,
                       ctypes.addressof(self._buf_ptrs), self._out.ctypes.data, int(kernels == "amx"))
         #: the steps :meth:`forward` times with ``timed``: (name, kind) of the input quantization and each layer
@@ -365,14 +366,13 @@ class NativeNet:
 
     def input_bytes_view(self) -> np.ndarray:
         """The kernels' input: a uint8 (66, 200, 3) view that :meth:`forward_bytes` reads in place."""
-        return self._bufs[0][:self._n_in].reshape(INPUT_SHAPE)
+        return self._input
 
     def forward_bytes(self, q: np.ndarray, timed: bool = False) -> np.ndarray:
         """One frame's bytes, uint8 (66, 200, 3) -> float32 (2,): the frame is the network's input as
         it is (copied in unless ``q`` is :meth:`input_bytes_view`)."""
-        view = self.input_bytes_view()
-        if q.ctypes.data != view.ctypes.data:
-            view[...] = q
+        if q.ctypes.data != self._input.ctypes.data:
+            self._input[...] = q
         return self._run(None, timed)
 
     def _run(self, x_ptr, timed: bool) -> np.ndarray:
