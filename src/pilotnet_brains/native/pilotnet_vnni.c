@@ -1,8 +1,8 @@
-/* PilotNet int8 inference on AVX-512 VNNI, batch 1, one thread.
+/* PilotNet int8 inference on AVX-512 VNNI (and AMX-INT8 for the convolutions), batch 1, one thread.
  *
  * Activations are uint8 NHWC with zero point 0 (the input frame's own bytes, then ReLU outputs);
  * weights are int8, symmetric, one scale per output channel, packed by the Python side
- * (pilotnet_brains.native.pack). A convolution is computed in place of an im2col: for an output
+ * (pilotnet_brains.native.NativeNet). A convolution is computed in place of an im2col: for an output
  * pixel, kernel row r reads the k*C contiguous input bytes of that row (NHWC, VALID padding), four
  * at a time, broadcast against 16 output channels (vpdpbusd: u8 x s8, summed in int32). The last
  * group of a row may read up to three bytes past it; their weights are zero. Requantization:
@@ -51,6 +51,16 @@ static inline __attribute__((always_inline)) __m128i requant(__m512i acc, const 
     return _mm512_cvtusepi32_epi8(_mm512_max_epi32(q, _mm512_setzero_si512()));
 }
 
+/* The first n (up to 16) lanes of a 16-channel vector. */
+static inline __mmask16 first_lanes(int n) { return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u); }
+
+/* Requantize 16 accumulators and store the channels of ``left`` that exist (a layer's last vector
+ * may hold fewer than 16). */
+static inline __attribute__((always_inline)) void store_q(uint8_t *o, __m512i acc, const int32_t *bias,
+                                                          const float *mult, int left) {
+    _mm_mask_storeu_epi8(o, first_lanes(left), requant(acc, bias, mult));
+}
+
 /* P output pixels along x, NV vectors of 16 channels: P*NV accumulators in registers. */
 static inline __attribute__((always_inline)) void conv_block(const pb_conv *L, const uint8_t *in,
                                                              uint8_t *out, int y, int x0, int np,
@@ -73,16 +83,11 @@ static inline __attribute__((always_inline)) void conv_block(const pb_conv *L, c
             }
         }
     }
-    const int tail = L->n - (NV - 1) * 16;          /* channels in the last vector */
-    const __mmask16 tail_mask = (__mmask16)((1u << tail) - 1u);
     UNROLL for (int p = 0; p < P; p++) {
         if (p >= np) break;
         uint8_t *o = out + ((size_t)y * L->wo + x0 + p) * L->n;
-        UNROLL for (int v = 0; v < NV; v++) {
-            __m128i q = requant(acc[p][v], L->bias + 16 * v, L->mult + 16 * v);
-            if (v < NV - 1 || tail == 16) _mm_storeu_si128((__m128i *)(o + 16 * v), q);
-            else _mm_mask_storeu_epi8(o + 16 * v, tail_mask, q);
-        }
+        UNROLL for (int v = 0; v < NV; v++)
+            store_q(o + 16 * v, acc[p][v], L->bias + 16 * v, L->mult + 16 * v, L->n - 16 * v);
     }
 }
 
@@ -130,13 +135,12 @@ int pb_dense_run(const pb_dense *L, const uint8_t *x, uint8_t *out_u8, float *ou
         if (V == 8) dense_block(L, x, v0, acc, 8);
         else dense_block(L, x, v0, acc, 1);
         for (int v = 0; v < V; v++) {
-            int ch = 16 * (v0 + v), left = L->n - ch;
-            __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+            const int ch = 16 * (v0 + v);
             if (out_u8) {
-                _mm_mask_storeu_epi8(out_u8 + ch, m, requant(acc[v], L->bias + ch, L->mult + ch));
+                store_q(out_u8 + ch, acc[v], L->bias + ch, L->mult + ch, L->n - ch);
             } else {
                 __m512 f = _mm512_cvtepi32_ps(_mm512_add_epi32(acc[v], _mm512_loadu_si512(L->bias + ch)));
-                _mm512_mask_storeu_ps(out_f32 + ch, m, _mm512_mul_ps(f, _mm512_loadu_ps(L->mult + ch)));
+                _mm512_mask_storeu_ps(out_f32 + ch, first_lanes(L->n - ch), _mm512_mul_ps(f, _mm512_loadu_ps(L->mult + ch)));
             }
         }
         v0 += V;
@@ -153,7 +157,7 @@ void pb_quantize_input(const float *x, uint8_t *q, int n) {
         _mm_storeu_si128((__m128i *)(q + i), _mm512_cvtusepi32_epi8(_mm512_max_epi32(v, _mm512_setzero_si512())));
     }
     if (i < n) {
-        __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
+        const __mmask16 m = first_lanes(n - i);
         __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), k));
         _mm_mask_storeu_epi8(q + i, m, _mm512_cvtusepi32_epi8(_mm512_max_epi32(v, _mm512_setzero_si512())));
     }
@@ -192,8 +196,6 @@ static void amx_configure(void) {
     static void NAME(const pb_conv *L, const uint8_t *in, uint8_t *out) {                       \
         int32_t cbuf[16 * 16 * NV] __attribute__((aligned(64)));                                \
         const int px = L->s * L->c;                                                             \
-        const int tail = L->n - (NV - 1) * 16;                                                  \
-        const __mmask16 tail_mask = (__mmask16)((1u << tail) - 1u);                             \
         for (int y = 0; y < L->ho; y++)                                                         \
             for (int x0 = 0; x0 < L->wo; x0 += 16) {                                            \
                 const int np = L->wo - x0 < 16 ? L->wo - x0 : 16;                               \
@@ -215,12 +217,9 @@ static void amx_configure(void) {
                 if (NV > 3) _tile_stored(3, cbuf + 48, NV * 64);                                \
                 for (int p = 0; p < np; p++) {                                                  \
                     uint8_t *o = out + ((size_t)y * L->wo + x0 + p) * L->n;                     \
-                    UNROLL for (int v = 0; v < NV; v++) {                                       \
-                        const __m128i q = requant(_mm512_load_si512(cbuf + (p * NV + v) * 16),   \
-                                                  L->bias + 16 * v, L->mult + 16 * v);          \
-                        if (v < NV - 1 || tail == 16) _mm_storeu_si128((__m128i *)(o + 16 * v), q); \
-                        else _mm_mask_storeu_epi8(o + 16 * v, tail_mask, q);                    \
-                    }                                                                           \
+                    UNROLL for (int v = 0; v < NV; v++)                                         \
+                        store_q(o + 16 * v, _mm512_load_si512(cbuf + (p * NV + v) * 16),       \
+                                L->bias + 16 * v, L->mult + 16 * v, L->n - 16 * v);             \
                 }                                                                               \
             }                                                                                   \
     }
