@@ -34,18 +34,28 @@ DENSE_LAYERS = (1164, 100, 50, 10)
 FLATTEN_SIZE = 1152   # 1 x 18 x 64 for a 66 x 200 input
 
 
+def conv_shapes(input_shape: tuple[int, int, int] = INPUT_SHAPE) -> list[tuple[tuple[int, int, int], tuple[int, int, int]]]:
+    """(input (h, w, c), output (h, w, c)) of each convolution of :data:`CONV_LAYERS` (VALID padding)."""
+    out = []
+    h, w, c = input_shape
+    for filters, kernel, stride in CONV_LAYERS:
+        ho, wo = (h - kernel) // stride + 1, (w - kernel) // stride + 1
+        out.append(((h, w, c), (ho, wo, filters)))
+        h, w, c = ho, wo, filters
+    return out
+
+
 def layer_macs(input_shape: tuple[int, int, int] = INPUT_SHAPE) -> list[tuple[str, int]]:
     """Multiply-adds per frame of every convolution and dense layer, computed from the layer plan
     (:data:`CONV_LAYERS`, VALID padding; :data:`DENSE_LAYERS`, then the output layer):
     [("conv1", n), ..., ("fc1", n), ..., ("outputs", n)]. The input BatchNormalization is left out
     (one multiply-add per input value, 0.1 % of the total)."""
-    h, w, c = input_shape
+    shapes = conv_shapes(input_shape)
     out = []
-    for i, (filters, kernel, stride) in enumerate(CONV_LAYERS, start=1):
-        h, w = (h - kernel) // stride + 1, (w - kernel) // stride + 1
-        out.append((f"conv{i}", h * w * filters * kernel * kernel * c))
-        c = filters
-    width = h * w * c
+    for i, ((_, _, c_in), (h, w, filters)) in enumerate(shapes, start=1):
+        kernel = CONV_LAYERS[i - 1][1]
+        out.append((f"conv{i}", h * w * filters * kernel * kernel * c_in))
+    width = h * w * filters          # conv5's output, flattened
     for i, units in enumerate(DENSE_LAYERS + (N_OUTPUTS,), start=1):
         out.append((f"fc{i}" if i <= len(DENSE_LAYERS) else "outputs", width * units))
         width = units

@@ -34,7 +34,7 @@ from typing import Mapping
 
 import numpy as np
 
-from pilotnet_brains.models import CONV_LAYERS, DENSE_LAYERS, INPUT_SHAPE, N_OUTPUTS
+from pilotnet_brains.models import CONV_LAYERS, DENSE_LAYERS, INPUT_SHAPE, N_OUTPUTS, conv_shapes
 
 FORMAT = "pilotnet_native_int8/1"
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pilotnet_vnni.c")
@@ -187,18 +187,16 @@ def check(art: Mapping[str, np.ndarray]) -> None:
     """Raise NativeError unless ``art`` holds a complete artifact of this format with PilotNet's shapes."""
     if str(art.get("format", "")) != FORMAT:
         raise NativeError(f"not a {FORMAT} artifact (format {str(art.get('format', 'missing'))!r})")
-    c, width = INPUT_SHAPE[2], None
-    h, wd = INPUT_SHAPE[:2]
+    convs = conv_shapes()
+    width = int(np.prod(convs[-1][1]))          # conv5's output, flattened
     for i in range(N_LAYERS):
         for key, dtype in ((f"w{i}", np.int8), (f"b{i}", np.int32), (f"m{i}", np.float32)):
             if key not in art or np.asarray(art[key]).dtype != dtype:
                 raise NativeError(f"array {key} is missing or not {np.dtype(dtype).name}")
         w = np.asarray(art[f"w{i}"])
         if i < len(CONV_LAYERS):
-            n, k, s = CONV_LAYERS[i]
-            want = (n, c, k, k)
-            c, h, wd = n, (h - k) // s + 1, (wd - k) // s + 1
-            width = h * wd * c
+            n, k, _ = CONV_LAYERS[i]
+            want = (n, convs[i][0][2], k, k)
         else:
             units = (DENSE_LAYERS + (N_OUTPUTS,))[i - len(CONV_LAYERS)]
             want = (units, width)
@@ -308,11 +306,9 @@ class NativeNet:
         nconv, ndense = len(CONV_LAYERS), N_LAYERS - len(CONV_LAYERS)
         self._convs = (_Conv * nconv)()
         self._dense = (_Dense * ndense)()
-        h, wd, c = INPUT_SHAPE
-        sizes = [h * wd * c]
-        for i, (n, k, s) in enumerate(CONV_LAYERS):
+        sizes = [int(np.prod(INPUT_SHAPE))]
+        for i, ((n, k, s), ((h, wd, c), (ho, wo, _))) in enumerate(zip(CONV_LAYERS, conv_shapes())):
             w = np.asarray(art[f"w{i}"])
-            ho, wo = (h - k) // s + 1, (wd - k) // s + 1
             seg, nv = k * c, -(-n // 16)
             groups = -(-seg // 4)
             # [row r][group g][channel][4]: the k*c bytes of input row r, 4 per vpdpbusd lane
@@ -328,8 +324,7 @@ class NativeNet:
                                    ptr(_padded(art[f"b{i}"], nv * 16, np.int32)),
                                    ptr(_padded(art[f"m{i}"], nv * 16, np.float32)),
                                    ptr(amx), chunks)
-            h, wd, c = ho, wo, n
-            sizes.append(h * wd * c)
+            sizes.append(ho * wo * n)
         for j in range(ndense):
             w = np.asarray(art[f"w{nconv + j}"])
             n, k0 = w.shape
